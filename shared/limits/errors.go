@@ -1,0 +1,130 @@
+package limits
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Sentinel errors, checked with errors.Is. They are always wrapped with the
+// object they concern.
+var (
+	// ErrNotFound: the named entity, namespace or config does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: the object to create exists already.
+	ErrExists = errors.New("already exists")
+	// ErrUnavailable: the backend could not decide (network, throttling,
+	// service errors) and the on_unavailable policy is block.
+	ErrUnavailable = errors.New("rate limiter unavailable")
+	// ErrLeaseClosed: the lease was committed or rolled back already.
+	ErrLeaseClosed = errors.New("lease is closed")
+	// ErrInvalid matches every *ValidationError.
+	ErrInvalid = errors.New("invalid input")
+)
+
+// ValidationError names the field and value that were rejected.
+type ValidationError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+// Invalid builds a *ValidationError.
+func Invalid(field, value, reason string) *ValidationError {
+	return &ValidationError{Field: field, Value: value, Reason: reason}
+}
+
+func (e *ValidationError) Error() string {
+	v := e.Value
+	if len(v) > 50 {
+		v = v[:50] + "..."
+	}
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, v, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalid) true for every validation error.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// OnUnavailable is the policy when the backend cannot decide.
+type OnUnavailable string
+
+const (
+	// Block rejects with ErrUnavailable (the default).
+	Block OnUnavailable = "block"
+	// Allow admits with a no-op lease.
+	Allow OnUnavailable = "allow"
+)
+
+// ParseOnUnavailable accepts "block" or "allow".
+func ParseOnUnavailable(s string) (OnUnavailable, error) {
+	switch OnUnavailable(s) {
+	case Block, Allow:
+		return OnUnavailable(s), nil
+	}
+	return "", Invalid("on_unavailable", s, "must be block or allow")
+}
+
+// Status is one limit's state as seen by an acquire or a capacity query.
+type Status struct {
+	EntityID   string        `json:"entity_id"`
+	Resource   string        `json:"resource"`
+	Limit      Limit         `json:"limit"`
+	Available  int64         `json:"available"` // whole tokens, may be negative (debt)
+	Requested  int64         `json:"requested"`
+	Exceeded   bool          `json:"exceeded"`
+	RetryAfter time.Duration `json:"retry_after"`
+}
+
+// ExceededError is the denial of an acquire: every checked limit's status,
+// the violations and how long to wait until all requested capacity exists.
+type ExceededError struct {
+	Statuses []Status
+}
+
+// NewExceeded builds the denial; statuses must contain a violation.
+func NewExceeded(statuses []Status) *ExceededError {
+	return &ExceededError{Statuses: statuses}
+}
+
+// Violations are the statuses whose limit could not satisfy the request.
+func (e *ExceededError) Violations() []Status {
+	var v []Status
+	for _, s := range e.Statuses {
+		if s.Exceeded {
+			v = append(v, s)
+		}
+	}
+	return v
+}
+
+// Primary is the violation with the longest wait (the first on ties).
+func (e *ExceededError) Primary() Status {
+	var p Status
+	found := false
+	for _, s := range e.Statuses {
+		if s.Exceeded && (!found || s.RetryAfter > p.RetryAfter) {
+			p, found = s, true
+		}
+	}
+	return p
+}
+
+// RetryAfter is the wait after which every requested amount is available.
+func (e *ExceededError) RetryAfter() time.Duration { return e.Primary().RetryAfter }
+
+// RetryAfterHeader renders RetryAfter as whole seconds rounded up.
+func (e *ExceededError) RetryAfterHeader() string {
+	return fmt.Sprintf("%d", int64(math.Ceil(e.RetryAfter().Seconds())))
+}
+
+func (e *ExceededError) Error() string {
+	p := e.Primary()
+	var names []string
+	for _, v := range e.Violations() {
+		names = append(names, v.EntityID+"/"+v.Limit.Name)
+	}
+	return fmt.Sprintf("rate limit exceeded for %s/%s: [%s]; retry after %.1fs",
+		p.EntityID, p.Resource, strings.Join(names, ", "), p.RetryAfter.Seconds())
+}

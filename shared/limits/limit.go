@@ -1,0 +1,165 @@
+package limits
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Limit is one token bucket's configuration, in whole tokens and seconds.
+//
+// Capacity is the bucket ceiling (the burst). RefillAmount tokens are added
+// every RefillPeriodSeconds, continuously (lazily) rather than in steps.
+type Limit struct {
+	Name                string `json:"name" yaml:"name"`
+	Capacity            int64  `json:"capacity" yaml:"capacity"`
+	RefillAmount        int64  `json:"refill_amount" yaml:"refill_amount"`
+	RefillPeriodSeconds int64  `json:"refill_period_seconds" yaml:"refill_period_seconds"`
+}
+
+// MaxTokens bounds every amount so that millitoken arithmetic (x1000) and
+// sums of a few of them stay far from int64 overflow.
+const MaxTokens int64 = 1 << 50 / 1000
+
+// MaxPeriodSeconds bounds a refill period (one year).
+const MaxPeriodSeconds int64 = 366 * 86400
+
+// PerSecond, PerMinute, PerHour and PerDay build a limit that refills rate
+// tokens per period with capacity rate (burst 0 means "same as rate").
+func PerSecond(name string, rate, burst int64) Limit { return per(name, rate, burst, 1) }
+func PerMinute(name string, rate, burst int64) Limit { return per(name, rate, burst, 60) }
+func PerHour(name string, rate, burst int64) Limit   { return per(name, rate, burst, 3600) }
+func PerDay(name string, rate, burst int64) Limit    { return per(name, rate, burst, 86400) }
+
+func per(name string, rate, burst, period int64) Limit {
+	c := rate
+	if burst > 0 {
+		c = burst
+	}
+	return Limit{Name: name, Capacity: c, RefillAmount: rate, RefillPeriodSeconds: period}
+}
+
+// Validate checks the name and that every number is positive and bounded.
+func (l Limit) Validate() error {
+	if err := ValidateLimitName(l.Name); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		field string
+		v     int64
+		max   int64
+	}{
+		{"capacity", l.Capacity, MaxTokens},
+		{"refill_amount", l.RefillAmount, MaxTokens},
+		{"refill_period_seconds", l.RefillPeriodSeconds, MaxPeriodSeconds},
+	} {
+		if f.v <= 0 {
+			return Invalid("limit "+l.Name+" "+f.field, strconv.FormatInt(f.v, 10), "must be positive")
+		}
+		if f.v > f.max {
+			return Invalid("limit "+l.Name+" "+f.field, strconv.FormatInt(f.v, 10),
+				fmt.Sprintf("must be at most %d", f.max))
+		}
+	}
+	return nil
+}
+
+// ValidateSet validates every limit and rejects duplicate names.
+func ValidateSet(ls []Limit) error {
+	seen := make(map[string]bool, len(ls))
+	for _, l := range ls {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		if seen[l.Name] {
+			return Invalid("limit name", l.Name, "appears more than once")
+		}
+		seen[l.Name] = true
+	}
+	return nil
+}
+
+// Parse reads the CLI limit syntax `name:rate[/period][:burst]` where period
+// is `[N]sec|min|hour|day` (default `min`) and burst is the capacity.
+// Examples: `rpm:100`, `tpm:10000/min:15000`, `rps:5/sec`, `rp5m:100/5min`.
+func Parse(spec string) (Limit, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Limit{}, Invalid("limit", spec, "want name:rate[/period][:burst], e.g. rpm:100 or tpm:10000/min:15000")
+	}
+	name := parts[0]
+	if err := ValidateLimitName(name); err != nil {
+		return Limit{}, err
+	}
+	rateStr, periodStr, hasPeriod := strings.Cut(parts[1], "/")
+	rate, err := strconv.ParseInt(rateStr, 10, 64)
+	if err != nil || rate <= 0 {
+		return Limit{}, Invalid("limit "+name+" rate", rateStr, "must be a positive whole number")
+	}
+	period := int64(60)
+	if hasPeriod {
+		period, err = ParsePeriod(periodStr)
+		if err != nil {
+			return Limit{}, err
+		}
+	}
+	l := Limit{Name: name, Capacity: rate, RefillAmount: rate, RefillPeriodSeconds: period}
+	if len(parts) == 3 {
+		burst, err := strconv.ParseInt(parts[2], 10, 64)
+		if err != nil || burst <= 0 {
+			return Limit{}, Invalid("limit "+name+" burst", parts[2], "must be a positive whole number")
+		}
+		l.Capacity = burst
+	}
+	return l, l.Validate()
+}
+
+var units = []struct {
+	name    string
+	seconds int64
+}{{"day", 86400}, {"hour", 3600}, {"min", 60}, {"sec", 1}}
+
+// ParsePeriod reads `[N]sec|min|hour|day` and returns seconds.
+func ParsePeriod(s string) (int64, error) {
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.name); ok {
+			n := int64(1)
+			if num != "" {
+				v, err := strconv.ParseInt(num, 10, 64)
+				if err != nil || v <= 0 {
+					break
+				}
+				n = v
+			}
+			if n > MaxPeriodSeconds/u.seconds {
+				break
+			}
+			return n * u.seconds, nil
+		}
+	}
+	return 0, Invalid("limit period", "/"+s, "use /[N]sec, /[N]min, /[N]hour or /[N]day")
+}
+
+// String renders the limit in the CLI syntax accepted by Parse, choosing the
+// largest unit that divides the period.
+func (l Limit) String() string {
+	s := l.Name + ":" + strconv.FormatInt(l.RefillAmount, 10) + "/" + FormatPeriod(l.RefillPeriodSeconds)
+	if l.Capacity != l.RefillAmount {
+		s += ":" + strconv.FormatInt(l.Capacity, 10)
+	}
+	return s
+}
+
+// FormatPeriod renders seconds as `[N]unit`, e.g. 60 -> "min", 300 -> "5min".
+func FormatPeriod(seconds int64) string {
+	for _, u := range units {
+		if seconds%u.seconds == 0 {
+			n := seconds / u.seconds
+			if n == 1 {
+				return u.name
+			}
+			return strconv.FormatInt(n, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(seconds, 10) + "sec"
+}
