@@ -24,6 +24,10 @@ const MaxTokens int64 = 1 << 50 / 1000
 // MaxPeriodSeconds bounds a refill period (one year).
 const MaxPeriodSeconds int64 = 366 * 86400
 
+// MaxRatePerSecond bounds a limit's refill rate (600 million tokens a
+// minute): bucket clocks count refilled millitokens in an int64.
+const MaxRatePerSecond int64 = 10_000_000
+
 // PerSecond, PerMinute, PerHour and PerDay build a limit that refills rate
 // tokens per period with capacity rate (burst 0 means "same as rate").
 func PerSecond(name string, rate, burst int64) Limit { return per(name, rate, burst, 1) }
@@ -60,6 +64,10 @@ func (l Limit) Validate() error {
 			return Invalid("limit "+l.Name+" "+f.field, strconv.FormatInt(f.v, 10),
 				fmt.Sprintf("must be at most %d", f.max))
 		}
+	}
+	if l.RefillAmount/l.RefillPeriodSeconds > MaxRatePerSecond {
+		return Invalid("limit "+l.Name+" rate", strconv.FormatInt(l.RefillAmount, 10)+"/"+FormatPeriod(l.RefillPeriodSeconds),
+			fmt.Sprintf("must refill at most %d tokens per second", MaxRatePerSecond))
 	}
 	return nil
 }

@@ -3,35 +3,45 @@ package schema
 // Attributes of a bucket shard item (SK #STATE). One item holds every limit
 // of one (entity, resource, shard); limit L is stored flat as
 //
-//	b_{L}_tk  tokens, millitokens (may be negative: debt)
-//	b_{L}_cp  capacity of this shard, millitokens
-//	b_{L}_ra  refill amount of this shard per period, millitokens
+//	b_{L}_w   the limit's virtual time in millitokens (GCRA "theoretical
+//	          arrival time"): the shard holds (cp - max(0, w - clock(now)))
+//	          / shard_level millitokens, where clock(now) counts the
+//	          millitokens the limit refilled since the epoch (package
+//	          bucket); consuming n millitokens on a shard adds n*shard_level
+//	b_{L}_cp  capacity of the whole limit, millitokens
+//	b_{L}_ra  refill amount of the whole limit per period, millitokens
 //	b_{L}_rp  refill period, milliseconds
 //	b_{L}_tc  net consumed, millitokens (never changed by refill)
 //
-// The presence of b_{L}_tk defines that L exists on the bucket. All limits
-// share one refill timestamp rf. The hidden limit "wcu" models the
-// per-partition write ceiling and triggers shard doubling.
+// Each limit keeps its own state, so writers never contend on a shared
+// refill timestamp: a busy bucket takes a commutative conditional ADD, an
+// idle one a conditional SET. The hidden limit "wcu" models the partition's
+// write ceiling and triggers shard doubling.
 const (
-	AttrEntityID   = "entity_id"
-	AttrResource   = "resource"
-	AttrShard      = "shard"
+	AttrEntityID = "entity_id"
+	AttrResource = "resource"
+	AttrShard    = "shard"
+	// AttrShardCount is the number of shards clients spread over; it is
+	// authoritative on shard 0 and only ever doubles.
 	AttrShardCount = "shard_count"
-	// AttrRefill is the shared last-refill time, epoch milliseconds.
-	AttrRefill = "rf"
-	// AttrParams fingerprints the stored limit parameters (and shard count):
-	// fast-path writes are conditioned on it, so a change of limits or of
-	// shard count is synced by the next write.
+	// AttrShardLevel is the shard count this item's parameters are divided
+	// by; a shard below the target count is split before it is written.
+	AttrShardLevel = "shard_level"
+	// AttrParams fingerprints the stored limit parameters and shard level:
+	// writes are conditioned on it, so a change of limits is synced by the
+	// next write instead of being ignored.
 	AttrParams = "pv"
+	// AttrParamsEpoch orders parameter sets: the config epoch they came from.
+	AttrParamsEpoch = "pe"
 )
 
 // Limit attribute suffixes.
 const (
-	SuffixTokens   = "_tk"
-	SuffixCapacity = "_cp"
-	SuffixRefill   = "_ra"
-	SuffixPeriod   = "_rp"
-	SuffixConsumed = "_tc"
+	SuffixVirtualTime = "_w"
+	SuffixCapacity    = "_cp"
+	SuffixRefill      = "_ra"
+	SuffixPeriod      = "_rp"
+	SuffixConsumed    = "_tc"
 )
 
 // BucketAttr is the attribute name of a limit field, e.g. ("rpm", SuffixTokens).

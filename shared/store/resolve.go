@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/schema"
+)
+
+// Config sources, in order of precedence.
+const (
+	SourceEntity        = "entity"         // the entity's config for the resource
+	SourceEntityDefault = "entity_default" // the entity's config for limits.DefaultResource
+	SourceResource      = "resource"       // the resource's defaults
+	SourceSystem        = "system"         // the namespace's system defaults
+)
+
+// Resolved is the outcome of ResolveLimits.
+type Resolved struct {
+	Limits []limits.Limit
+	Source string
+	// OnUnavailable is the system setting, limits.Block when not set.
+	OnUnavailable limits.OnUnavailable
+}
+
+type level struct {
+	source string
+	key    schema.Key
+	entity bool   // entity config slot (else resource or system)
+	slot   string // resource of an entity or resource slot
+}
+
+// ResolveLimits finds the limits of (entity, resource): the entity's config
+// for the resource, else its default config, else the resource defaults,
+// else the system defaults. Levels are read through the config cache, and
+// all cache misses are fetched with one BatchGetItem (eventually
+// consistent); absent levels are cached as absent. Nothing anywhere is a
+// *limits.ValidationError on field "limits" naming entity and resource.
+func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Resolved, error) {
+	if err := limits.ValidateEntityID(entityID); err != nil {
+		return Resolved{}, err
+	}
+	if err := limits.ValidateConfigResource(resource); err != nil {
+		return Resolved{}, err
+	}
+	levels := []level{{SourceEntity, schema.EntityConfigKey(n.ID, entityID, resource), true, resource}}
+	if resource != limits.DefaultResource {
+		levels = append(levels,
+			level{SourceEntityDefault, schema.EntityConfigKey(n.ID, entityID, limits.DefaultResource), true, limits.DefaultResource},
+			level{SourceResource, schema.ResourceConfigKey(n.ID, resource), false, resource})
+	}
+	levels = append(levels, level{SourceSystem, schema.SystemConfigKey(n.ID), false, ""})
+
+	got := make([]configEntry, len(levels))
+	var misses []int
+	n.mu.Lock()
+	for i, lv := range levels {
+		var c configEntry
+		var ok bool
+		switch {
+		case lv.entity:
+			c, ok = n.entityCfg[[2]string{entityID, lv.slot}]
+		case lv.source == SourceResource:
+			c, ok = n.resources[lv.slot]
+		case n.system != nil:
+			c, ok = *n.system, true
+		}
+		if ok && n.fresh(c.expires) {
+			got[i] = c
+		} else {
+			misses = append(misses, i)
+		}
+	}
+	n.mu.Unlock()
+
+	if len(misses) > 0 {
+		keys := make([]schema.Key, len(misses))
+		for j, i := range misses {
+			keys[j] = levels[i].key
+		}
+		found, err := n.s.batchGet(ctx, keys, false)
+		if err != nil {
+			return Resolved{}, fmt.Errorf("resolve limits of entity %q for resource %q: %w", entityID, resource, err)
+		}
+		exp := n.expiry()
+		caching := n.s.cacheTTL() > 0
+		n.mu.Lock()
+		for _, i := range misses {
+			lv := levels[i]
+			it := found[lv.key]
+			c := configEntry{limits: decodeLimits(it), expires: exp}
+			if lv.source == SourceSystem {
+				c.on = limits.OnUnavailable(getS(it, attrOnUnavailable))
+				n.lastOn = c.on
+			}
+			got[i] = c
+			if !caching {
+				continue
+			}
+			switch {
+			case lv.entity:
+				n.entityCfg[[2]string{entityID, lv.slot}] = c
+			case lv.source == SourceResource:
+				n.resources[lv.slot] = c
+			default:
+				n.system = &c
+			}
+		}
+		n.mu.Unlock()
+	}
+
+	on := got[len(got)-1].on
+	if on == "" {
+		on = limits.Block
+	}
+	for i, lv := range levels {
+		if len(got[i].limits) > 0 {
+			return Resolved{Limits: slices.Clone(got[i].limits), Source: lv.source, OnUnavailable: on}, nil
+		}
+	}
+	return Resolved{OnUnavailable: on}, limits.Invalid("limits", "none", fmt.Sprintf(
+		"no limits configured for entity %q and resource %q (set entity limits, resource or system defaults, or pass limits)",
+		entityID, resource))
+}
+
+// OnUnavailable returns the namespace's on_unavailable policy from the
+// system config, read through the config cache; limits.Block when it is not
+// set. When DynamoDB fails it returns the last value it read (else
+// limits.Block) together with the error: the policy is always usable.
+func (n *NS) OnUnavailable(ctx context.Context) (limits.OnUnavailable, error) {
+	n.mu.Lock()
+	if n.system != nil && n.fresh(n.system.expires) {
+		on := n.system.on
+		n.mu.Unlock()
+		return orBlock(on), nil
+	}
+	n.mu.Unlock()
+	it, err := n.s.getItem(ctx, schema.SystemConfigKey(n.ID), false)
+	if err != nil {
+		n.mu.Lock()
+		on := n.lastOn
+		n.mu.Unlock()
+		return orBlock(on), fmt.Errorf("read on_unavailable: %w", err)
+	}
+	c := configEntry{limits: decodeLimits(it), on: limits.OnUnavailable(getS(it, attrOnUnavailable)), expires: n.expiry()}
+	n.mu.Lock()
+	n.lastOn = c.on
+	if n.s.cacheTTL() > 0 {
+		n.system = &c
+	}
+	n.mu.Unlock()
+	return orBlock(c.on), nil
+}
+
+func orBlock(on limits.OnUnavailable) limits.OnUnavailable {
+	if on == "" {
+		return limits.Block
+	}
+	return on
+}
