@@ -46,7 +46,7 @@ func GetBool(it Item, name string) bool {
 	return ok && v.Value
 }
 
-// Expr collects positional aliases (#0, :0, ...) for one request, so
+// Expr collects positional aliases (#000, :000, ...) for one request, so
 // attribute names with any characters (limit names contain - and .) and
 // reserved words are always safe.
 type Expr struct {
@@ -63,7 +63,7 @@ func (e *Expr) Name(name string) string {
 	if e.names == nil {
 		e.names, e.aliases = map[string]string{}, map[string]string{}
 	}
-	a := "#" + strconv.Itoa(len(e.names))
+	a := alias('#', len(e.names))
 	e.names[a], e.aliases[name] = name, a
 	return a
 }
@@ -73,9 +73,20 @@ func (e *Expr) Value(val types.AttributeValue) string {
 	if e.values == nil {
 		e.values = map[string]types.AttributeValue{}
 	}
-	p := ":" + strconv.Itoa(len(e.values))
+	p := alias(':', len(e.values))
 	e.values[p] = val
 	return p
+}
+
+// alias renders the i-th alias with a fixed width of three digits, so no
+// alias is a prefix of another: DynamoDB Local mismatches "#2" and "#21" in
+// one expression (it reports "#2" unused).
+func alias(prefix byte, i int) string {
+	d := strconv.Itoa(i)
+	for len(d) < 3 {
+		d = "0" + d
+	}
+	return string(prefix) + d
 }
 
 // Num is Value(N(n)).

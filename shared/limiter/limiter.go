@@ -1,0 +1,296 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
+)
+
+// DynamoDB lists exactly the calls the limiter makes. *dynamodb.Client
+// satisfies it. Calls is the same list as IAM actions.
+type DynamoDB interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+}
+
+// Calls are the DynamoDB actions the limiter itself issues: UpdateItem on
+// every acquire, adjust and rollback; GetItem and PutItem only when a shard
+// is split; BatchGetItem for capacity queries. The config
+// lookups of an acquire go through the store (see store.AcquireCalls).
+var Calls = []string{"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"}
+
+// Config is what the limiter needs of the admin store; *store.NS has it.
+type Config interface {
+	ResolveLimits(ctx context.Context, entityID, resource string) (store.Resolved, error)
+	CachedEntity(ctx context.Context, id string) (store.Entity, bool, error)
+	OnUnavailable(ctx context.Context) (limits.OnUnavailable, error)
+}
+
+// Options tune a Limiter. The zero value of every field is a sound default.
+type Options struct {
+	// Table is the DynamoDB table name (required).
+	Table string
+	// Namespace is the namespace id the buckets are keyed under (required).
+	Namespace string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Tick is the grid on which idle buckets book consumption; concurrent
+	// writers of one step share it. Default 10ms. Refill is never credited
+	// early; a burst that drains a full bucket within one step may see its
+	// last request wait up to one step.
+	Tick time.Duration
+	// TTLMultiplier sets a bucket's time to live to this many times its
+	// slowest limit's fill time (refreshed by every write). Default 7;
+	// negative disables bucket TTL.
+	TTLMultiplier int
+	// ShardRetries is how many other shards an acquire tries when its first
+	// shard has no tokens. Default 2.
+	ShardRetries int
+	// MaxAttempts bounds the writes of one acquire on one bucket. Default 12.
+	MaxAttempts int
+	// Rand picks shards; nil means math/rand/v2.
+	Rand func(n int) int
+}
+
+// Limiter is the acquire engine for one namespace. It is safe for
+// concurrent use and meant to live as long as the process: its caches of
+// bucket state are what keep acquires at one request.
+type Limiter struct {
+	db    DynamoDB
+	cfg   Config
+	o     Options
+	mu    sync.Mutex
+	items map[string]*shardState // by bucket PK
+	count map[string]int         // shard count by entity#resource
+}
+
+// New builds a limiter over db, resolving limits through cfg.
+func New(db DynamoDB, cfg Config, o Options) *Limiter {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Tick <= 0 {
+		o.Tick = 10 * time.Millisecond
+	}
+	if o.TTLMultiplier == 0 {
+		o.TTLMultiplier = 7
+	}
+	if o.ShardRetries == 0 {
+		o.ShardRetries = 2
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 12
+	}
+	if o.Rand == nil {
+		o.Rand = rand.IntN
+	}
+	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shardState{}, count: map[string]int{}}
+}
+
+// Request is one acquire.
+type Request struct {
+	EntityID string
+	Resource string
+	// Consume maps limit names to whole-token amounts (>= 0). Only limits
+	// with a positive amount are checked; every limit of every bucket is
+	// held by the lease all the same, so it can be adjusted later.
+	Consume map[string]int64
+	// Limits, when set, override the stored configuration for this call
+	// (for the entity and its parent alike).
+	Limits []limits.Limit
+	// OnUnavailable overrides the namespace's system setting for this call.
+	OnUnavailable limits.OnUnavailable
+}
+
+// ErrContention is returned (wrapped in an unavailability error) when a
+// bucket changed under every one of MaxAttempts writes.
+var ErrContention = errors.New("bucket kept changing under every attempt")
+
+// UnavailableError is returned when the backend could not decide and the
+// on_unavailable policy is block. errors.Is(err, limits.ErrUnavailable).
+type UnavailableError struct {
+	EntityID, Resource string
+	Cause              error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("rate limiter unavailable for %s/%s: %v", e.EntityID, e.Resource, e.Cause)
+}
+func (e *UnavailableError) Is(target error) bool { return target == limits.ErrUnavailable }
+func (e *UnavailableError) Unwrap() error        { return e.Cause }
+
+// Acquire checks the request against every limit and, when all admit,
+// writes the consumption before it returns. A denial is a
+// *limits.ExceededError; invalid input a *limits.ValidationError; a backend
+// failure an *UnavailableError unless the policy is allow, in which case the
+// lease is a no-op (Lease.Degraded reports it).
+func (l *Limiter) Acquire(ctx context.Context, req Request) (*Lease, error) {
+	if err := validateRequest(req); err != nil {
+		return nil, err
+	}
+	lease, err := l.acquire(ctx, req)
+	if err == nil {
+		return lease, nil
+	}
+	var ex *limits.ExceededError
+	if errors.As(err, &ex) || errors.Is(err, limits.ErrInvalid) {
+		return nil, err
+	}
+	if l.policy(ctx, req) == limits.Allow {
+		return &Lease{l: l, req: req, degraded: true, closed: false}, nil
+	}
+	return nil, &UnavailableError{EntityID: req.EntityID, Resource: req.Resource, Cause: err}
+}
+
+// Do acquires, runs fn and commits; when fn returns an error or panics the
+// lease is rolled back (and the panic continues).
+func (l *Limiter) Do(ctx context.Context, req Request, fn func(context.Context, *Lease) error) (err error) {
+	lease, err := l.Acquire(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = lease.Rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
+	}()
+	if err := fn(ctx, lease); err != nil {
+		if rerr := lease.Rollback(context.WithoutCancel(ctx)); rerr != nil {
+			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+		}
+		return err
+	}
+	return lease.Commit(ctx)
+}
+
+func (l *Limiter) policy(ctx context.Context, req Request) limits.OnUnavailable {
+	if req.OnUnavailable != "" {
+		return req.OnUnavailable
+	}
+	on, err := l.cfg.OnUnavailable(ctx)
+	if err != nil || on == "" {
+		return limits.Block
+	}
+	return on
+}
+
+func validateRequest(req Request) error {
+	if err := limits.ValidateEntityID(req.EntityID); err != nil {
+		return err
+	}
+	if err := limits.ValidateResource(req.Resource); err != nil {
+		return err
+	}
+	if req.OnUnavailable != "" {
+		if _, err := limits.ParseOnUnavailable(string(req.OnUnavailable)); err != nil {
+			return err
+		}
+	}
+	if req.Limits != nil {
+		if err := limits.ValidateSet(req.Limits); err != nil {
+			return err
+		}
+		if len(req.Limits) == 0 {
+			return limits.Invalid("limits", "[]", "must not be empty when given")
+		}
+	}
+	return validateAmounts("consume", req.Consume, false)
+}
+
+func validateAmounts(field string, m map[string]int64, signed bool) error {
+	for name, n := range m {
+		if err := limits.ValidateLimitName(name); err != nil {
+			return err
+		}
+		if !signed && n < 0 {
+			return limits.Invalid(field+" "+name, fmt.Sprint(n), "must be a whole number >= 0")
+		}
+		if n > limits.MaxTokens || n < -limits.MaxTokens {
+			return limits.Invalid(field+" "+name, fmt.Sprint(n), fmt.Sprintf("must be at most %d", limits.MaxTokens))
+		}
+	}
+	return nil
+}
+
+// target is one bucket an acquire writes: the entity's, or its parent's.
+type target struct {
+	entity   string
+	resource string
+	limits   []limits.Limit
+}
+
+func (t target) key() string { return t.entity + "#" + t.resource }
+
+func (t target) has(name string) bool {
+	for _, lm := range t.limits {
+		if lm.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// targets resolves the limits of the entity and, when it cascades, of its
+// parent, and checks every consume name against them.
+func (l *Limiter) targets(ctx context.Context, entity, resource string, override []limits.Limit, names []string) ([]target, error) {
+	resolve := func(id string) ([]limits.Limit, error) {
+		if override != nil {
+			return override, nil
+		}
+		r, err := l.cfg.ResolveLimits(ctx, id, resource)
+		if err != nil {
+			return nil, err
+		}
+		return r.Limits, nil
+	}
+	ls, err := resolve(entity)
+	if err != nil {
+		return nil, err
+	}
+	ts := []target{{entity, resource, ls}}
+	e, found, err := l.cfg.CachedEntity(ctx, entity)
+	if err != nil {
+		return nil, fmt.Errorf("read entity %q: %w", entity, err)
+	}
+	if found && e.Cascade && e.ParentID != "" {
+		pl, err := resolve(e.ParentID)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, target{e.ParentID, resource, pl})
+	}
+	for _, name := range names {
+		known := false
+		for _, t := range ts {
+			known = known || t.has(name)
+		}
+		if !known {
+			return nil, limits.Invalid("consume "+name, name,
+				fmt.Sprintf("no limit %q applies to entity %q and resource %q", name, entity, resource))
+		}
+	}
+	return ts, nil
+}
+
+func sortedNames(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (l *Limiter) nowMs() int64 { return l.o.Now().UnixMilli() }

@@ -1,0 +1,79 @@
+package limiter_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
+	"github.com/zeroae/zae-limiter-go/shared/store"
+)
+
+func TestMain(m *testing.M) { ddbtest.Main(m) }
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is a fresh table with the default namespace, its store handle, and a
+// limiter whose DynamoDB requests are counted.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	table string
+	db    *dynamodb.Client
+	count *dynamo.Counter
+	store *store.Store
+	ns    *store.NS
+	clock *clock
+	lim   *limiter.Limiter
+}
+
+func newEnv(t *testing.T, o limiter.Options) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), table: ddbtest.NewTable(t), count: &dynamo.Counter{}, clock: newClock()}
+	cfg := ddbtest.Config(t)
+	e.db = dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.BaseEndpoint = cfg.BaseEndpoint
+		o.DisableValidateResponseChecksum = true
+		o.APIOptions = append(o.APIOptions, e.count.Install)
+	})
+	e.store = store.New(e.db, store.Options{Table: e.table, Now: e.clock.Now})
+	_, err := e.store.RegisterNamespace(e.ctx, "default")
+	require.NoError(t, err)
+	e.ns, err = e.store.Namespace(e.ctx, "default")
+	require.NoError(t, err)
+	e.lim = e.newLimiter(o)
+	return e
+}
+
+// newLimiter builds another limiter (another "process") on the same table.
+func (e *env) newLimiter(o limiter.Options) *limiter.Limiter {
+	o.Table, o.Namespace = e.table, e.ns.ID
+	if o.Now == nil {
+		o.Now = e.clock.Now
+	}
+	return limiter.New(e.db, e.ns, o)
+}
