@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+)
+
+// Output formats of read commands.
+const (
+	formatTable = "table"
+	formatJSON  = "json"
+)
+
+// outputFormat is the -o/--output flag value: table or json. A bad value is
+// a flag error (usage, exit 2).
+type outputFormat string
+
+func (o *outputFormat) String() string {
+	if *o == "" {
+		return formatTable
+	}
+	return string(*o)
+}
+
+func (o *outputFormat) Set(s string) error {
+	switch s {
+	case formatTable, formatJSON:
+		*o = outputFormat(s)
+		return nil
+	}
+	return fmt.Errorf("want table or json")
+}
+
+func (o *outputFormat) Type() string { return "format" }
+
+func (o outputFormat) json() bool { return o == formatJSON }
+
+// addOutputFlag adds -o/--output to a read command.
+func addOutputFlag(cmd *cobra.Command, o *outputFormat) {
+	*o = formatTable
+	cmd.Flags().VarP(o, "output", "o", "output `FORMAT`: table or json (e.g. -o json)")
+}
+
+// addYesFlag adds -y/--yes to a destructive command.
+func addYesFlag(cmd *cobra.Command, yes *bool) {
+	cmd.Flags().BoolVarP(yes, "yes", "y", false,
+		"do not ask for confirmation; required when stdin is not a terminal (e.g. -y)")
+}
+
+// addLimitFlag adds the repeatable -l/--limit flag.
+func addLimitFlag(cmd *cobra.Command, specs *[]string) {
+	cmd.Flags().StringArrayVarP(specs, "limit", "l", nil,
+		"`LIMIT` name:rate[/period][:burst], period [N]sec|min|hour|day (default /min), repeatable (e.g. -l rpm:100 -l tpm:10000/min:15000)")
+}
+
+// parseLimits parses every -l value; none given is a usage error.
+func parseLimits(specs []string) ([]limits.Limit, error) {
+	if len(specs) == 0 {
+		return nil, usageErrorf("at least one -l/--limit is required")
+	}
+	out := make([]limits.Limit, 0, len(specs))
+	for _, s := range specs {
+		l, err := limits.Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	if err := limits.ValidateSet(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// writeJSON writes v as one indented JSON document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// emptyObject and emptyList are the JSON results of reads that find nothing.
+var (
+	emptyObject = struct{}{}
+	emptyList   = []struct{}{}
+)
+
+// jsonLimits never renders null for an empty set of limits.
+func jsonLimits(ls []limits.Limit) []limits.Limit {
+	if ls == nil {
+		return []limits.Limit{}
+	}
+	return ls
+}
+
+// table writes aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	if len(header) > 0 {
+		t.row(header...)
+	}
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for len(cells) > 1 && cells[len(cells)-1] == "" { // no trailing padding
+		cells = cells[:len(cells)-1]
+	}
+	for i, c := range cells {
+		cells[i] = strings.ReplaceAll(c, "\t", " ")
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// formatLimit renders a limit for people: "rpm: 100/min",
+// "tpm: 10,000/min (burst 15,000)", "rp5m: 100/5min".
+func formatLimit(l limits.Limit) string {
+	s := l.Name + ": " + thousands(l.RefillAmount) + "/" + limits.FormatPeriod(l.RefillPeriodSeconds)
+	if l.Capacity != l.RefillAmount {
+		s += " (burst " + thousands(l.Capacity) + ")"
+	}
+	return s
+}
+
+// thousands renders n with comma separators.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// timestamp renders t in UTC (RFC 3339), "-" for the zero time.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// orDash renders an empty cell as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
