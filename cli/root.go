@@ -90,6 +90,9 @@ func commands(env *Env) []*cobra.Command {
 		newCmdEntity(env),
 		newCmdNamespace(env),
 		newCmdAudit(env),
+		newCmdAcquire(env, nil),
+		newCmdAvailable(env, nil),
+		newCmdBench(env, nil),
 		newCmdVersion(env, nil),
 	}
 }

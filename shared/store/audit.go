@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -47,13 +48,13 @@ func (n *NS) audit(ctx context.Context, principal, action, entityID, resource st
 	id := n.s.newEventID(now)
 	k := schema.AuditKey(n.ID, entityID, id)
 	it := keyItem(k)
-	it["event_id"] = sv(id)
-	it["entity_id"] = sv(entityID)
-	it["action"] = sv(action)
-	it["timestamp"] = sv(fmtTime(now))
-	it["principal"] = sv(principal)
+	it["event_id"] = dynamo.S(id)
+	it["entity_id"] = dynamo.S(entityID)
+	it["action"] = dynamo.S(action)
+	it["timestamp"] = dynamo.S(fmtTime(now))
+	it["principal"] = dynamo.S(principal)
 	if resource != "" {
-		it["resource"] = sv(resource)
+		it["resource"] = dynamo.S(resource)
 	}
 	if details == nil {
 		details = map[string]any{}
@@ -63,9 +64,9 @@ func (n *NS) audit(ctx context.Context, principal, action, entityID, resource st
 		return fmt.Errorf("encode audit details: %w", err)
 	}
 	it["details"] = &types.AttributeValueMemberM{Value: dm}
-	it[schema.TTL] = nv(now.Add(n.s.opts.AuditRetention).Unix())
-	it[schema.GSI2PK] = sv(schema.AuditDayGSI2PK(now.UTC().Format("2006-01-02")))
-	it[schema.GSI2SK] = sv(id)
+	it[schema.TTL] = dynamo.N(now.Add(n.s.opts.AuditRetention).Unix())
+	it[schema.GSI2PK] = dynamo.S(schema.AuditDayGSI2PK(now.UTC().Format("2006-01-02")))
+	it[schema.GSI2SK] = dynamo.S(id)
 	setGSI4(it, n.ID, k)
 	if _, err := n.s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(n.s.table), Item: it}); err != nil {
 		return fmt.Errorf("write audit event %s: %w", action, err)
@@ -99,11 +100,11 @@ func (n *NS) AuditEvents(ctx context.Context, entityID string, limit int, startA
 		limit = DefaultAuditPageSize
 	}
 	pk := schema.AuditPK(n.ID, entityID)
-	var e expr
+	var e dynamo.Expr
 	in := &dynamodb.QueryInput{
 		TableName: aws.String(n.s.table),
-		KeyConditionExpression: aws.String(e.n(schema.PK) + " = " + e.v(sv(pk)) +
-			" AND begins_with(" + e.n(schema.SK) + ", " + e.v(sv(schema.SKAuditPrefix)) + ")"),
+		KeyConditionExpression: aws.String(e.Name(schema.PK) + " = " + e.Value(dynamo.S(pk)) +
+			" AND begins_with(" + e.Name(schema.SK) + ", " + e.Value(dynamo.S(schema.SKAuditPrefix)) + ")"),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 		ScanIndexForward:          aws.Bool(false),
@@ -131,14 +132,14 @@ func (n *NS) AuditEvents(ctx context.Context, entityID string, limit int, startA
 	return out, nil
 }
 
-func decodeAudit(it item) (AuditEvent, bool) {
+func decodeAudit(it dynamo.Item) (AuditEvent, bool) {
 	ev := AuditEvent{
-		EventID:   getS(it, "event_id"),
-		Timestamp: parseTime(getS(it, "timestamp")),
-		Action:    getS(it, "action"),
-		EntityID:  getS(it, "entity_id"),
-		Principal: getS(it, "principal"),
-		Resource:  getS(it, "resource"),
+		EventID:   dynamo.GetS(it, "event_id"),
+		Timestamp: parseTime(dynamo.GetS(it, "timestamp")),
+		Action:    dynamo.GetS(it, "action"),
+		EntityID:  dynamo.GetS(it, "entity_id"),
+		Principal: dynamo.GetS(it, "principal"),
+		Resource:  dynamo.GetS(it, "resource"),
 	}
 	if ev.Action == "" {
 		return ev, false

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -38,12 +39,12 @@ func TestAuditEntityCreated(t *testing.T) {
 	k := schema.AuditKey(f.ns.ID, "u1", e.EventID)
 	it := f.get(k)
 	require.NotNil(t, it)
-	ttl, _ := getN(it, schema.TTL)
+	ttl, _ := dynamo.GetN(it, schema.TTL)
 	assert.Equal(t, c.Now().Add(48*time.Hour).Unix(), ttl)
-	assert.Equal(t, schema.AuditDayGSI2PK("2026-03-14"), getS(it, schema.GSI2PK))
-	assert.Equal(t, e.EventID, getS(it, schema.GSI2SK))
-	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), getS(it, schema.GSI4PK))
-	assert.Equal(t, schema.GSI4SKFor(k), getS(it, schema.GSI4SK))
+	assert.Equal(t, schema.AuditDayGSI2PK("2026-03-14"), dynamo.GetS(it, schema.GSI2PK))
+	assert.Equal(t, e.EventID, dynamo.GetS(it, schema.GSI2SK))
+	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), dynamo.GetS(it, schema.GSI4PK))
+	assert.Equal(t, schema.GSI4SKFor(k), dynamo.GetS(it, schema.GSI4SK))
 }
 
 func TestAuditLimitsDetails(t *testing.T) {

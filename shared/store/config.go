@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -29,26 +30,26 @@ const (
 )
 
 // putLimits stores ls as l_{L}_cp, l_{L}_ra, l_{L}_rp (whole tokens, seconds).
-func putLimits(it item, ls []limits.Limit) {
+func putLimits(it dynamo.Item, ls []limits.Limit) {
 	for _, l := range ls {
-		it[schema.ConfigAttr(l.Name, schema.SuffixCapacity)] = nv(l.Capacity)
-		it[schema.ConfigAttr(l.Name, schema.SuffixRefill)] = nv(l.RefillAmount)
-		it[schema.ConfigAttr(l.Name, schema.SuffixPeriod)] = nv(l.RefillPeriodSeconds)
+		it[schema.ConfigAttr(l.Name, schema.SuffixCapacity)] = dynamo.N(l.Capacity)
+		it[schema.ConfigAttr(l.Name, schema.SuffixRefill)] = dynamo.N(l.RefillAmount)
+		it[schema.ConfigAttr(l.Name, schema.SuffixPeriod)] = dynamo.N(l.RefillPeriodSeconds)
 	}
 }
 
 // decodeLimits reads every limit of a config item, sorted by name; nil when
 // there is none.
-func decodeLimits(it item) []limits.Limit {
+func decodeLimits(it dynamo.Item) []limits.Limit {
 	var out []limits.Limit
 	for attr := range it {
 		name, ok := schema.LimitNameFromAttr(attr, "l_", schema.SuffixCapacity)
 		if !ok {
 			continue
 		}
-		cp, _ := getN(it, attr)
-		ra, _ := getN(it, schema.ConfigAttr(name, schema.SuffixRefill))
-		rp, _ := getN(it, schema.ConfigAttr(name, schema.SuffixPeriod))
+		cp, _ := dynamo.GetN(it, attr)
+		ra, _ := dynamo.GetN(it, schema.ConfigAttr(name, schema.SuffixRefill))
+		rp, _ := dynamo.GetN(it, schema.ConfigAttr(name, schema.SuffixPeriod))
 		out = append(out, limits.Limit{Name: name, Capacity: cp, RefillAmount: ra, RefillPeriodSeconds: rp})
 	}
 	sortLimits(out)
@@ -56,7 +57,7 @@ func decodeLimits(it item) []limits.Limit {
 }
 
 // limitAttrs lists the l_* attribute names of an item.
-func limitAttrs(it item) []string {
+func limitAttrs(it dynamo.Item) []string {
 	var out []string
 	for attr := range it {
 		if strings.HasPrefix(attr, "l_") {
@@ -91,15 +92,15 @@ func validateLimits(ls []limits.Limit) error {
 	return limits.ValidateSet(ls)
 }
 
-func (n *NS) entityConfigItem(entityID, resource string, ls []limits.Limit) item {
+func (n *NS) entityConfigItem(entityID, resource string, ls []limits.Limit) dynamo.Item {
 	k := schema.EntityConfigKey(n.ID, entityID, resource)
 	it := keyItem(k)
-	it["entity_id"] = sv(entityID)
-	it["resource"] = sv(resource)
-	it[attrConfigVersion] = nv(1)
+	it["entity_id"] = dynamo.S(entityID)
+	it["resource"] = dynamo.S(resource)
+	it[attrConfigVersion] = dynamo.N(1)
 	putLimits(it, ls)
-	it[schema.GSI3PK] = sv(schema.EntityConfigGSI3PK(n.ID, resource))
-	it[schema.GSI3SK] = sv(entityID)
+	it[schema.GSI3PK] = dynamo.S(schema.EntityConfigGSI3PK(n.ID, resource))
+	it[schema.GSI3SK] = dynamo.S(entityID)
 	setGSI4(it, n.ID, k)
 	return it
 }
@@ -108,10 +109,10 @@ func (n *NS) entityConfigItem(entityID, resource string, ls []limits.Limit) item
 // to resource's count (the registry item is created on first use).
 func (n *NS) registryUpdate(resource string, delta int64) *types.Update {
 	k := schema.ConfigRegistryKey(n.ID)
-	var e expr
-	upd := "ADD " + e.n(resource) + " " + e.v(nv(delta)) +
-		" SET " + e.n(schema.GSI4PK) + " = " + e.v(sv(schema.NamespaceGSI4PK(n.ID))) +
-		", " + e.n(schema.GSI4SK) + " = " + e.v(sv(schema.GSI4SKFor(k)))
+	var e dynamo.Expr
+	upd := "ADD " + e.Name(resource) + " " + e.Num(delta) +
+		" SET " + e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(n.ID))) +
+		", " + e.Name(schema.GSI4SK) + " = " + e.Value(dynamo.S(schema.GSI4SKFor(k)))
 	return &types.Update{
 		TableName: aws.String(n.s.table), Key: keyItem(k), UpdateExpression: aws.String(upd),
 		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
@@ -120,17 +121,17 @@ func (n *NS) registryUpdate(resource string, delta int64) *types.Update {
 
 // pruneRegistry removes resource's count from the registry when it is <= 0.
 func (n *NS) pruneRegistry(ctx context.Context, resource string) error {
-	var e expr
-	name := e.n(resource)
+	var e dynamo.Expr
+	name := e.Name(resource)
 	_, err := n.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(n.s.table),
 		Key:                       keyItem(schema.ConfigRegistryKey(n.ID)),
 		UpdateExpression:          aws.String("REMOVE " + name),
-		ConditionExpression:       aws.String(name + " <= " + e.v(nv(0))),
+		ConditionExpression:       aws.String(name + " <= " + e.Num(0)),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 	})
-	if isCondFailed(err) {
+	if dynamo.IsCondFailed(err) {
 		return nil
 	}
 	return err
@@ -163,7 +164,7 @@ func (n *NS) SetLimits(ctx context.Context, entityID, resource string, ls []limi
 			return fail(errors.New("config changed concurrently too often"))
 		}
 		// A new config: put it and count it in the registry, atomically.
-		var e expr
+		var e dynamo.Expr
 		err := n.s.transact(ctx, []types.TransactWriteItem{
 			{Put: &types.Put{TableName: aws.String(n.s.table), Item: it,
 				ConditionExpression: aws.String(notExists(&e)), ExpressionAttributeNames: e.Names()}},
@@ -172,11 +173,11 @@ func (n *NS) SetLimits(ctx context.Context, entityID, resource string, ls []limi
 		if err == nil {
 			break
 		}
-		if codes, ok := cancelCodes(err); !ok || !failedCondition(codes, 0) {
+		if codes, ok := dynamo.CancelReasons(err); !ok || !failedCondition(codes, 0) {
 			return fail(err)
 		}
 		// It exists: replace it, unless it vanished meanwhile.
-		var r expr
+		var r dynamo.Expr
 		_, err = n.s.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: aws.String(n.s.table), Item: it,
 			ConditionExpression: aws.String(exists(&r)), ExpressionAttributeNames: r.Names(),
@@ -184,7 +185,7 @@ func (n *NS) SetLimits(ctx context.Context, entityID, resource string, ls []limi
 		if err == nil {
 			break
 		}
-		if !isCondFailed(err) {
+		if !dynamo.IsCondFailed(err) {
 			return fail(err)
 		}
 	}
@@ -222,16 +223,16 @@ func (n *NS) EntityConfigs(ctx context.Context, entityID string) (map[string][]l
 		return nil, err
 	}
 	out := map[string][]limits.Limit{}
-	var e expr
+	var e dynamo.Expr
 	err := n.s.queryAll(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.n(schema.PK) + " = " + e.v(sv(schema.EntityPK(n.ID, entityID))) +
-			" AND begins_with(" + e.n(schema.SK) + ", " + e.v(sv(schema.SKConfigPrefix)) + ")"),
+		KeyConditionExpression: aws.String(e.Name(schema.PK) + " = " + e.Value(dynamo.S(schema.EntityPK(n.ID, entityID))) +
+			" AND begins_with(" + e.Name(schema.SK) + ", " + e.Value(dynamo.S(schema.SKConfigPrefix)) + ")"),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 		ConsistentRead:            aws.Bool(true),
-	}, func(it item) error {
+	}, func(it dynamo.Item) error {
 		if ls := decodeLimits(it); len(ls) > 0 {
-			out[strings.TrimPrefix(getS(it, schema.SK), schema.SKConfigPrefix)] = ls
+			out[strings.TrimPrefix(dynamo.GetS(it, schema.SK), schema.SKConfigPrefix)] = ls
 		}
 		return nil
 	})
@@ -244,7 +245,7 @@ func (n *NS) EntityConfigs(ctx context.Context, entityID string) (map[string][]l
 // deleteConfig deletes one entity config and decrements the registry in one
 // transaction; existed is false when there was no config.
 func (n *NS) deleteConfig(ctx context.Context, entityID, resource string) (existed bool, err error) {
-	var e expr
+	var e dynamo.Expr
 	err = n.s.transact(ctx, []types.TransactWriteItem{
 		{Delete: &types.Delete{TableName: aws.String(n.s.table),
 			Key:                 keyItem(schema.EntityConfigKey(n.ID, entityID, resource)),
@@ -252,7 +253,7 @@ func (n *NS) deleteConfig(ctx context.Context, entityID, resource string) (exist
 		{Update: n.registryUpdate(resource, -1)},
 	})
 	n.evictEntityConfig(entityID, resource)
-	if codes, ok := cancelCodes(err); ok && failedCondition(codes, 0) {
+	if codes, ok := dynamo.CancelReasons(err); ok && failedCondition(codes, 0) {
 		return false, nil
 	}
 	if err != nil {
@@ -295,14 +296,14 @@ func (n *NS) EntitiesWithCustomLimits(ctx context.Context, resource string) ([]s
 		return nil, err
 	}
 	out := []string{}
-	var e expr
+	var e dynamo.Expr
 	err := n.s.queryAll(ctx, &dynamodb.QueryInput{
 		IndexName:                 aws.String(schema.GSI3),
-		KeyConditionExpression:    aws.String(e.n(schema.GSI3PK) + " = " + e.v(sv(schema.EntityConfigGSI3PK(n.ID, resource)))),
+		KeyConditionExpression:    aws.String(e.Name(schema.GSI3PK) + " = " + e.Value(dynamo.S(schema.EntityConfigGSI3PK(n.ID, resource)))),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
-	}, func(it item) error {
-		out = append(out, getS(it, schema.GSI3SK))
+	}, func(it dynamo.Item) error {
+		out = append(out, dynamo.GetS(it, schema.GSI3SK))
 		return nil
 	})
 	if err != nil {
@@ -341,18 +342,18 @@ func (n *NS) ConfigRegistry(ctx context.Context) (map[string]int64, error) {
 		if _, isN := v.(*types.AttributeValueMemberN); !isN {
 			continue
 		}
-		if c, ok := getN(it, attr); ok {
+		if c, ok := dynamo.GetN(it, attr); ok {
 			out[attr] = c
 		}
 	}
 	return out, nil
 }
 
-func (n *NS) resourceConfigItem(resource string, ls []limits.Limit) item {
+func (n *NS) resourceConfigItem(resource string, ls []limits.Limit) dynamo.Item {
 	k := schema.ResourceConfigKey(n.ID, resource)
 	it := keyItem(k)
-	it["resource"] = sv(resource)
-	it[attrConfigVersion] = nv(1)
+	it["resource"] = dynamo.S(resource)
+	it[attrConfigVersion] = dynamo.N(1)
 	putLimits(it, ls)
 	setGSI4(it, n.ID, k)
 	return it
@@ -361,11 +362,11 @@ func (n *NS) resourceConfigItem(resource string, ls []limits.Limit) item {
 // resourcesUpdate adds (ADD) or removes (DELETE) resource in the registry set.
 func (n *NS) resourcesUpdate(op, resource string) *types.Update {
 	k := schema.ResourcesRegistryKey(n.ID)
-	var e expr
-	upd := op + " " + e.n(attrResources) + " " + e.v(&types.AttributeValueMemberSS{Value: []string{resource}})
+	var e dynamo.Expr
+	upd := op + " " + e.Name(attrResources) + " " + e.Value(&types.AttributeValueMemberSS{Value: []string{resource}})
 	if op == "ADD" {
-		upd += " SET " + e.n(schema.GSI4PK) + " = " + e.v(sv(schema.NamespaceGSI4PK(n.ID))) +
-			", " + e.n(schema.GSI4SK) + " = " + e.v(sv(schema.GSI4SKFor(k)))
+		upd += " SET " + e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(n.ID))) +
+			", " + e.Name(schema.GSI4SK) + " = " + e.Value(dynamo.S(schema.GSI4SKFor(k)))
 	}
 	return &types.Update{
 		TableName: aws.String(n.s.table), Key: keyItem(k), UpdateExpression: aws.String(upd),
@@ -427,14 +428,14 @@ func (n *NS) DeleteResourceDefaults(ctx context.Context, resource string) error 
 	if err != nil {
 		return err
 	}
-	var e expr
+	var e dynamo.Expr
 	err = n.s.transact(ctx, []types.TransactWriteItem{
 		{Delete: &types.Delete{TableName: aws.String(n.s.table), Key: keyItem(schema.ResourceConfigKey(n.ID, resource)),
 			ConditionExpression: aws.String(exists(&e)), ExpressionAttributeNames: e.Names()}},
 		{Update: n.resourcesUpdate("DELETE", resource)},
 	})
 	n.evictResource(resource)
-	if codes, ok := cancelCodes(err); ok && failedCondition(codes, 0) {
+	if codes, ok := dynamo.CancelReasons(err); ok && failedCondition(codes, 0) {
 		return fmt.Errorf("defaults of resource %q: %w", resource, limits.ErrNotFound)
 	}
 	if err != nil {
@@ -502,40 +503,40 @@ func (n *NS) SetSystemDefaults(ctx context.Context, ls []limits.Limit, on limits
 		}
 		// Optimistic concurrency on config_version: the stale l_* attributes
 		// removed here are exactly those of the version read.
-		var e expr
+		var e dynamo.Expr
 		sets := []string{
-			e.n(schema.GSI4PK) + " = " + e.v(sv(schema.NamespaceGSI4PK(n.ID))),
-			e.n(schema.GSI4SK) + " = " + e.v(sv(schema.GSI4SKFor(k))),
+			e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(n.ID))),
+			e.Name(schema.GSI4SK) + " = " + e.Value(dynamo.S(schema.GSI4SKFor(k))),
 		}
 		var removes []string
-		stored = SystemDefaults{Limits: decodeLimits(cur), OnUnavailable: limits.OnUnavailable(getS(cur, attrOnUnavailable))}
+		stored = SystemDefaults{Limits: decodeLimits(cur), OnUnavailable: limits.OnUnavailable(dynamo.GetS(cur, attrOnUnavailable))}
 		if len(ls) > 0 {
-			fresh := item{}
+			fresh := dynamo.Item{}
 			putLimits(fresh, ls)
 			for _, attr := range limitAttrs(fresh) {
-				sets = append(sets, e.n(attr)+" = "+e.v(fresh[attr]))
+				sets = append(sets, e.Name(attr)+" = "+e.Value(fresh[attr]))
 			}
 			for _, attr := range limitAttrs(cur) {
 				if _, keep := fresh[attr]; !keep {
-					removes = append(removes, e.n(attr))
+					removes = append(removes, e.Name(attr))
 				}
 			}
 			stored.Limits = slices.Clone(ls)
 			sortLimits(stored.Limits)
 		}
 		if on != "" {
-			sets = append(sets, e.n(attrOnUnavailable)+" = "+e.v(sv(string(on))))
+			sets = append(sets, e.Name(attrOnUnavailable)+" = "+e.Value(dynamo.S(string(on))))
 			stored.OnUnavailable = on
 		}
-		version, hasVersion := getN(cur, attrConfigVersion)
-		sets = append(sets, e.n(attrConfigVersion)+" = "+e.v(nv(version+1)))
+		version, hasVersion := dynamo.GetN(cur, attrConfigVersion)
+		sets = append(sets, e.Name(attrConfigVersion)+" = "+e.Num(version+1))
 		var cond string
 		if cur == nil {
 			cond = notExists(&e)
 		} else if hasVersion {
-			cond = e.n(attrConfigVersion) + " = " + e.v(nv(version))
+			cond = e.Name(attrConfigVersion) + " = " + e.Num(version)
 		} else {
-			cond = "attribute_not_exists(" + e.n(attrConfigVersion) + ")"
+			cond = "attribute_not_exists(" + e.Name(attrConfigVersion) + ")"
 		}
 		upd := "SET " + strings.Join(sets, ", ")
 		if len(removes) > 0 {
@@ -549,7 +550,7 @@ func (n *NS) SetSystemDefaults(ctx context.Context, ls []limits.Limit, on limits
 		if err == nil {
 			break
 		}
-		if !isCondFailed(err) {
+		if !dynamo.IsCondFailed(err) {
 			return fail(err)
 		}
 	}
@@ -568,7 +569,7 @@ func (n *NS) GetSystemDefaults(ctx context.Context) (SystemDefaults, error) {
 	if err != nil {
 		return SystemDefaults{}, fmt.Errorf("get system defaults: %w", err)
 	}
-	d := SystemDefaults{Limits: decodeLimits(it), OnUnavailable: limits.OnUnavailable(getS(it, attrOnUnavailable))}
+	d := SystemDefaults{Limits: decodeLimits(it), OnUnavailable: limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable))}
 	if len(d.Limits) == 0 && d.OnUnavailable == "" {
 		return SystemDefaults{}, fmt.Errorf("system defaults: %w", limits.ErrNotFound)
 	}
@@ -581,14 +582,14 @@ func (n *NS) DeleteSystemDefaults(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var e expr
+	var e dynamo.Expr
 	out, err := n.s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName: aws.String(n.s.table), Key: keyItem(schema.SystemConfigKey(n.ID)),
 		ConditionExpression: aws.String(exists(&e)), ExpressionAttributeNames: e.Names(),
 		ReturnValues: types.ReturnValueAllOld,
 	})
 	n.evictSystem()
-	if isCondFailed(err) {
+	if dynamo.IsCondFailed(err) {
 		return fmt.Errorf("system defaults: %w", limits.ErrNotFound)
 	}
 	if err != nil {
@@ -598,7 +599,7 @@ func (n *NS) DeleteSystemDefaults(ctx context.Context) error {
 	for _, l := range decodeLimits(out.Attributes) {
 		names = append(names, l.Name)
 	}
-	details := map[string]any{"limits": names, "on_unavailable": getS(out.Attributes, attrOnUnavailable)}
+	details := map[string]any{"limits": names, "on_unavailable": dynamo.GetS(out.Attributes, attrOnUnavailable)}
 	if err := n.audit(ctx, principal, ActionLimitsDeleted, SystemAuditID, "", details); err != nil {
 		return fmt.Errorf("delete system defaults: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -28,12 +29,12 @@ func TestSetAndGetLimits(t *testing.T) {
 
 	k := schema.EntityConfigKey(f.ns.ID, "u1", "openai/gpt-4")
 	it := f.get(k)
-	assert.Equal(t, schema.EntityConfigGSI3PK(f.ns.ID, "openai/gpt-4"), getS(it, schema.GSI3PK))
-	assert.Equal(t, "u1", getS(it, schema.GSI3SK))
-	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), getS(it, schema.GSI4PK))
-	assert.Equal(t, schema.GSI4SKFor(k), getS(it, schema.GSI4SK))
-	cp, _ := getN(it, schema.ConfigAttr("tpm", schema.SuffixCapacity))
-	rp, _ := getN(it, schema.ConfigAttr("gpt-3.5.req", schema.SuffixPeriod))
+	assert.Equal(t, schema.EntityConfigGSI3PK(f.ns.ID, "openai/gpt-4"), dynamo.GetS(it, schema.GSI3PK))
+	assert.Equal(t, "u1", dynamo.GetS(it, schema.GSI3SK))
+	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), dynamo.GetS(it, schema.GSI4PK))
+	assert.Equal(t, schema.GSI4SKFor(k), dynamo.GetS(it, schema.GSI4SK))
+	cp, _ := dynamo.GetN(it, schema.ConfigAttr("tpm", schema.SuffixCapacity))
+	rp, _ := dynamo.GetN(it, schema.ConfigAttr("gpt-3.5.req", schema.SuffixPeriod))
 	assert.EqualValues(t, 15000, cp, "whole tokens")
 	assert.EqualValues(t, 3600, rp, "seconds")
 
@@ -83,8 +84,8 @@ func TestEntityConfigRegistry(t *testing.T) {
 	assert.EqualValues(t, 2, c)
 
 	it := f.get(schema.ConfigRegistryKey(f.ns.ID))
-	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), getS(it, schema.GSI4PK))
-	assert.Equal(t, schema.GSI4SKFor(schema.ConfigRegistryKey(f.ns.ID)), getS(it, schema.GSI4SK))
+	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), dynamo.GetS(it, schema.GSI4PK))
+	assert.Equal(t, schema.GSI4SKFor(schema.ConfigRegistryKey(f.ns.ID)), dynamo.GetS(it, schema.GSI4SK))
 
 	res, err := f.ns.ResourcesWithEntityConfigs(f.ctx)
 	require.NoError(t, err)
@@ -132,8 +133,8 @@ func TestResourceDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"claude/3", "gpt-4"}, list)
 	k := schema.ResourceConfigKey(f.ns.ID, "gpt-4")
-	assert.Equal(t, schema.GSI4SKFor(k), getS(f.get(k), schema.GSI4SK))
-	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), getS(f.get(schema.ResourcesRegistryKey(f.ns.ID)), schema.GSI4PK))
+	assert.Equal(t, schema.GSI4SKFor(k), dynamo.GetS(f.get(k), schema.GSI4SK))
+	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), dynamo.GetS(f.get(schema.ResourcesRegistryKey(f.ns.ID)), schema.GSI4PK))
 
 	require.NoError(t, f.ns.DeleteResourceDefaults(f.ctx, "gpt-4"))
 	_, err = f.ns.GetResourceDefaults(f.ctx, "gpt-4")
@@ -165,7 +166,7 @@ func TestSystemDefaults(t *testing.T) {
 	_, err = f.raw.UpdateItem(f.ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(f.table), Key: keyItem(schema.SystemConfigKey(f.ns.ID)),
 		UpdateExpression:          aws.String("SET audit_retention_days = :d"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":d": nv(30)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":d": dynamo.N(30)},
 	})
 	require.NoError(t, err)
 
@@ -176,11 +177,11 @@ func TestSystemDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, SystemDefaults{Limits: b, OnUnavailable: limits.Allow}, got, "tpm removed, allow kept")
 	it := f.get(schema.SystemConfigKey(f.ns.ID))
-	d, ok := getN(it, "audit_retention_days")
+	d, ok := dynamo.GetN(it, "audit_retention_days")
 	assert.True(t, ok)
 	assert.EqualValues(t, 30, d)
 	assert.NotContains(t, it, schema.ConfigAttr("tpm", schema.SuffixCapacity))
-	assert.Equal(t, schema.GSI4SKFor(schema.SystemConfigKey(f.ns.ID)), getS(it, schema.GSI4SK))
+	assert.Equal(t, schema.GSI4SKFor(schema.SystemConfigKey(f.ns.ID)), dynamo.GetS(it, schema.GSI4SK))
 
 	// Only on_unavailable: limits are kept.
 	require.NoError(t, f.ns.SetSystemDefaults(f.ctx, nil, limits.Block))

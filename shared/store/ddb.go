@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
-
-type item = map[string]types.AttributeValue
 
 // DynamoDB's per-call limits.
 const (
@@ -36,122 +34,29 @@ func parseTime(s string) time.Time {
 	return t.UTC()
 }
 
-func sv(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func nv(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+func keyItem(k schema.Key) dynamo.Item {
+	return dynamo.Item{schema.PK: dynamo.S(k.PK), schema.SK: dynamo.S(k.SK)}
 }
-func bv(b bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: b} }
 
-func keyItem(k schema.Key) item { return item{schema.PK: sv(k.PK), schema.SK: sv(k.SK)} }
-
-func keyOf(it item) schema.Key { return schema.Key{PK: getS(it, schema.PK), SK: getS(it, schema.SK)} }
+func keyOf(it dynamo.Item) schema.Key {
+	return schema.Key{PK: dynamo.GetS(it, schema.PK), SK: dynamo.GetS(it, schema.SK)}
+}
 
 // setGSI4 puts a non-bucket item of namespace ns into the namespace index.
-func setGSI4(it item, ns string, k schema.Key) {
-	it[schema.GSI4PK] = sv(schema.NamespaceGSI4PK(ns))
-	it[schema.GSI4SK] = sv(schema.GSI4SKFor(k))
-}
-
-func getS(it item, name string) string {
-	if v, ok := it[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func getN(it item, name string) (int64, bool) {
-	v, ok := it[name].(*types.AttributeValueMemberN)
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(v.Value, 10, 64)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(v.Value, 64)
-		if ferr != nil {
-			return 0, false
-		}
-		n = int64(f)
-	}
-	return n, true
-}
-
-func getBool(it item, name string) bool {
-	v, ok := it[name].(*types.AttributeValueMemberBOOL)
-	return ok && v.Value
-}
-
-// expr collects positional aliases (#0, :0, ...) for one request.
-type expr struct {
-	names   map[string]string
-	aliases map[string]string
-	values  map[string]types.AttributeValue
-}
-
-// n returns the alias of attribute name.
-func (e *expr) n(name string) string {
-	if a, ok := e.aliases[name]; ok {
-		return a
-	}
-	if e.names == nil {
-		e.names, e.aliases = map[string]string{}, map[string]string{}
-	}
-	a := "#" + strconv.Itoa(len(e.names))
-	e.names[a], e.aliases[name] = name, a
-	return a
-}
-
-// v returns the placeholder of a value.
-func (e *expr) v(val types.AttributeValue) string {
-	if e.values == nil {
-		e.values = map[string]types.AttributeValue{}
-	}
-	p := ":" + strconv.Itoa(len(e.values))
-	e.values[p] = val
-	return p
-}
-
-// Names and Values are nil when empty (DynamoDB rejects empty maps).
-func (e *expr) Names() map[string]string {
-	if len(e.names) == 0 {
-		return nil
-	}
-	return e.names
-}
-
-func (e *expr) Values() map[string]types.AttributeValue {
-	if len(e.values) == 0 {
-		return nil
-	}
-	return e.values
+func setGSI4(it dynamo.Item, ns string, k schema.Key) {
+	it[schema.GSI4PK] = dynamo.S(schema.NamespaceGSI4PK(ns))
+	it[schema.GSI4SK] = dynamo.S(schema.GSI4SKFor(k))
 }
 
 // notExists is the condition "no item with this key".
-func notExists(e *expr) string { return "attribute_not_exists(" + e.n(schema.PK) + ")" }
+func notExists(e *dynamo.Expr) string { return "attribute_not_exists(" + e.Name(schema.PK) + ")" }
 
 // exists is the condition "an item with this key".
-func exists(e *expr) string { return "attribute_exists(" + e.n(schema.PK) + ")" }
-
-func isCondFailed(err error) bool {
-	var ccf *types.ConditionalCheckFailedException
-	return errors.As(err, &ccf)
-}
-
-// cancelCodes returns the per-item reasons of a cancelled transaction.
-func cancelCodes(err error) ([]string, bool) {
-	var tce *types.TransactionCanceledException
-	if !errors.As(err, &tce) {
-		return nil, false
-	}
-	codes := make([]string, len(tce.CancellationReasons))
-	for i, r := range tce.CancellationReasons {
-		codes[i] = aws.ToString(r.Code)
-	}
-	return codes, true
-}
+func exists(e *dynamo.Expr) string { return "attribute_exists(" + e.Name(schema.PK) + ")" }
 
 // failedCondition reports whether item i of a transaction failed its condition.
-func failedCondition(codes []string, i int) bool {
-	return i < len(codes) && codes[i] == "ConditionalCheckFailed"
+func failedCondition(reasons []types.CancellationReason, i int) bool {
+	return i < len(reasons) && dynamo.ReasonCode(reasons[i]) == "ConditionalCheckFailed"
 }
 
 // transact runs a transaction, retrying with backoff while it is cancelled
@@ -173,13 +78,13 @@ func onlyConflicts(err error) bool {
 	if errors.As(err, &tc) {
 		return true
 	}
-	codes, ok := cancelCodes(err)
+	reasons, ok := dynamo.CancelReasons(err)
 	if !ok {
 		return false
 	}
 	conflict := false
-	for _, c := range codes {
-		switch c {
+	for _, r := range reasons {
+		switch dynamo.ReasonCode(r) {
 		case "TransactionConflict":
 			conflict = true
 		case "", "None":
@@ -205,7 +110,7 @@ func sleep(ctx context.Context, i int) error {
 }
 
 // getItem reads one item; nil when absent.
-func (s *Store) getItem(ctx context.Context, k schema.Key, consistent bool) (item, error) {
+func (s *Store) getItem(ctx context.Context, k schema.Key, consistent bool) (dynamo.Item, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
 		Key:            keyItem(k),
@@ -221,7 +126,7 @@ func (s *Store) getItem(ctx context.Context, k schema.Key, consistent bool) (ite
 }
 
 // queryAll runs in page by page until the end, calling fn for every item.
-func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, fn func(item) error) error {
+func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, fn func(dynamo.Item) error) error {
 	in.TableName = aws.String(s.table)
 	if s.pageSize > 0 {
 		in.Limit = aws.Int32(s.pageSize)
@@ -245,8 +150,8 @@ func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, fn func(i
 
 // batchGet reads keys 100 per call, retrying unprocessed keys with backoff.
 // Absent items are absent from the result.
-func (s *Store) batchGet(ctx context.Context, keys []schema.Key, consistent bool) (map[schema.Key]item, error) {
-	found := make(map[schema.Key]item, len(keys))
+func (s *Store) batchGet(ctx context.Context, keys []schema.Key, consistent bool) (map[schema.Key]dynamo.Item, error) {
+	found := make(map[schema.Key]dynamo.Item, len(keys))
 	for start := 0; start < len(keys); start += batchGetMax {
 		chunk := keys[start:min(start+batchGetMax, len(keys))]
 		req := map[string]types.KeysAndAttributes{s.table: {ConsistentRead: aws.Bool(consistent)}}

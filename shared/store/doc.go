@@ -6,8 +6,9 @@
 // log of every admin change.
 //
 // Every key and index attribute comes from package schema; this package only
-// decides what goes into each item. Expressions use positional aliases
-// (#0, :0, ...) so limit names and resources with '-', '.' or '/' are safe.
+// decides what goes into each item. Expressions use package dynamo's
+// positional aliases (#000, :000, ...) so limit names and resources with
+// '-', '.' or '/' are safe.
 //
 // # Errors
 //

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -28,22 +29,22 @@ type Entity struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (n *NS) entityItem(e Entity) item {
+func (n *NS) entityItem(e Entity) dynamo.Item {
 	k := schema.EntityKey(n.ID, e.ID)
 	it := keyItem(k)
-	it["entity_id"] = sv(e.ID)
-	it["name"] = sv(e.Name)
-	it["cascade"] = bv(e.Cascade)
-	it["created_at"] = sv(fmtTime(e.CreatedAt))
+	it["entity_id"] = dynamo.S(e.ID)
+	it["name"] = dynamo.S(e.Name)
+	it["cascade"] = dynamo.Bool(e.Cascade)
+	it["created_at"] = dynamo.S(fmtTime(e.CreatedAt))
 	if e.ParentID != "" {
-		it["parent_id"] = sv(e.ParentID)
-		it[schema.GSI1PK] = sv(schema.ParentGSI1PK(n.ID, e.ParentID))
-		it[schema.GSI1SK] = sv(schema.ChildGSI1SK(e.ID))
+		it["parent_id"] = dynamo.S(e.ParentID)
+		it[schema.GSI1PK] = dynamo.S(schema.ParentGSI1PK(n.ID, e.ParentID))
+		it[schema.GSI1SK] = dynamo.S(schema.ChildGSI1SK(e.ID))
 	}
 	if len(e.Metadata) > 0 {
 		m := make(map[string]types.AttributeValue, len(e.Metadata))
 		for k, v := range e.Metadata {
-			m[k] = sv(v)
+			m[k] = dynamo.S(v)
 		}
 		it["metadata"] = &types.AttributeValueMemberM{Value: m}
 	}
@@ -51,13 +52,13 @@ func (n *NS) entityItem(e Entity) item {
 	return it
 }
 
-func decodeEntity(it item) Entity {
+func decodeEntity(it dynamo.Item) Entity {
 	e := Entity{
-		ID:        getS(it, "entity_id"),
-		Name:      getS(it, "name"),
-		ParentID:  getS(it, "parent_id"),
-		Cascade:   getBool(it, "cascade"),
-		CreatedAt: parseTime(getS(it, "created_at")),
+		ID:        dynamo.GetS(it, "entity_id"),
+		Name:      dynamo.GetS(it, "name"),
+		ParentID:  dynamo.GetS(it, "parent_id"),
+		Cascade:   dynamo.GetBool(it, "cascade"),
+		CreatedAt: parseTime(dynamo.GetS(it, "created_at")),
 	}
 	if m, ok := it["metadata"].(*types.AttributeValueMemberM); ok && len(m.Value) > 0 {
 		e.Metadata = make(map[string]string, len(m.Value))
@@ -98,14 +99,14 @@ func (n *NS) CreateEntity(ctx context.Context, e Entity) (Entity, error) {
 		e.Name = e.ID
 	}
 	e.CreatedAt = n.s.now().UTC().Truncate(time.Second)
-	var x expr
+	var x dynamo.Expr
 	_, err = n.s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(n.s.table),
 		Item:                     n.entityItem(e),
 		ConditionExpression:      aws.String(notExists(&x)),
 		ExpressionAttributeNames: x.Names(),
 	})
-	if isCondFailed(err) {
+	if dynamo.IsCondFailed(err) {
 		return Entity{}, fmt.Errorf("create entity %q: %w", e.ID, limits.ErrExists)
 	}
 	if err != nil {
@@ -183,14 +184,14 @@ func (n *NS) DeleteEntity(ctx context.Context, id string) (int, error) {
 
 	var keys []schema.Key
 	var configs []string
-	var e1 expr
+	var e1 dynamo.Expr
 	err = n.s.queryAll(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression:    aws.String(e1.n(schema.PK) + " = " + e1.v(sv(schema.EntityPK(n.ID, id)))),
-		ProjectionExpression:      aws.String(e1.n(schema.PK) + ", " + e1.n(schema.SK)),
+		KeyConditionExpression:    aws.String(e1.Name(schema.PK) + " = " + e1.Value(dynamo.S(schema.EntityPK(n.ID, id)))),
+		ProjectionExpression:      aws.String(e1.Name(schema.PK) + ", " + e1.Name(schema.SK)),
 		ExpressionAttributeNames:  e1.Names(),
 		ExpressionAttributeValues: e1.Values(),
 		ConsistentRead:            aws.Bool(true),
-	}, func(it item) error {
+	}, func(it dynamo.Item) error {
 		k := keyOf(it)
 		if res, ok := strings.CutPrefix(k.SK, schema.SKConfigPrefix); ok {
 			configs = append(configs, res)
@@ -202,14 +203,14 @@ func (n *NS) DeleteEntity(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return fail(0, err)
 	}
-	var e2 expr
+	var e2 dynamo.Expr
 	err = n.s.queryAll(ctx, &dynamodb.QueryInput{
 		IndexName: aws.String(schema.GSI3),
-		KeyConditionExpression: aws.String(e2.n(schema.GSI3PK) + " = " + e2.v(sv(schema.BucketGSI3PK(n.ID, id))) +
-			" AND begins_with(" + e2.n(schema.GSI3SK) + ", " + e2.v(sv("BUCKET#")) + ")"),
+		KeyConditionExpression: aws.String(e2.Name(schema.GSI3PK) + " = " + e2.Value(dynamo.S(schema.BucketGSI3PK(n.ID, id))) +
+			" AND begins_with(" + e2.Name(schema.GSI3SK) + ", " + e2.Value(dynamo.S("BUCKET#")) + ")"),
 		ExpressionAttributeNames:  e2.Names(),
 		ExpressionAttributeValues: e2.Values(),
-	}, func(it item) error {
+	}, func(it dynamo.Item) error {
 		keys = append(keys, keyOf(it))
 		return nil
 	})
@@ -249,14 +250,14 @@ func (n *NS) ListEntities(ctx context.Context, parent string) ([]Entity, error) 
 		return n.children(ctx, parent)
 	}
 	var keys []schema.Key
-	var e expr
+	var e dynamo.Expr
 	err := n.s.queryAll(ctx, &dynamodb.QueryInput{
 		IndexName: aws.String(schema.GSI4),
-		KeyConditionExpression: aws.String(e.n(schema.GSI4PK) + " = " + e.v(sv(schema.NamespaceGSI4PK(n.ID))) +
-			" AND begins_with(" + e.n(schema.GSI4SK) + ", " + e.v(sv(schema.EntitiesGSI4Prefix)) + ")"),
+		KeyConditionExpression: aws.String(e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(n.ID))) +
+			" AND begins_with(" + e.Name(schema.GSI4SK) + ", " + e.Value(dynamo.S(schema.EntitiesGSI4Prefix)) + ")"),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
-	}, func(it item) error {
+	}, func(it dynamo.Item) error {
 		keys = append(keys, keyOf(it))
 		return nil
 	})
@@ -280,13 +281,13 @@ func (n *NS) children(ctx context.Context, parent string) ([]Entity, error) {
 		return nil, err
 	}
 	out := []Entity{}
-	var e expr
+	var e dynamo.Expr
 	err := n.s.queryAll(ctx, &dynamodb.QueryInput{
 		IndexName:                 aws.String(schema.GSI1),
-		KeyConditionExpression:    aws.String(e.n(schema.GSI1PK) + " = " + e.v(sv(schema.ParentGSI1PK(n.ID, parent)))),
+		KeyConditionExpression:    aws.String(e.Name(schema.GSI1PK) + " = " + e.Value(dynamo.S(schema.ParentGSI1PK(n.ID, parent)))),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
-	}, func(it item) error {
+	}, func(it dynamo.Item) error {
 		out = append(out, decodeEntity(it))
 		return nil
 	})

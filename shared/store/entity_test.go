@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -41,11 +42,11 @@ func TestCreateAndGetEntity(t *testing.T) {
 
 	// Item layout: GSI1 only for children, GSI4 always.
 	it := f.get(schema.EntityKey(f.ns.ID, "key-1"))
-	assert.Equal(t, schema.ParentGSI1PK(f.ns.ID, "org-1"), getS(it, schema.GSI1PK))
-	assert.Equal(t, schema.ChildGSI1SK("key-1"), getS(it, schema.GSI1SK))
-	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), getS(it, schema.GSI4PK))
-	assert.Equal(t, schema.GSI4SKFor(schema.EntityKey(f.ns.ID, "key-1")), getS(it, schema.GSI4SK))
-	assert.Equal(t, "2026-03-14T15:09:26Z", getS(it, "created_at"))
+	assert.Equal(t, schema.ParentGSI1PK(f.ns.ID, "org-1"), dynamo.GetS(it, schema.GSI1PK))
+	assert.Equal(t, schema.ChildGSI1SK("key-1"), dynamo.GetS(it, schema.GSI1SK))
+	assert.Equal(t, schema.NamespaceGSI4PK(f.ns.ID), dynamo.GetS(it, schema.GSI4PK))
+	assert.Equal(t, schema.GSI4SKFor(schema.EntityKey(f.ns.ID, "key-1")), dynamo.GetS(it, schema.GSI4SK))
+	assert.Equal(t, "2026-03-14T15:09:26Z", dynamo.GetS(it, "created_at"))
 	parent := f.get(schema.EntityKey(f.ns.ID, "org-1"))
 	assert.NotContains(t, parent, schema.GSI1PK)
 }
@@ -146,7 +147,7 @@ func TestDeleteEntityAcrossPages(t *testing.T) {
 	for i := range 20 { // usage snapshots, as the aggregator writes them
 		k := schema.UsageKey(ns, "big", "res-00", "hourly", fmt.Sprintf("2026-01-01T%02d:00:00Z", i))
 		it := keyItem(k)
-		it["entity_id"] = sv("big")
+		it["entity_id"] = dynamo.S("big")
 		setGSI4(it, ns, k)
 		f.put(it)
 		keys = append(keys, k)
@@ -156,12 +157,12 @@ func TestDeleteEntityAcrossPages(t *testing.T) {
 			for _, owner := range []string{"big", "bystander"} {
 				k := schema.BucketKey(ns, owner, res, shard)
 				it := keyItem(k)
-				it[schema.AttrEntityID] = sv(owner)
-				it[schema.AttrResource] = sv(res)
-				it[schema.GSI3PK] = sv(schema.BucketGSI3PK(ns, owner))
-				it[schema.GSI3SK] = sv(schema.BucketGSI3SK(res, shard))
-				it[schema.GSI4PK] = sv(schema.NamespaceGSI4PK(ns))
-				it[schema.GSI4SK] = sv(schema.BucketGSI4SK(res, owner, shard))
+				it[schema.AttrEntityID] = dynamo.S(owner)
+				it[schema.AttrResource] = dynamo.S(res)
+				it[schema.GSI3PK] = dynamo.S(schema.BucketGSI3PK(ns, owner))
+				it[schema.GSI3SK] = dynamo.S(schema.BucketGSI3SK(res, shard))
+				it[schema.GSI4PK] = dynamo.S(schema.NamespaceGSI4PK(ns))
+				it[schema.GSI4SK] = dynamo.S(schema.BucketGSI4SK(res, owner, shard))
 				f.put(it)
 				if owner == "big" {
 					keys = append(keys, k)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
 
@@ -209,7 +210,7 @@ func setup(t *testing.T, o Options) *fixture {
 }
 
 // get reads an item straight from the table (nil when absent).
-func (f *fixture) get(k schema.Key) item {
+func (f *fixture) get(k schema.Key) dynamo.Item {
 	f.t.Helper()
 	out, err := f.raw.GetItem(f.ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(f.table), Key: keyItem(k), ConsistentRead: aws.Bool(true),
@@ -222,7 +223,7 @@ func (f *fixture) get(k schema.Key) item {
 }
 
 // put writes a raw item straight to the table.
-func (f *fixture) put(it item) {
+func (f *fixture) put(it dynamo.Item) {
 	f.t.Helper()
 	_, err := f.raw.PutItem(f.ctx, &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: it})
 	require.NoError(f.t, err)
@@ -231,12 +232,12 @@ func (f *fixture) put(it item) {
 // gsi4Count counts the items of a namespace in GSI4.
 func (f *fixture) gsi4Count(nsID string) int {
 	f.t.Helper()
-	var e expr
+	var e dynamo.Expr
 	n := 0
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(f.table),
 		IndexName:                 aws.String(schema.GSI4),
-		KeyConditionExpression:    aws.String(e.n(schema.GSI4PK) + " = " + e.v(sv(nsID))),
+		KeyConditionExpression:    aws.String(e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(nsID))),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 	}

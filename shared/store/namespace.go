@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -85,26 +86,26 @@ func validateNamespaceID(id string) error {
 	return nil
 }
 
-func namespaceItem(k schema.Key, ns Namespace) item {
+func namespaceItem(k schema.Key, ns Namespace) dynamo.Item {
 	it := keyItem(k)
-	it["namespace_id"] = sv(ns.ID)
-	it["namespace_name"] = sv(ns.Name)
-	it["status"] = sv(ns.Status)
-	it["created_at"] = sv(fmtTime(ns.CreatedAt))
+	it["namespace_id"] = dynamo.S(ns.ID)
+	it["namespace_name"] = dynamo.S(ns.Name)
+	it["status"] = dynamo.S(ns.Status)
+	it["created_at"] = dynamo.S(fmtTime(ns.CreatedAt))
 	if !ns.DeletedAt.IsZero() {
-		it["deleted_at"] = sv(fmtTime(ns.DeletedAt))
+		it["deleted_at"] = dynamo.S(fmtTime(ns.DeletedAt))
 	}
 	setGSI4(it, schema.TableNS, k)
 	return it
 }
 
-func decodeNamespace(it item) Namespace {
+func decodeNamespace(it dynamo.Item) Namespace {
 	return Namespace{
-		Name:      getS(it, "namespace_name"),
-		ID:        getS(it, "namespace_id"),
-		Status:    getS(it, "status"),
-		CreatedAt: parseTime(getS(it, "created_at")),
-		DeletedAt: parseTime(getS(it, "deleted_at")),
+		Name:      dynamo.GetS(it, "namespace_name"),
+		ID:        dynamo.GetS(it, "namespace_id"),
+		Status:    dynamo.GetS(it, "status"),
+		CreatedAt: parseTime(dynamo.GetS(it, "created_at")),
+		DeletedAt: parseTime(dynamo.GetS(it, "deleted_at")),
 	}
 }
 
@@ -139,7 +140,7 @@ func (s *Store) RegisterNamespace(ctx context.Context, name string) (Namespace, 
 			return *ns, nil
 		}
 		ns := Namespace{Name: name, ID: newNamespaceID(), Status: StatusActive, CreatedAt: s.now()}
-		var e expr
+		var e dynamo.Expr
 		cond := notExists(&e)
 		err := s.transact(ctx, []types.TransactWriteItem{
 			{Put: &types.Put{TableName: aws.String(s.table), Item: namespaceItem(schema.NamespaceKey(name), ns),
@@ -151,7 +152,7 @@ func (s *Store) RegisterNamespace(ctx context.Context, name string) (Namespace, 
 			s.cacheNamespace(name, ns.ID)
 			return ns, nil
 		}
-		if _, cancelled := cancelCodes(err); !cancelled {
+		if _, cancelled := dynamo.CancelReasons(err); !cancelled {
 			return fail(err)
 		}
 		// Registered concurrently (or an id collision): look again.
@@ -176,15 +177,15 @@ func (s *Store) GetNamespace(ctx context.Context, name string) (Namespace, error
 
 // queryRegistry lists the registry records whose sort key starts with prefix.
 func (s *Store) queryRegistry(ctx context.Context, prefix string) ([]Namespace, error) {
-	var e expr
+	var e dynamo.Expr
 	out := []Namespace{}
 	err := s.queryAll(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.n(schema.PK) + " = " + e.v(sv(schema.SystemPK(schema.TableNS))) +
-			" AND begins_with(" + e.n(schema.SK) + ", " + e.v(sv(prefix)) + ")"),
+		KeyConditionExpression: aws.String(e.Name(schema.PK) + " = " + e.Value(dynamo.S(schema.SystemPK(schema.TableNS))) +
+			" AND begins_with(" + e.Name(schema.SK) + ", " + e.Value(dynamo.S(prefix)) + ")"),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 		ConsistentRead:            aws.Bool(true),
-	}, func(it item) error {
+	}, func(it dynamo.Item) error {
 		out = append(out, decodeNamespace(it))
 		return nil
 	})
@@ -215,10 +216,10 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) error {
 	if ns == nil {
 		return fmt.Errorf("delete namespace %q: %w", name, limits.ErrNotFound)
 	}
-	var fe, re expr
-	fcond := fe.n("namespace_id") + " = " + fe.v(sv(ns.ID))
-	rupd := "SET " + re.n("status") + " = " + re.v(sv(StatusDeleted)) + ", " +
-		re.n("deleted_at") + " = " + re.v(sv(fmtTime(s.now())))
+	var fe, re dynamo.Expr
+	fcond := fe.Name("namespace_id") + " = " + fe.Value(dynamo.S(ns.ID))
+	rupd := "SET " + re.Name("status") + " = " + re.Value(dynamo.S(StatusDeleted)) + ", " +
+		re.Name("deleted_at") + " = " + re.Value(dynamo.S(fmtTime(s.now())))
 	rcond := exists(&re)
 	err = s.transact(ctx, []types.TransactWriteItem{
 		{Delete: &types.Delete{TableName: aws.String(s.table), Key: keyItem(schema.NamespaceKey(name)),
@@ -229,7 +230,7 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) error {
 			ExpressionAttributeNames: re.Names(), ExpressionAttributeValues: re.Values()}},
 	})
 	s.forgetNamespace(name)
-	if codes, ok := cancelCodes(err); ok && failedCondition(codes, 0) {
+	if codes, ok := dynamo.CancelReasons(err); ok && failedCondition(codes, 0) {
 		return fmt.Errorf("delete namespace %q: %w", name, limits.ErrNotFound)
 	}
 	if err != nil {
@@ -268,10 +269,10 @@ func (s *Store) RecoverNamespace(ctx context.Context, id string) (Namespace, err
 	}
 	active := *ns
 	active.Status, active.DeletedAt = StatusActive, time.Time{}
-	var fe, re expr
+	var fe, re dynamo.Expr
 	fcond := notExists(&fe)
-	rupd := "SET " + re.n("status") + " = " + re.v(sv(StatusActive)) + " REMOVE " + re.n("deleted_at")
-	rcond := re.n("status") + " = " + re.v(sv(StatusDeleted))
+	rupd := "SET " + re.Name("status") + " = " + re.Value(dynamo.S(StatusActive)) + " REMOVE " + re.Name("deleted_at")
+	rcond := re.Name("status") + " = " + re.Value(dynamo.S(StatusDeleted))
 	err = s.transact(ctx, []types.TransactWriteItem{
 		{Put: &types.Put{TableName: aws.String(s.table), Item: namespaceItem(schema.NamespaceKey(ns.Name), active),
 			ConditionExpression: aws.String(fcond), ExpressionAttributeNames: fe.Names()}},
@@ -279,7 +280,7 @@ func (s *Store) RecoverNamespace(ctx context.Context, id string) (Namespace, err
 			UpdateExpression: aws.String(rupd), ConditionExpression: aws.String(rcond),
 			ExpressionAttributeNames: re.Names(), ExpressionAttributeValues: re.Values()}},
 	})
-	if codes, ok := cancelCodes(err); ok {
+	if codes, ok := dynamo.CancelReasons(err); ok {
 		if failedCondition(codes, 0) {
 			return Namespace{}, &NamespaceStateError{Op: "recover", Name: ns.Name, ID: id, State: StatusReRegistered}
 		}
@@ -336,16 +337,16 @@ func (s *Store) PurgeNamespace(ctx context.Context, id string, progress func(del
 	fail := func(n int, err error) (int, error) {
 		return n, fmt.Errorf("purge namespace %q (id %s): %w", ns.Name, id, err)
 	}
-	var ue expr
+	var ue dynamo.Expr
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       keyItem(schema.NamespaceIDKey(id)),
-		UpdateExpression:          aws.String("SET " + ue.n("status") + " = " + ue.v(sv(StatusPurging))),
-		ConditionExpression:       aws.String(ue.n("status") + " <> " + ue.v(sv(StatusActive))),
+		UpdateExpression:          aws.String("SET " + ue.Name("status") + " = " + ue.Value(dynamo.S(StatusPurging))),
+		ConditionExpression:       aws.String(ue.Name("status") + " <> " + ue.Value(dynamo.S(StatusActive))),
 		ExpressionAttributeNames:  ue.Names(),
 		ExpressionAttributeValues: ue.Values(),
 	})
-	if isCondFailed(err) {
+	if dynamo.IsCondFailed(err) {
 		return 0, &NamespaceStateError{Op: "purge", Name: ns.Name, ID: id, State: StatusActive}
 	}
 	if err != nil {
@@ -359,11 +360,11 @@ func (s *Store) PurgeNamespace(ctx context.Context, id string, progress func(del
 			progress(total + n)
 		}
 	}
-	var e expr
+	var e dynamo.Expr
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		IndexName:                 aws.String(schema.GSI4),
-		KeyConditionExpression:    aws.String(e.n(schema.GSI4PK) + " = " + e.v(sv(schema.NamespaceGSI4PK(id)))),
+		KeyConditionExpression:    aws.String(e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(id)))),
 		ExpressionAttributeNames:  e.Names(),
 		ExpressionAttributeValues: e.Values(),
 	}

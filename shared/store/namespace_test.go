@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -35,10 +36,10 @@ func TestRegisterNamespaceIsIdempotent(t *testing.T) {
 	for _, k := range []schema.Key{schema.NamespaceKey("tenant-a"), schema.NamespaceIDKey(a.ID)} {
 		it := f.get(k)
 		require.NotNil(t, it, k)
-		assert.Equal(t, a.ID, getS(it, "namespace_id"))
-		assert.Equal(t, "tenant-a", getS(it, "namespace_name"))
-		assert.Equal(t, schema.TableNS, getS(it, schema.GSI4PK))
-		assert.Equal(t, schema.GSI4SKFor(k), getS(it, schema.GSI4SK))
+		assert.Equal(t, a.ID, dynamo.GetS(it, "namespace_id"))
+		assert.Equal(t, "tenant-a", dynamo.GetS(it, "namespace_name"))
+		assert.Equal(t, schema.TableNS, dynamo.GetS(it, schema.GSI4PK))
+		assert.Equal(t, schema.GSI4SKFor(k), dynamo.GetS(it, schema.GSI4SK))
 	}
 
 	got, err := f.st.GetNamespace(f.ctx, "tenant-a")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -92,7 +93,7 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 			it := found[lv.key]
 			c := configEntry{limits: decodeLimits(it), expires: exp}
 			if lv.source == SourceSystem {
-				c.on = limits.OnUnavailable(getS(it, attrOnUnavailable))
+				c.on = limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable))
 				n.lastOn = c.on
 			}
 			got[i] = c
@@ -144,7 +145,7 @@ func (n *NS) OnUnavailable(ctx context.Context) (limits.OnUnavailable, error) {
 		n.mu.Unlock()
 		return orBlock(on), fmt.Errorf("read on_unavailable: %w", err)
 	}
-	c := configEntry{limits: decodeLimits(it), on: limits.OnUnavailable(getS(it, attrOnUnavailable)), expires: n.expiry()}
+	c := configEntry{limits: decodeLimits(it), on: limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable)), expires: n.expiry()}
 	n.mu.Lock()
 	n.lastOn = c.on
 	if n.s.cacheTTL() > 0 {

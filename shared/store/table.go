@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -108,11 +109,11 @@ func (s *Store) Version(ctx context.Context) (VersionRecord, error) {
 		return VersionRecord{}, fmt.Errorf("version record of table %q: %w", s.table, limits.ErrNotFound)
 	}
 	return VersionRecord{
-		SchemaVersion:    getS(it, "schema_version"),
-		LambdaVersion:    getS(it, "lambda_version"),
-		ClientMinVersion: getS(it, "client_min_version"),
-		UpdatedAt:        parseTime(getS(it, "updated_at")),
-		UpdatedBy:        getS(it, "updated_by"),
+		SchemaVersion:    dynamo.GetS(it, "schema_version"),
+		LambdaVersion:    dynamo.GetS(it, "lambda_version"),
+		ClientMinVersion: dynamo.GetS(it, "client_min_version"),
+		UpdatedAt:        parseTime(dynamo.GetS(it, "updated_at")),
+		UpdatedBy:        dynamo.GetS(it, "updated_by"),
 	}, nil
 }
 
@@ -134,19 +135,19 @@ func (s *Store) putVersion(ctx context.Context, r VersionRecord, onlyNew bool) e
 	}
 	k := schema.VersionKey()
 	it := keyItem(k)
-	it["schema_version"] = sv(r.SchemaVersion)
-	it["client_min_version"] = sv(r.ClientMinVersion)
-	it["updated_at"] = sv(fmtTime(r.UpdatedAt))
+	it["schema_version"] = dynamo.S(r.SchemaVersion)
+	it["client_min_version"] = dynamo.S(r.ClientMinVersion)
+	it["updated_at"] = dynamo.S(fmtTime(r.UpdatedAt))
 	if r.LambdaVersion != "" {
-		it["lambda_version"] = sv(r.LambdaVersion)
+		it["lambda_version"] = dynamo.S(r.LambdaVersion)
 	}
 	if r.UpdatedBy != "" {
-		it["updated_by"] = sv(r.UpdatedBy)
+		it["updated_by"] = dynamo.S(r.UpdatedBy)
 	}
 	setGSI4(it, schema.TableNS, k)
 	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: it}
 	if onlyNew {
-		var e expr
+		var e dynamo.Expr
 		in.ConditionExpression = aws.String(notExists(&e))
 		in.ExpressionAttributeNames = e.Names()
 	}
@@ -164,7 +165,7 @@ func (s *Store) EnsureVersion(ctx context.Context, updatedBy string) error {
 		if err == nil {
 			return nil
 		}
-		if !isCondFailed(err) {
+		if !dynamo.IsCondFailed(err) {
 			return fmt.Errorf("write version record of table %q: %w", s.table, err)
 		}
 		rec, err = s.Version(ctx) // written concurrently

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
@@ -65,8 +66,8 @@ func TestVersionRecord(t *testing.T) {
 	assert.False(t, rec.UpdatedAt.IsZero())
 
 	it := f.get(schema.VersionKey())
-	assert.Equal(t, schema.TableNS, getS(it, schema.GSI4PK))
-	assert.Equal(t, schema.GSI4SKFor(schema.VersionKey()), getS(it, schema.GSI4SK))
+	assert.Equal(t, schema.TableNS, dynamo.GetS(it, schema.GSI4PK))
+	assert.Equal(t, schema.GSI4SKFor(schema.VersionKey()), dynamo.GetS(it, schema.GSI4SK))
 
 	// Idempotent: a second call keeps the first record.
 	require.NoError(t, f.st.EnsureVersion(f.ctx, "client:other"))

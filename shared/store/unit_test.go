@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 )
 
@@ -60,7 +61,7 @@ func TestLimitsRoundTripThroughAttributes(t *testing.T) {
 		{Name: "gpt-3.5", Capacity: 7, RefillAmount: 5, RefillPeriodSeconds: 86400},
 		{Name: "x", Capacity: 9, RefillAmount: 8, RefillPeriodSeconds: 1},
 	}
-	it := item{}
+	it := dynamo.Item{}
 	putLimits(it, ls)
 	assert.Len(t, it, 12)
 	got := decodeLimits(it)
@@ -70,16 +71,16 @@ func TestLimitsRoundTripThroughAttributes(t *testing.T) {
 }
 
 func TestExprUsesPositionalAliases(t *testing.T) {
-	var e expr
-	a := e.n("l_gpt-3.5_cp")
-	b := e.n("status")
-	assert.Equal(t, "#0", a)
-	assert.Equal(t, "#1", b)
-	assert.Equal(t, a, e.n("l_gpt-3.5_cp"), "same name, same alias")
-	assert.Equal(t, ":0", e.v(sv("x")))
-	assert.Equal(t, ":1", e.v(sv("x")))
-	assert.Equal(t, map[string]string{"#0": "l_gpt-3.5_cp", "#1": "status"}, e.Names())
-	var empty expr
+	var e dynamo.Expr
+	a := e.Name("l_gpt-3.5_cp")
+	b := e.Name("status")
+	assert.Equal(t, "#000", a)
+	assert.Equal(t, "#001", b)
+	assert.Equal(t, a, e.Name("l_gpt-3.5_cp"), "same name, same alias")
+	assert.Equal(t, ":000", e.Value(dynamo.S("x")))
+	assert.Equal(t, ":001", e.Value(dynamo.S("x")))
+	assert.Equal(t, map[string]string{"#000": "l_gpt-3.5_cp", "#001": "status"}, e.Names())
+	var empty dynamo.Expr
 	assert.Nil(t, empty.Names())
 	assert.Nil(t, empty.Values())
 }

@@ -1,0 +1,314 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+)
+
+// limiter returns the in-process acquire engine for the --namespace.
+func (e *Env) limiter(ctx context.Context, write bool) (*limiter.Limiter, error) {
+	open := e.readNS
+	if write {
+		open = e.writeNS
+	}
+	ns, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ns == nil {
+		return nil, e.unknownNamespace()
+	}
+	db, err := e.DynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return limiter.New(db, ns, limiter.Options{Table: e.Name, Namespace: ns.ID}), nil
+}
+
+// addConsumeFlag adds the repeatable -c/--consume name=amount flag.
+func addConsumeFlag(cmd *cobra.Command, specs *[]string, what string) {
+	cmd.Flags().StringArrayVarP(specs, "consume", "c", nil,
+		"`NAME=AMOUNT` "+what+", repeatable (e.g. -c rpm=1 -c tpm=500)")
+}
+
+// parseAmounts reads name=amount pairs (whole tokens >= 0).
+func parseAmounts(specs []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, s := range specs {
+		name, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, limits.Invalid("consume", s, "want NAME=AMOUNT, e.g. rpm=1")
+		}
+		if err := limits.ValidateLimitName(name); err != nil {
+			return nil, err
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, limits.Invalid("consume "+name, v, "must be a whole number >= 0")
+		}
+		out[name] += n
+	}
+	return out, nil
+}
+
+// acquire
+
+type acquireOptions struct {
+	env           *Env
+	EntityID      string
+	Resource      string
+	Consume       map[string]int64
+	Limits        []limits.Limit
+	OnUnavailable limits.OnUnavailable
+	Output        outputFormat
+}
+
+func newCmdAcquire(env *Env, runF func(*acquireOptions) error) *cobra.Command {
+	opts := &acquireOptions{env: env}
+	var consume, specs []string
+	var policy string
+	cmd := &cobra.Command{
+		Use:   "acquire ENTITY_ID RESOURCE -c NAME=AMOUNT...",
+		Short: "Consume capacity once (exit 3 when rate limited)",
+		Long: `Acquire capacity for an entity and resource and keep it (the lease is committed at once).
+Limits come from the stored configuration (entity > entity default > resource > system) unless -l
+gives them. Exits 3 and prints the violations and the wait when the request is rate limited.`,
+		Example: `  zae-limiter acquire user-123 gpt-4 -c rpm=1 -c tpm=500
+  zae-limiter acquire user-123 gpt-4 -c rpm=1 -l rpm:10 -o json`,
+		Args: exactArgs("ENTITY_ID", "RESOURCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.EntityID, opts.Resource = args[0], args[1]
+			if err := validateTarget(opts.EntityID, opts.Resource); err != nil {
+				return err
+			}
+			var err error
+			if len(consume) == 0 {
+				return usageErrorf("at least one -c/--consume is required")
+			}
+			if opts.Consume, err = parseAmounts(consume); err != nil {
+				return err
+			}
+			if len(specs) > 0 {
+				if opts.Limits, err = parseLimits(specs); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("on-unavailable") {
+				if opts.OnUnavailable, err = limits.ParseOnUnavailable(policy); err != nil {
+					return err
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return acquireRun(cmd.Context(), opts)
+		},
+	}
+	addConsumeFlag(cmd, &consume, "to consume")
+	addLimitFlag(cmd, &specs)
+	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst], repeatable (e.g. -l rpm:10)"
+	cmd.Flags().StringVar(&policy, "on-unavailable", "", "`POLICY` for this call when DynamoDB cannot be reached: block or allow (e.g. --on-unavailable allow)")
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func validateTarget(entity, resource string) error {
+	if err := limits.ValidateEntityID(entity); err != nil {
+		return err
+	}
+	return limits.ValidateResource(resource)
+}
+
+type limitJSON struct {
+	EntityID          string   `json:"entity_id"`
+	Name              string   `json:"name"`
+	Available         int64    `json:"available"`
+	Capacity          int64    `json:"capacity"`
+	RetryAfterSeconds *float64 `json:"retry_after_seconds,omitempty"`
+}
+
+type violationJSON struct {
+	EntityID  string `json:"entity_id"`
+	Resource  string `json:"resource"`
+	Limit     string `json:"limit"`
+	Available int64  `json:"available"`
+	Requested int64  `json:"requested"`
+}
+
+func acquireRun(ctx context.Context, opts *acquireOptions) error {
+	env := opts.env
+	lim, err := env.limiter(ctx, true)
+	if err != nil {
+		return err
+	}
+	lease, err := lim.Acquire(ctx, limiter.Request{
+		EntityID: opts.EntityID, Resource: opts.Resource, Consume: opts.Consume,
+		Limits: opts.Limits, OnUnavailable: opts.OnUnavailable,
+	})
+	var ex *limits.ExceededError
+	if errors.As(err, &ex) {
+		if werr := writeDenial(env, opts.Output, ex); werr != nil {
+			return werr
+		}
+		return ex
+	}
+	if err != nil {
+		return env.tableErr(err)
+	}
+	if err := lease.Commit(ctx); err != nil {
+		return err
+	}
+	if lease.Degraded() {
+		env.progress("DynamoDB unavailable: admitted without a check (on_unavailable=allow)")
+	}
+	if opts.Output.json() {
+		return writeJSON(env.Out, map[string]any{
+			"entity_id": opts.EntityID, "resource": opts.Resource,
+			"consumed": lease.Consumed(), "limits": statusJSON(lease.Statuses(), false),
+		})
+	}
+	env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
+	return writeStatusTable(env, lease.Statuses(), false)
+}
+
+func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
+	var vs []violationJSON
+	for _, v := range ex.Violations() {
+		vs = append(vs, violationJSON{v.EntityID, v.Resource, v.Limit.Name, v.Available, v.Requested})
+	}
+	if o.json() {
+		return writeJSON(env.Out, map[string]any{
+			"error": "rate_limited", "message": ex.Error(),
+			"retry_after_seconds": roundSeconds(ex.RetryAfter().Seconds()), "violations": vs,
+		})
+	}
+	t := newTable(env.Out, "ENTITY", "RESOURCE", "LIMIT", "AVAILABLE", "REQUESTED", "RETRY AFTER")
+	for _, v := range ex.Violations() {
+		t.row(v.EntityID, v.Resource, v.Limit.Name, thousands(v.Available), thousands(v.Requested),
+			fmt.Sprintf("%.1fs", v.RetryAfter.Seconds()))
+	}
+	return t.flush()
+}
+
+func statusJSON(sts []limits.Status, withWait bool) []limitJSON {
+	out := make([]limitJSON, 0, len(sts))
+	for _, s := range sts {
+		l := limitJSON{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity}
+		if withWait {
+			w := roundSeconds(s.RetryAfter.Seconds())
+			l.RetryAfterSeconds = &w
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func writeStatusTable(env *Env, sts []limits.Status, withWait bool) error {
+	header := []string{"ENTITY", "LIMIT", "AVAILABLE", "CAPACITY"}
+	if withWait {
+		header = append(header, "WAIT")
+	}
+	t := newTable(env.Out, header...)
+	for _, s := range sts {
+		row := []string{s.EntityID, s.Limit.Name, thousands(s.Available), thousands(s.Limit.Capacity)}
+		if withWait {
+			row = append(row, fmt.Sprintf("%.1fs", s.RetryAfter.Seconds()))
+		}
+		t.row(row...)
+	}
+	return t.flush()
+}
+
+func roundSeconds(s float64) float64 { return math.Round(s*1000) / 1000 }
+
+func formatAmounts(m map[string]int64) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, k+"="+thousands(m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// available
+
+type availableOptions struct {
+	env      *Env
+	EntityID string
+	Resource string
+	Needed   map[string]int64
+	Limits   []limits.Limit
+	Output   outputFormat
+}
+
+func newCmdAvailable(env *Env, runF func(*availableOptions) error) *cobra.Command {
+	opts := &availableOptions{env: env}
+	var needed, specs []string
+	cmd := &cobra.Command{
+		Use:   "available ENTITY_ID RESOURCE",
+		Short: "Show what every limit holds now (and, with -c, how long until that much is there)",
+		Long: `Show the tokens every limit of the entity's bucket holds now, summed over shards, and the
+parent's when the entity cascades. With -c, also how long until that amount is available. Reads only.`,
+		Example: `  zae-limiter available user-123 gpt-4
+  zae-limiter available user-123 gpt-4 -c tpm=5000 -o json`,
+		Args: exactArgs("ENTITY_ID", "RESOURCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.EntityID, opts.Resource = args[0], args[1]
+			if err := validateTarget(opts.EntityID, opts.Resource); err != nil {
+				return err
+			}
+			var err error
+			if opts.Needed, err = parseAmounts(needed); err != nil {
+				return err
+			}
+			if len(specs) > 0 {
+				if opts.Limits, err = parseLimits(specs); err != nil {
+					return err
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return availableRun(cmd.Context(), opts)
+		},
+	}
+	addConsumeFlag(cmd, &needed, "to wait for")
+	addLimitFlag(cmd, &specs)
+	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst], repeatable (e.g. -l rpm:10)"
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func availableRun(ctx context.Context, opts *availableOptions) error {
+	env := opts.env
+	lim, err := env.limiter(ctx, false)
+	if err != nil {
+		return err
+	}
+	sts, err := lim.Available(ctx, opts.EntityID, opts.Resource, opts.Needed, opts.Limits)
+	if err != nil {
+		return env.tableErr(err)
+	}
+	if opts.Output.json() {
+		return writeJSON(env.Out, map[string]any{"limits": statusJSON(sts, true)})
+	}
+	return writeStatusTable(env, sts, true)
+}
