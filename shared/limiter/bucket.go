@@ -91,11 +91,13 @@ type paramSet struct {
 func newParamSet(ls []limits.Limit, level int, epoch int64) paramSet {
 	ps := paramSet{level: level, params: make(map[string]bucket.Params, len(ls)+1), epoch: epoch}
 	for _, lm := range ls {
+		// Whole-limit parameters: a shard's share shows in the cost of its
+		// tokens (see cost), not in its parameters.
 		ps.params[lm.Name] = bucket.Params{
 			Capacity:     lm.Capacity * milli,
 			RefillAmount: lm.RefillAmount * milli,
 			RefillPeriod: lm.RefillPeriodSeconds * 1000,
-		}.Share(level)
+		}
 	}
 	ps.params[wcu] = wcuParams
 	ps.pv = fingerprint(ps.params, level)
@@ -155,6 +157,25 @@ func (l *Limiter) cached(pk string) *shardState {
 func (l *Limiter) remember(pk string, st *shardState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.items[pk] = st
+}
+
+// merge caches a state that came back from DynamoDB without losing what
+// concurrent writers of this process projected: with the same parameters a
+// limit's cached virtual time only moves forward.
+func (l *Limiter) merge(pk string, got *shardState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := got.clone()
+	old, ok := l.items[pk]
+	if ok && old.exists && old.pv == st.pv && old.level == st.level {
+		for name, ls := range st.limits {
+			if o, had := old.limits[name]; had && o.W > ls.W {
+				ls.W = o.W
+				st.limits[name] = ls
+			}
+		}
+	}
 	l.items[pk] = st
 }
 

@@ -45,10 +45,12 @@ type Options struct {
 	Namespace string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Tick is the grid on which idle buckets book consumption; concurrent
-	// writers of one step share it. Default 10ms. Refill is never credited
-	// early; a burst that drains a full bucket within one step may see its
-	// last request wait up to one step.
+	// Tick is the grid on which idle buckets book consumption, so that
+	// concurrent writers of one step share it (it should exceed DynamoDB's
+	// latency a few times over). A limit's grid step is also capped at 1% of
+	// its capacity. Default 100ms. Refill is never credited early: at worst
+	// a bucket going from idle to busy is charged up to one grid step more
+	// than exact (at most 1% of capacity, repaid by refill within a step).
 	Tick time.Duration
 	// TTLMultiplier sets a bucket's time to live to this many times its
 	// slowest limit's fill time (refreshed by every write). Default 7;
@@ -71,6 +73,7 @@ type Limiter struct {
 	cfg   Config
 	o     Options
 	mu    sync.Mutex
+	plan  sync.Mutex             // see consume
 	items map[string]*shardState // by bucket PK
 	count map[string]int         // shard count by entity#resource
 }
@@ -81,7 +84,7 @@ func New(db DynamoDB, cfg Config, o Options) *Limiter {
 		o.Now = time.Now
 	}
 	if o.Tick <= 0 {
-		o.Tick = 10 * time.Millisecond
+		o.Tick = 100 * time.Millisecond
 	}
 	if o.TTLMultiplier == 0 {
 		o.TTLMultiplier = 7

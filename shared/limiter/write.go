@@ -46,8 +46,22 @@ func (l *Limiter) shardOf(t target, j int) shard {
 // with the parameters ps. It never reads: the form of each limit's update is
 // predicted from the cached state, and the item comes back on any failure.
 func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map[string]int64, now int64) (writeResult, error) {
+	// Planning is atomic with the projection of its effect on the cache, so
+	// concurrent writers of this process see each other's writes before they
+	// land (the first writer of a grid step takes the idle form, the others
+	// the busy one).
+	l.plan.Lock()
+	planning := true
+	done := func() {
+		if planning {
+			planning = false
+			l.plan.Unlock()
+		}
+	}
+	defer done()
 	st := l.cached(s.pk)
 	if st != nil && st.exists && (st.pv != ps.pv || st.level != ps.level) {
+		done()
 		return l.reconcile(ctx, s, ps, st, now)
 	}
 	upsert := st == nil && s.j == 0
@@ -63,6 +77,7 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		charge = withWCU(amounts)
 	}
 	projected := st.clone()
+	mine := map[string]projection{}
 	for _, name := range sortedNames(charge) {
 		p, ok := ps.params[name]
 		if !ok {
@@ -74,20 +89,31 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 			return writeResult{kind: denied, st: st}, nil
 		}
 		c := bucket.Clock(p, now)
-		chi := bucket.CeilTo(c, bucket.Quantum(p, l.o.Tick.Milliseconds()))
+		chi := bucket.CeilTo(c, l.quantum(p))
 		w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
 		cur, known := st.limits[name]
-		if known && cur.W > chi {
+		if name == wcu && known && cur.W > c-p.Capacity/2 {
+			// The write budget is a soft trigger for sharding, not a user
+			// limit: it only needs an upper bound, so it takes the busy
+			// form unless idle for long (carrying at most half a second of
+			// unused budget), and never makes concurrent writers collide.
+			conds = append(conds, fmt.Sprintf("%s <= %s", w, e.Num(c+p.Capacity-n)))
+			adds = append(adds, w+" "+e.Num(n))
+			cur.W += n
+			mine[name] = projection{add: n}
+		} else if known && cur.W > chi {
 			// Busy: exact and commutative.
 			conds = append(conds, fmt.Sprintf("%s > %s AND %s <= %s", w, e.Num(chi), w, e.Num(c+p.Capacity-n)))
 			adds = append(adds, w+" "+e.Num(n))
 			cur.W += n
+			mine[name] = projection{add: n}
 		} else {
 			// Idle: book at the grid instant (never earlier than now).
 			b := min(chi, c+p.Capacity-n)
 			conds = append(conds, fmt.Sprintf("%s <= %s", w, e.Num(b)))
 			sets = append(sets, w+" = "+e.Num(b+n))
 			cur.W = b + n
+			mine[name] = projection{set: b + n}
 		}
 		cur.P = p
 		projected.limits[name] = cur
@@ -111,9 +137,7 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		projected.exists = true
 		l.remember(s.pk, projected)
 	}
-	if debugExpr {
-		fmt.Println("COND", cond, "\nUPDATE", update, "\nNAMES", e.Names())
-	}
+	done()
 	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(l.o.Table),
 		Key:                                 key(s.pk),
@@ -126,7 +150,8 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 	})
 	if err == nil {
 		got := decodeShard(out.Attributes)
-		l.observe(s, got)
+		l.merge(s.pk, got)
+		l.learn(s, got)
 		return writeResult{kind: admitted, st: got}, nil
 	}
 	old, ok := dynamo.CondFailedItem(err)
@@ -135,7 +160,18 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		return writeResult{}, fmt.Errorf("write bucket %s shard %d: %w", s.t.key(), s.j, err)
 	}
 	got := decodeShard(old)
-	l.observe(s, got)
+	if got.exists {
+		l.unproject(s.pk, got, mine, now)
+		l.learn(s, got)
+	}
+	if debugExpr {
+		for _, name := range sortedNames(charge) {
+			p := ps.params[name]
+			c := bucket.Clock(p, now)
+			chi := bucket.CeilTo(c, l.quantum(p))
+			fmt.Printf("FAIL %s pred=%d actual=%d chi=%d c=%d\n", name, projected.limits[name].W-cost(name, charge[name], ps.level), got.limits[name].W, chi, c)
+		}
+	}
 	if !got.exists {
 		l.forget(s.pk)
 		if s.j == 0 && !upsert {
@@ -147,6 +183,51 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		return writeResult{kind: again, st: got}, nil
 	}
 	return writeResult{kind: judge(got, charge, ps.level, now), st: got}, nil
+}
+
+// projection is what a planned write assumed it would do to a limit.
+type projection struct {
+	add int64 // the busy form's ADD
+	set int64 // the idle form's SET (when add == 0)
+}
+
+// unproject caches the state a failed write returned, taking this write's
+// own projection back out while keeping what other writers of the process
+// projected: a limit's cached virtual time never falls below the returned
+// one, except that a limit found idle (at or behind the grid instant) is
+// taken exactly as returned.
+func (l *Limiter) unproject(pk string, got *shardState, mine map[string]projection, now int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := got.clone()
+	old, ok := l.items[pk]
+	if ok && old.exists && old.pv == st.pv && old.level == st.level {
+		for name, ls := range st.limits {
+			o, had := old.limits[name]
+			if !had || ls.W <= bucket.CeilTo(bucket.Clock(ls.P, now), l.quantum(ls.P)) {
+				continue
+			}
+			w := o.W
+			if m, planned := mine[name]; planned {
+				switch {
+				case m.add != 0:
+					w -= m.add
+				case w == m.set:
+					w = ls.W
+				}
+			}
+			ls.W = max(ls.W, w)
+			st.limits[name] = ls
+		}
+	}
+	l.items[pk] = st
+}
+
+// quantum is a limit's booking grid in millitokens: what it refills in one
+// Tick, but at most 1% of its capacity, so that the idle form never books
+// more than that ahead of the exact instant.
+func (l *Limiter) quantum(p bucket.Params) int64 {
+	return min(bucket.Quantum(p, l.o.Tick.Milliseconds()), max(1, p.Capacity/100))
 }
 
 // judge decides, from the exact state a failed write returned, whether the
@@ -235,6 +316,11 @@ func (l *Limiter) observe(s shard, st *shardState) {
 		return
 	}
 	l.remember(s.pk, st)
+	l.learn(s, st)
+}
+
+// learn raises the known shard count from a shard's state.
+func (l *Limiter) learn(s shard, st *shardState) {
 	if s.j == 0 {
 		l.learnCount(s.t.key(), st.count)
 	}
