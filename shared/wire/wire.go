@@ -1,0 +1,122 @@
+// Package wire is the JSON contract of the acquire HTTP API (pinned in
+// DECISIONS §4.2): the request and response bodies, error codes and header
+// names shared by the handler (package api) and the Go client. It imports
+// only the standard library, so the client stays free of AWS service SDKs.
+package wire
+
+// Paths of the API.
+const (
+	PathAcquire   = "/v1/acquire"
+	PathAdjust    = "/v1/leases/adjust"
+	PathRelease   = "/v1/leases/release"
+	PathAvailable = "/v1/available"
+	PathHealth    = "/healthz"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 beyond).
+const MaxBodyBytes = 64 << 10
+
+// Limit is one limit in JSON.
+type Limit struct {
+	Name                string `json:"name"`
+	Capacity            int64  `json:"capacity"`
+	RefillAmount        int64  `json:"refill_amount"`
+	RefillPeriodSeconds int64  `json:"refill_period_seconds"`
+}
+
+// AcquireRequest is the body of POST /v1/acquire.
+type AcquireRequest struct {
+	Namespace string           `json:"namespace,omitempty"`
+	EntityID  string           `json:"entity_id"`
+	Resource  string           `json:"resource"`
+	Consume   map[string]int64 `json:"consume"`
+	Limits    []Limit          `json:"limits,omitempty"`
+}
+
+// LimitState is one limit's state after an acquire, or in /v1/available.
+type LimitState struct {
+	EntityID          string   `json:"entity_id"`
+	Name              string   `json:"name"`
+	Available         int64    `json:"available"`
+	Capacity          int64    `json:"capacity"`
+	RetryAfterSeconds *float64 `json:"retry_after_seconds,omitempty"`
+}
+
+// AcquireResponse is the 200 body of POST /v1/acquire.
+type AcquireResponse struct {
+	Lease    string           `json:"lease"`
+	EntityID string           `json:"entity_id"`
+	Resource string           `json:"resource"`
+	Consumed map[string]int64 `json:"consumed"`
+	Limits   []LimitState     `json:"limits"`
+}
+
+// AdjustRequest is the body of POST /v1/leases/adjust.
+type AdjustRequest struct {
+	Lease  string           `json:"lease"`
+	Adjust map[string]int64 `json:"adjust"`
+}
+
+// AdjustResponse is its 200 body: the same token and the net consumption.
+type AdjustResponse struct {
+	Lease    string           `json:"lease"`
+	Consumed map[string]int64 `json:"consumed"`
+}
+
+// ReleaseRequest is the body of POST /v1/leases/release.
+type ReleaseRequest struct {
+	Lease    string `json:"lease"`
+	Rollback bool   `json:"rollback"`
+}
+
+// ReleaseResponse is its 200 body.
+type ReleaseResponse struct {
+	Lease      string `json:"lease"`
+	RolledBack bool   `json:"rolled_back"`
+}
+
+// AvailableResponse is the 200 body of GET /v1/available.
+type AvailableResponse struct {
+	Limits []LimitState `json:"limits"`
+}
+
+// Violation is one limit that denied a request.
+type Violation struct {
+	EntityID  string `json:"entity_id"`
+	Resource  string `json:"resource"`
+	Limit     string `json:"limit"`
+	Available int64  `json:"available"`
+	Requested int64  `json:"requested"`
+}
+
+// Error is every non-200 body. RetryAfterSeconds and Violations are set on
+// 429 only.
+type Error struct {
+	Code              string      `json:"error"`
+	Message           string      `json:"message"`
+	RetryAfterSeconds float64     `json:"retry_after_seconds,omitempty"`
+	Violations        []Violation `json:"violations,omitempty"`
+}
+
+// Error codes.
+const (
+	CodeRateLimited      = "rate_limited"
+	CodeInvalidRequest   = "invalid_request"
+	CodeInvalidLease     = "invalid_lease"
+	CodeLeaseExpired     = "lease_expired"
+	CodeLeaseClosed      = "lease_closed"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeTooLarge         = "request_too_large"
+	CodeUnauthorized     = "unauthorized"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal_error"
+)
+
+// Headers of successful and limited acquires (the tightest limit).
+const (
+	HeaderLimit      = "RateLimit-Limit"
+	HeaderRemaining  = "RateLimit-Remaining"
+	HeaderReset      = "RateLimit-Reset"
+	HeaderRetryAfter = "Retry-After"
+)
