@@ -31,7 +31,13 @@ func (l *Limiter) reconcile(ctx context.Context, s shard, ps paramSet, st *shard
 	case st.level < ps.level:
 		return writeResult{kind: again}, l.split(ctx, s, st, now)
 	}
-	return l.sync(ctx, s, ps, st, now)
+	res, err := l.sync(ctx, s, ps, st, now)
+	if res.kind == admitted {
+		// The sync wrote the parameters, not the consumption: the caller's
+		// next attempt (now exact) takes it.
+		res.kind = again
+	}
+	return res, err
 }
 
 // sync rewrites a shard's parameters to ps, carrying every limit's tokens
@@ -96,16 +102,7 @@ func (l *Limiter) sync(ctx context.Context, s shard, ps paramSet, st *shardState
 // conditional sends one conditional update of shard s and caches what comes
 // back either way; a failed condition is not an error.
 func (l *Limiter) conditional(ctx context.Context, s shard, cond, update string, e *dynamo.Expr) (writeResult, error) {
-	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(l.o.Table),
-		Key:                                 key(s.pk),
-		ConditionExpression:                 aws.String(cond),
-		UpdateExpression:                    aws.String(update),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	out, err := l.update(ctx, s, cond, update, e)
 	if err == nil {
 		st := decodeShard(out.Attributes)
 		l.observe(s, st)
@@ -122,6 +119,21 @@ func (l *Limiter) conditional(ctx context.Context, s shard, cond, update string,
 	}
 	l.forget(s.pk)
 	return writeResult{}, fmt.Errorf("update bucket %s shard %d: %w", s.t.key(), s.j, err)
+}
+
+// update sends one conditional UpdateItem to shard s that returns the item
+// either way: ALL_NEW when written, ALL_OLD with a failed condition.
+func (l *Limiter) update(ctx context.Context, s shard, cond, update string, e *dynamo.Expr) (*dynamodb.UpdateItemOutput, error) {
+	return l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(l.o.Table),
+		Key:                                 key(s.pk),
+		ConditionExpression:                 aws.String(cond),
+		UpdateExpression:                    aws.String(update),
+		ExpressionAttributeNames:            e.Names(),
+		ExpressionAttributeValues:           e.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
 }
 
 // split divides shard s (at level L) into itself and its twin s+L, both at

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zeroae/zae-limiter-go/shared/bucket"
@@ -138,16 +136,7 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		l.remember(s.pk, projected)
 	}
 	done()
-	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(l.o.Table),
-		Key:                                 key(s.pk),
-		ConditionExpression:                 aws.String(cond),
-		UpdateExpression:                    aws.String(update),
-		ExpressionAttributeNames:            e.Names(),
-		ExpressionAttributeValues:           e.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	out, err := l.update(ctx, s, cond, update, e)
 	if err == nil {
 		got := decodeShard(out.Attributes)
 		l.merge(s.pk, got)
@@ -340,8 +329,14 @@ func statuses(t target, st *shardState, amounts map[string]int64, level int, now
 		ls, ok := st.limits[lm.Name]
 		if !ok {
 			// Not on the item yet: a new limit starts full.
-			s.Available = lm.Capacity
-			s.Exceeded = amounts[lm.Name] > lm.Capacity*milli
+			s.Available = lm.Capacity / int64(level)
+			p := bucket.Params{Capacity: lm.Capacity * milli, RefillAmount: lm.RefillAmount * milli, RefillPeriod: lm.RefillPeriodSeconds * 1000}
+			if n := amounts[lm.Name] * int64(level); n > p.Capacity {
+				// Never admissible at once: say how long the amount takes
+				// to accrue, as for a limit on the item.
+				s.Exceeded = true
+				s.RetryAfter = msDuration(bucket.Wait(bucket.Clock(p, now), n, p, now))
+			}
 			out = append(out, s)
 			continue
 		}
