@@ -28,13 +28,13 @@ import (
 // (the "idle" form).
 
 // Epoch is the origin of every bucket clock: 2026-01-01T00:00:00Z, Unix ms.
-// Clock saturates at MaxInt64/2, which a clock at MaxRate reaches in August
-// 2040 (and one at a tenth of it in about 2172).
+// Clock saturates at MaxInt64/2, which a clock at MaxRate reaches in 2055
+// (and one at a tenth of it in about 2318).
 const Epoch int64 = 1_767_225_600_000
 
 // MaxRate is the fastest refill, in millitokens per millisecond, that a
-// clock supports (10 million tokens a second).
-const MaxRate int64 = 10_000_000
+// clock supports (5 million tokens a second, 300 million a minute).
+const MaxRate int64 = 5_000_000
 
 // Clock returns the millitokens p has refilled between Epoch and now,
 // rounded down (towards minus infinity before Epoch). It saturates.

@@ -24,9 +24,9 @@ const MaxTokens int64 = 1 << 50 / 1000
 // MaxPeriodSeconds bounds a refill period (one year).
 const MaxPeriodSeconds int64 = 366 * 86400
 
-// MaxRatePerSecond bounds a limit's refill rate (600 million tokens a
-// minute): bucket clocks count refilled millitokens in an int64.
-const MaxRatePerSecond int64 = 10_000_000
+// MaxRatePerSecond bounds a limit's refill rate (300 million tokens a
+// minute): bucket clocks count refilled millitokens in an int64 until 2055.
+const MaxRatePerSecond int64 = 5_000_000
 
 // PerSecond, PerMinute, PerHour and PerDay build a limit that refills rate
 // tokens per period with capacity rate (burst 0 means "same as rate").
