@@ -13,20 +13,15 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
-// limiter returns the in-process acquire engine for the --namespace.
-func (e *Env) limiter(ctx context.Context, write bool) (*limiter.Limiter, error) {
-	open := e.readNS
-	if write {
-		open = e.writeNS
-	}
-	ns, err := open(ctx)
+// limiter returns the in-process acquire engine for the --namespace,
+// registering "default" on first use (an acquire writes).
+func (e *Env) limiter(ctx context.Context) (*limiter.Limiter, error) {
+	ns, err := e.writeNS(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if ns == nil {
-		return nil, e.unknownNamespace()
 	}
 	db, err := e.DynamoDB(ctx)
 	if err != nil {
@@ -147,7 +142,7 @@ type violationJSON struct {
 
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
-	lim, err := env.limiter(ctx, true)
+	lim, err := env.limiter(ctx)
 	if err != nil {
 		return err
 	}
@@ -299,16 +294,62 @@ parent's when the entity cascades. With -c, also how long until that amount is a
 
 func availableRun(ctx context.Context, opts *availableOptions) error {
 	env := opts.env
-	lim, err := env.limiter(ctx, false)
+	ns, err := env.readNS(ctx)
 	if err != nil {
 		return err
 	}
+	// A read that finds nothing prints an empty result (DECISIONS §4.1):
+	// the default namespace was never written, or no limits are configured
+	// for the entity and resource. With -l it shows what a bucket holds.
+	var cfg limiter.Config = unwrittenNS{}
+	nsID := ""
+	if ns != nil {
+		cfg, nsID = ns, ns.ID
+	}
+	if opts.Limits == nil {
+		if ns == nil {
+			return writeAvailable(env, opts.Output, nil)
+		}
+		// Ids are valid: the only invalid outcome is "no limits configured".
+		if _, err := ns.ResolveLimits(ctx, opts.EntityID, opts.Resource); errors.Is(err, limits.ErrInvalid) {
+			return writeAvailable(env, opts.Output, nil)
+		}
+	}
+	db, err := env.DynamoDB(ctx)
+	if err != nil {
+		return err
+	}
+	lim := limiter.New(db, cfg, limiter.Options{Table: env.Name, Namespace: nsID})
 	sts, err := lim.Available(ctx, opts.EntityID, opts.Resource, opts.Needed, opts.Limits)
 	if err != nil {
 		return env.tableErr(err)
 	}
-	if opts.Output.json() {
+	return writeAvailable(env, opts.Output, sts)
+}
+
+func writeAvailable(env *Env, o outputFormat, sts []limits.Status) error {
+	if o.json() {
 		return writeJSON(env.Out, map[string]any{"limits": statusJSON(sts, true)})
 	}
+	if len(sts) == 0 {
+		return nil
+	}
 	return writeStatusTable(env, sts, true)
+}
+
+// unwrittenNS is the configuration of a namespace that was never written:
+// no limits, no entities (its buckets do not exist either).
+type unwrittenNS struct{}
+
+func (unwrittenNS) ResolveLimits(_ context.Context, entityID, resource string) (store.Resolved, error) {
+	return store.Resolved{OnUnavailable: limits.Block}, limits.Invalid("limits", "none",
+		fmt.Sprintf("no limits configured for entity %q and resource %q", entityID, resource))
+}
+
+func (unwrittenNS) CachedEntity(context.Context, string) (store.Entity, bool, error) {
+	return store.Entity{}, false, nil
+}
+
+func (unwrittenNS) OnUnavailable(context.Context) (limits.OnUnavailable, error) {
+	return limits.Block, nil
 }

@@ -25,7 +25,7 @@ var ErrNoJava = errors.New("java is required to run DynamoDB Local; install a JR
 var ErrPortInUse = errors.New("port in use")
 
 // DefaultStartTimeout bounds the wait for a started DynamoDB Local to answer.
-const DefaultStartTimeout = 10 * time.Second
+const DefaultStartTimeout = 30 * time.Second
 
 // Options configure Start. Zero values are the documented defaults.
 type Options struct {
