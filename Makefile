@@ -11,7 +11,7 @@ MODULE   := github.com/zeroae/zae-limiter-go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X $(MODULE)/cli.Version=$(VERSION)
 
-# NAME: stack name for local-up/local-down/demo. PORT: port for local-up
+# NAME: stack name for local-up/local-down. PORT: port for local-up
 # (empty: 8000, or a free port when 8000 is taken). FUZZTIME: per fuzz target.
 NAME     ?= limiter
 PORT     ?=

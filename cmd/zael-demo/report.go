@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/loadgen"
+	"github.com/zeroae/zae-limiter-go/shared/schema"
+	"github.com/zeroae/zae-limiter-go/shared/store"
+)
+
+// Row is one entity's line of the final table.
+type Row struct {
+	ID, Parent string
+	Children   []string
+	Limits     []limits.Limit // as resolved for the resource
+	// Tally is nil for a parent, whose usage is its children's.
+	Tally    *Tally
+	Used     map[string]int64
+	P50, P99 time.Duration
+	// BucketTPM is the change of the bucket's consumed counter over the
+	// run (-1 when it could not be read).
+	BucketTPM int64
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Resource string
+	Elapsed  time.Duration
+	Rows     []*Row
+}
+
+// Row returns the row of id, or nil.
+func (r *Report) Row(id string) *Row {
+	for _, row := range r.Rows {
+		if row.ID == id {
+			return row
+		}
+	}
+	return nil
+}
+
+// Limit returns the limit called name of the row, and whether it has one.
+func (r *Row) Limit(name string) (limits.Limit, bool) {
+	i := slices.IndexFunc(r.Limits, func(l limits.Limit) bool { return l.Name == name })
+	if i < 0 {
+		return limits.Limit{}, false
+	}
+	return r.Limits[i], true
+}
+
+// Envelope is the most a limit can admit over d from a full bucket: its
+// capacity plus what refills in d.
+func Envelope(l limits.Limit, d time.Duration) int64 {
+	return l.Capacity + int64(float64(l.RefillAmount)*d.Seconds()/float64(l.RefillPeriodSeconds))
+}
+
+// BuildReport puts the tallies together with the resolved limits and the
+// buckets' consumed counters (after minus before).
+func BuildReport(ctx context.Context, ns *store.NS, s Scenario, tallies map[string]*Tally, elapsed time.Duration,
+	before, after map[string]int64) (*Report, error) {
+	rep := &Report{Resource: s.Resource, Elapsed: elapsed}
+	for _, e := range s.Entities {
+		res, err := ns.ResolveLimits(ctx, e.ID, s.Resource)
+		if err != nil {
+			return nil, err
+		}
+		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: res.Limits,
+			Tally: tallies[e.ID], Used: map[string]int64{}, BucketTPM: -1}
+		if a, ok := after[e.ID]; ok {
+			row.BucketTPM = a - before[e.ID]
+		}
+		if t := row.Tally; t != nil {
+			row.Used = t.Used
+			row.P50, row.P99 = loadgen.Percentile(t.Latencies, 50), loadgen.Percentile(t.Latencies, 99)
+		}
+		for _, c := range row.Children {
+			if t := tallies[c]; t != nil {
+				for k, v := range t.Used {
+					row.Used[k] += v
+				}
+			}
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	return rep, nil
+}
+
+// BucketCounters reads the net tpm consumed counter of every entity's bucket
+// (summed over its shards), in whole tokens.
+func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resource string, ids []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, id := range ids {
+		var total int64
+		for shard, count := 0, 1; shard < count; shard++ {
+			k := schema.BucketKey(nsID, id, resource, shard)
+			got, err := db.GetItem(ctx, &dynamodb.GetItemInput{
+				TableName:      aws.String(table),
+				Key:            dynamo.Item{schema.PK: dynamo.S(k.PK), schema.SK: dynamo.S(k.SK)},
+				ConsistentRead: aws.Bool(true),
+			})
+			if err != nil {
+				return nil, err
+			}
+			if shard == 0 {
+				if n, ok := dynamo.GetN(got.Item, schema.AttrShardCount); ok {
+					count = int(n)
+				}
+			}
+			tc, _ := dynamo.GetN(got.Item, schema.BucketAttr("tpm", schema.SuffixConsumed))
+			total += tc
+		}
+		out[id] = total / 1000
+	}
+	return out, nil
+}
+
+// Print writes the table and what it means.
+func (r *Report) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENTITY\tADMITTED\tREJECTED\tROLLED BACK\tRPM USED\tTPM USED\tBUCKET TPM\tP50\tP99\tLIMITS (per min)")
+	for _, row := range r.Rows {
+		name, adm, rej, rb, p50, p99 := row.ID, "-", "-", "-", "-", "-"
+		if row.Parent != "" {
+			name = "└ " + name
+		}
+		if t := row.Tally; t != nil {
+			adm, rej, rb = num(t.Admitted), num(t.Rejected), num(t.RolledBack)
+			p50, p99 = millis(row.P50), millis(row.P99)
+		}
+		bucket := "?"
+		if row.BucketTPM >= 0 {
+			bucket = num(row.BucketTPM)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, adm, rej, rb,
+			num(row.Used["rpm"]), num(row.Used["tpm"]), bucket, p50, p99, perMin(row.Limits))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	for _, line := range r.Explain() {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// Explain says in a few lines what happened.
+func (r *Report) Explain() []string {
+	secs := fmt.Sprintf("%.0fs", r.Elapsed.Seconds())
+	var lines, free []string // free: callers never denied
+	for _, row := range r.Rows {
+		t := row.Tally
+		switch {
+		case t == nil && len(row.Children) > 0:
+			var denied int64
+			for _, c := range row.Children {
+				if ct := r.Row(c).Tally; ct != nil {
+					denied += ct.BlockedBy[row.ID+" tpm"] + ct.BlockedBy[row.ID+" rpm"]
+				}
+			}
+			l, _ := row.Limit("tpm")
+			lines = append(lines, fmt.Sprintf("- %s bounded its keys %s together: %s of their denials came from the project's limits, "+
+				"and their combined %s tpm stayed within its %s (%s/min burst + %s of refill).",
+				row.ID, strings.Join(row.Children, " and "), num(denied), num(row.Used["tpm"]),
+				num(Envelope(l, r.Elapsed)), num(l.Capacity), secs))
+		case t == nil:
+		case t.Rejected == 0:
+			free = append(free, row.ID)
+		default:
+			top, n := "", int64(0)
+			for k, v := range t.BlockedBy {
+				if v > n || (v == n && k < top) {
+					top, n = k, v
+				}
+			}
+			who, lim, _ := strings.Cut(top, " ")
+			whose := "its own " + lim + " limit"
+			if who != row.ID {
+				whose = who + "'s " + lim + " limit"
+			}
+			lines = append(lines, fmt.Sprintf("- %s was denied %s of %s calls, mostly by %s (%s).",
+				row.ID, num(t.Rejected), num(t.Attempts), whose, plural(n, "time")))
+		}
+	}
+	for _, id := range free {
+		row := r.Row(id)
+		l, _ := row.Limit("tpm")
+		lines = append(lines, fmt.Sprintf("- %s never hit a limit: it used %s tpm of the %s its limits allow in %s.",
+			id, num(row.Used["tpm"]), num(Envelope(l, r.Elapsed)), secs))
+	}
+	lines = append(lines, "- Each call took {rpm: 1, tpm: input + max_tokens}, then adjusted tpm to the real usage; "+
+		"rolled-back calls (failed model calls) gave everything back, so USED is what the limiter still holds.")
+	var off []string
+	for _, row := range r.Rows {
+		if row.BucketTPM != row.Used["tpm"] {
+			off = append(off, row.ID)
+		}
+	}
+	if len(off) == 0 {
+		lines = append(lines, "- BUCKET TPM, the net consumed counter stored in each bucket, matches TPM USED for every entity.")
+	} else {
+		lines = append(lines, fmt.Sprintf("- BUCKET TPM, the net consumed counter stored in each bucket, differs from TPM USED for %s.",
+			strings.Join(off, ", ")))
+	}
+	return lines
+}
+
+func perMin(ls []limits.Limit) string {
+	s := make([]string, 0, len(ls))
+	for _, l := range ls {
+		v := strconv.FormatInt(l.RefillAmount*60/l.RefillPeriodSeconds, 10)
+		if n := l.RefillAmount * 60 / l.RefillPeriodSeconds; n >= 1000 && n%1000 == 0 {
+			v = strconv.FormatInt(n/1000, 10) + "k"
+		}
+		s = append(s, l.Name+" "+v)
+	}
+	return strings.Join(s, ", ")
+}
+
+func millis(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+// num renders n with thousands separators.
+func num(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return num(n) + " " + word + "s"
+}
