@@ -24,7 +24,11 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 		ok    bool
 	}
 	results := make([]result, len(ts))
-	g, gctx := errgroup.WithContext(ctx)
+	// Not errgroup.WithContext: a failure must not cancel a sibling's write
+	// in flight, whose outcome would then be unknown (applied, yet never
+	// given back or recorded).
+	var g errgroup.Group
+	gctx := ctx
 	for i, t := range ts {
 		amt := millis(req.Consume, t.has)
 		results[i].amt = amt

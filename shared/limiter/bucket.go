@@ -19,7 +19,12 @@ const milli = bucket.MilliPerToken
 // the write ceiling of one DynamoDB partition. It is not divided by shards.
 const wcu = limits.ReservedLimitName
 
-var wcuParams = bucket.Params{Capacity: 1000 * milli, RefillAmount: 1000 * milli, RefillPeriod: 1000}
+// Its burst is two seconds of writes, not one: a writer checks the budget
+// against its own clock, and one whose clock is a second behind another
+// writer's (or whose request took a second) would otherwise find a budget
+// that writer booked ahead already spent, and double the shards of a
+// bucket that sees a few writes a second.
+var wcuParams = bucket.Params{Capacity: 2000 * milli, RefillAmount: 1000 * milli, RefillPeriod: 1000}
 
 // wcuCost is what one write takes of wcu, in millitokens.
 const wcuCost = milli

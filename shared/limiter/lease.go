@@ -110,7 +110,11 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 		ok  bool
 	}
 	results := make([]result, len(ls.entries))
-	g, gctx := errgroup.WithContext(ctx)
+	// Not errgroup.WithContext: a failure must not cancel a sibling's write
+	// in flight, whose outcome would then be unknown (applied, yet never
+	// given back or recorded).
+	var g errgroup.Group
+	gctx := ctx
 	for i, e := range ls.entries {
 		amt := millis(amounts, e.has)
 		if len(amt) == 0 {
@@ -161,7 +165,11 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 	if err := ls.usable(deltas); err != nil || ls.degraded {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// Not errgroup.WithContext: a failure must not cancel a sibling's write
+	// in flight, whose outcome would then be unknown (applied, yet never
+	// given back or recorded).
+	var g errgroup.Group
+	gctx := ctx
 	for _, e := range ls.entries {
 		d := millis(deltas, e.has)
 		if len(d) == 0 {

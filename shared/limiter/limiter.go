@@ -45,12 +45,13 @@ type Options struct {
 	Namespace string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Tick is the grid on which idle buckets book consumption, so that
-	// concurrent writers of one step share it (it should exceed DynamoDB's
-	// latency a few times over). A limit's grid step is also capped at 1% of
-	// its capacity. Default 100ms. Refill is never credited early: at worst
-	// a bucket going from idle to busy is charged up to one grid step more
-	// than exact (at most 1% of capacity, repaid by refill within a step).
+	// Tick is the grid on which idle buckets book consumption while several
+	// writes of this process are in flight on them, so that those writers
+	// share it (it should exceed DynamoDB's latency a few times over). A
+	// limit's grid step is also capped at 1% of its capacity. Default 100ms.
+	// A writer alone on a bucket books exactly. Refill is never credited
+	// early: at worst a bucket going from idle to busy under concurrency is
+	// charged up to one grid step more than exact (at most 1% of capacity).
 	Tick time.Duration
 	// TTLMultiplier sets a bucket's time to live to this many times its
 	// slowest limit's fill time (refreshed by every write). Default 7;
@@ -75,7 +76,9 @@ type Limiter struct {
 	mu    sync.Mutex
 	plan  sync.Mutex             // see consume
 	items map[string]*shardState // by bucket PK
-	count map[string]int         // shard count by entity#resource
+	// inflight counts this process's writes in flight per bucket PK.
+	inflight map[string]int
+	count    map[string]int // shard count by entity#resource
 }
 
 // New builds a limiter over db, resolving limits through cfg.
@@ -98,7 +101,7 @@ func New(db DynamoDB, cfg Config, o Options) *Limiter {
 	if o.Rand == nil {
 		o.Rand = rand.IntN
 	}
-	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shardState{}, count: map[string]int{}}
+	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shardState{}, count: map[string]int{}, inflight: map[string]int{}}
 }
 
 // Request is one acquire.
@@ -182,8 +185,10 @@ func (l *Limiter) policy(ctx context.Context, req Request) limits.OnUnavailable 
 	if req.OnUnavailable != "" {
 		return req.OnUnavailable
 	}
-	on, err := l.cfg.OnUnavailable(ctx)
-	if err != nil || on == "" {
+	// On a read error the store still answers with the last value it read
+	// (else block): DynamoDB being down is exactly when the policy matters.
+	on, _ := l.cfg.OnUnavailable(ctx)
+	if on == "" {
 		return limits.Block
 	}
 	return on

@@ -57,6 +57,10 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		}
 	}
 	defer done()
+	// Alone on this item the idle form books exactly at now; with writes of
+	// this process in flight on it, on the shared grid (see quantum).
+	concurrent := l.enter(s.pk)
+	defer l.leave(s.pk)
 	st := l.cached(s.pk)
 	if st != nil && st.exists && (st.pv != ps.pv || st.level != ps.level) {
 		done()
@@ -84,10 +88,17 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		n := cost(name, charge[name], ps.level)
 		if n > p.Capacity {
 			// More than the whole bucket: never admissible at these limits.
+			// The denial reports what the bucket holds now.
+			done()
+			if !st.exists {
+				if got, err := l.read(ctx, s); err == nil && got.exists {
+					st = got
+				}
+			}
 			return writeResult{kind: denied, st: st}, nil
 		}
 		c := bucket.Clock(p, now)
-		chi := bucket.CeilTo(c, l.quantum(p))
+		chi := bucket.CeilTo(c, l.quantum(p, concurrent))
 		w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
 		cur, known := st.limits[name]
 		if name == wcu && known && cur.W > c-p.Capacity/2 {
@@ -157,7 +168,7 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		for _, name := range sortedNames(charge) {
 			p := ps.params[name]
 			c := bucket.Clock(p, now)
-			chi := bucket.CeilTo(c, l.quantum(p))
+			chi := bucket.CeilTo(c, l.quantum(p, true))
 			fmt.Printf("FAIL %s pred=%d actual=%d chi=%d c=%d\n", name, projected.limits[name].W-cost(name, charge[name], ps.level), got.limits[name].W, chi, c)
 		}
 	}
@@ -193,7 +204,7 @@ func (l *Limiter) unproject(pk string, got *shardState, mine map[string]projecti
 	if ok && old.exists && old.pv == st.pv && old.level == st.level {
 		for name, ls := range st.limits {
 			o, had := old.limits[name]
-			if !had || ls.W <= bucket.CeilTo(bucket.Clock(ls.P, now), l.quantum(ls.P)) {
+			if !had || ls.W <= bucket.CeilTo(bucket.Clock(ls.P, now), l.quantum(ls.P, true)) {
 				continue
 			}
 			w := o.W
@@ -212,11 +223,34 @@ func (l *Limiter) unproject(pk string, got *shardState, mine map[string]projecti
 	l.items[pk] = st
 }
 
-// quantum is a limit's booking grid in millitokens: what it refills in one
-// Tick, but at most 1% of its capacity, so that the idle form never books
-// more than that ahead of the exact instant.
-func (l *Limiter) quantum(p bucket.Params) int64 {
+// quantum is a limit's booking grid in millitokens. A writer alone on an
+// item books exactly (1). Writers of one process in flight together on an
+// item share a grid: what the limit refills in one Tick, at most 1% of its
+// capacity, so that the idle form never books more than that ahead of the
+// exact instant, and after the first idle-form write of a step the others
+// take the busy form instead of racing it.
+func (l *Limiter) quantum(p bucket.Params, concurrent bool) int64 {
+	if !concurrent {
+		return 1
+	}
 	return min(bucket.Quantum(p, l.o.Tick.Milliseconds()), max(1, p.Capacity/100))
+}
+
+// enter counts a write of this process in flight on an item and reports
+// whether another one already is; leave undoes it.
+func (l *Limiter) enter(pk string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight[pk]++
+	return l.inflight[pk] > 1
+}
+
+func (l *Limiter) leave(pk string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight[pk]--; l.inflight[pk] <= 0 {
+		delete(l.inflight, pk)
+	}
 }
 
 // judge decides, from the exact state a failed write returned, whether the
