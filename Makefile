@@ -17,6 +17,7 @@ NAME     ?= limiter
 PORT     ?=
 FUZZTIME ?= 20s
 BENCH    ?= .
+BENCH_REQUESTS ?= 3000
 
 # ZAEL_REQUIRE_DYNAMODB=1 in the environment (as .ci/run sets it) turns every
 # "no DynamoDB" test skip into a failure, and a missing java or npm in
@@ -109,8 +110,22 @@ test: tools lint ## Lint, then go test -race -count=1 ./... (each test process s
 	$(GO) test -race -count=1 ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks of shared/ (BENCH=pattern)
+bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./shared/...
+	@mkdir -p bin dist/bench
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	@# One fresh DynamoDB Local per run: its latency grows with the stream
+	@# records it holds, so every run starts from the same state.
+	@for run in "c1 --concurrency 1 --baseline" "c16 --concurrency 16 --baseline" \
+	            "cascade-c1 --concurrency 1 --cascade" "cascade-c16 --concurrency 16 --cascade"; do \
+		set -- $$run; name=$$1; shift; \
+		trap 'bin/zae-limiter local down -n bench >/dev/null' EXIT; \
+		endpoint=$$(bin/zae-limiter local up -n bench 2>/dev/null); \
+		echo "== bench $$name: $$*, $(BENCH_REQUESTS) acquires" >&2; \
+		bin/zae-limiter bench -n bench --endpoint-url "$$endpoint" --requests $(BENCH_REQUESTS) "$$@" -o json > dist/bench/$$name.json; \
+		bin/zae-limiter local down -n bench >/dev/null; trap - EXIT; \
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("   acquires %(acquires)d admitted %(admitted)d p50 %(p50_ms).3f ms p99 %(p99_ms).3f ms %(acquires_per_second).0f/s requests/acquire %(ddb_requests_per_acquire).3f" % d); [print("   %-26s p50 %.3f ms p99 %.3f ms" % (b["name"], b["p50_ms"], b["p99_ms"])) for b in d.get("baselines") or []]' dist/bench/$$name.json; \
+	done
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target in shared/bucket for FUZZTIME (default 20s)
@@ -141,6 +156,49 @@ demo: tools ## Demo: LLM-style load on a local stack named demo for ~20s, then s
 	@trap 'bin/zae-limiter local down -n demo' EXIT; trap 'exit 130' INT TERM; \
 	endpoint=$$(bin/zae-limiter local up -n demo); \
 	bin/zael-demo --endpoint-url "$$endpoint" -n demo $(DEMO_ARGS)
+
+# Lambda functions: every directory of functions/. FN and EVENT pick what
+# `make invoke` runs; an EVENT with {{PLACEHOLDERS}} (adjust, release) first
+# runs INVOKE_PRIME (the admitted acquire) and is filled from its response.
+# INVOKE_ENV adds -env K=V flags for the function.
+LAMBDA_FNS    := $(notdir $(wildcard functions/*))
+LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags '-s -w'
+FN            ?= acquire
+EVENT         ?= events/$(FN)/admitted.json
+INVOKE_PRIME  ?= events/$(FN)/admitted.json
+INVOKE_ENV    ?=
+INVOKE_LEASE_KEY := local-invoke-lease-signing-key-not-a-secret
+
+.PHONY: lambda
+lambda: ## Build each function's deployable bootstrap: dist/<fn>/bootstrap (linux/arm64, stripped, lambda.norpc)
+	@for fn in $(LAMBDA_FNS); do \
+		echo "GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o dist/$$fn/bootstrap ./functions/$$fn"; \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o dist/$$fn/bootstrap ./functions/$$fn; \
+		ls -l dist/$$fn/bootstrap; \
+	done
+
+.PHONY: invoke
+invoke: tools ## Run EVENT through FN's real bootstrap (native build) under bin/lambda-runner on a local stack named invoke (FN=acquire EVENT=events/acquire/admitted.json)
+	@test -d functions/$(FN) || { echo "invoke: no function functions/$(FN) (FN=$(FN))" >&2; exit 2; }
+	@test -f "$(EVENT)" || { echo "invoke: no event file $(EVENT) (EVENT=...)" >&2; exit 2; }
+	@mkdir -p bin dist/local/$(FN)
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	$(GO) build -trimpath -o bin/lambda-runner ./cmd/lambda-runner
+	CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o dist/local/$(FN)/bootstrap ./functions/$(FN)
+	@events=("$(EVENT)"); \
+	if grep -q '{{[A-Za-z0-9_]*}}' "$(EVENT)"; then events=("$(INVOKE_PRIME)" "$(EVENT)"); fi; \
+	args=(); for e in "$${events[@]}"; do args+=(-event "$$e"); done; \
+	if bin/zae-limiter local status -n invoke -o json 2>/dev/null | grep -q '"running": *true'; then \
+		echo "invoke: using the running local stack 'invoke'" >&2; \
+	else \
+		trap 'bin/zae-limiter local down -n invoke >/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	fi; \
+	endpoint=$$(bin/zae-limiter local up -n invoke 2>/dev/null); \
+	bin/lambda-runner -binary dist/local/$(FN)/bootstrap -pretty \
+		-env TABLE_NAME=invoke -env AWS_ENDPOINT_URL_DYNAMODB="$$endpoint" \
+		-env AWS_ACCESS_KEY_ID=dummy -env AWS_SECRET_ACCESS_KEY=dummy \
+		-env AWS_LAMBDA_LOG_FORMAT=JSON -env LEASE_KEYS=$(INVOKE_LEASE_KEY) \
+		$(INVOKE_ENV) "$${args[@]}"
 
 .PHONY: clean
 clean: ## Remove build output (bin/, dist/)

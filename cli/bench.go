@@ -193,12 +193,12 @@ func benchRun(ctx context.Context, opts *benchOptions) error {
 	started := time.Now()
 	results := loadgen.Run(ctx, loadgen.Options{
 		Concurrency: opts.Concurrency, Requests: opts.Requests, Duration: opts.Duration,
-		Progress: func(p loadgen.Progress) {
-			rate := float64(p.Done) / math.Max(p.Elapsed.Seconds(), 1e-9)
-			fmt.Fprintf(env.Err, "\r%8d acquires  %8d admitted  %6d rejected  %7.0f/s  %5.1fs", p.Done, p.Admitted, p.Rejected, rate, p.Elapsed.Seconds())
-		},
+		Progress:      progressLine(env),
+		ProgressEvery: progressEvery(env),
 	}, ops...)
-	fmt.Fprintln(env.Err)
+	if isTerminal(env.Err) {
+		fmt.Fprintln(env.Err)
+	}
 	_ = started
 	r := results[0]
 	rep := benchReport{
@@ -343,6 +343,28 @@ func benchBaselines(ctx context.Context, env *Env, nsID string, opts *benchOptio
 		return err == nil, err
 	}
 	return []loadgen.Op{{Name: "direct_update_same_shape", Do: shapeOp}, {Name: "direct_update_bare_item", Do: bareOp}}, nil
+}
+
+// progressLine redraws one status line on a terminal and prints a line per
+// tick otherwise (logs, CI).
+func progressLine(env *Env) func(loadgen.Progress) {
+	tty := isTerminal(env.Err)
+	return func(p loadgen.Progress) {
+		rate := float64(p.Done) / math.Max(p.Elapsed.Seconds(), 1e-9)
+		line := fmt.Sprintf("%8d acquires  %8d admitted  %6d rejected  %7.0f/s  %5.1fs", p.Done, p.Admitted, p.Rejected, rate, p.Elapsed.Seconds())
+		if tty {
+			fmt.Fprint(env.Err, "\r"+line)
+		} else {
+			fmt.Fprintln(env.Err, line)
+		}
+	}
+}
+
+func progressEvery(env *Env) time.Duration {
+	if isTerminal(env.Err) {
+		return 500 * time.Millisecond
+	}
+	return 5 * time.Second
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Millisecond)*1000) / 1000 }

@@ -63,9 +63,9 @@ func newEnv(in io.Reader, out, errw io.Writer, getenv func(string) string) *Env 
 	}
 }
 
-// isTerminal reports whether r is an interactive terminal (not /dev/null,
-// a pipe or a file).
-func isTerminal(r io.Reader) bool {
+// isTerminal reports whether r (a reader or writer) is an interactive
+// terminal (not /dev/null, a pipe or a file).
+func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
