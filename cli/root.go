@@ -93,6 +93,7 @@ func commands(env *Env) []*cobra.Command {
 		newCmdAcquire(env, nil),
 		newCmdAvailable(env, nil),
 		newCmdBench(env, nil),
+		newCmdServe(env, nil),
 		newCmdVersion(env, nil),
 	}
 }

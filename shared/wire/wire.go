@@ -49,6 +49,10 @@ type AcquireResponse struct {
 	Resource string           `json:"resource"`
 	Consumed map[string]int64 `json:"consumed"`
 	Limits   []LimitState     `json:"limits"`
+	// Degraded is true when the backend was unavailable and the
+	// namespace's on_unavailable policy admitted the request without a
+	// check: nothing was consumed and the lease holds no bucket.
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 // AdjustRequest is the body of POST /v1/leases/adjust.

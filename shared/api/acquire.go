@@ -1,0 +1,158 @@
+package api
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/wire"
+)
+
+// acquire serves POST /v1/acquire.
+func (h *Handler) acquire(w http.ResponseWriter, r *http.Request) (any, error) {
+	ctx := r.Context()
+	req, err := decodeAcquire(http.MaxBytesReader(w, r.Body, wire.MaxBodyBytes))
+	if err != nil {
+		return nil, err
+	}
+	ns, lim, err := h.namespace(ctx, req.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	lease, err := lim.Acquire(ctx, limiter.Request{
+		EntityID: req.EntityID, Resource: req.Resource, Consume: req.Consume, Limits: limitsOf(req.Limits),
+	})
+	var ex *limits.ExceededError
+	switch {
+	case errors.As(err, &ex), errors.Is(err, limits.ErrInvalid), errors.Is(err, limits.ErrUnavailable):
+		return nil, err
+	case err != nil:
+		return nil, unavailable("acquire", err)
+	}
+	exp := h.o.Now().Add(h.o.LeaseTTL)
+	tok := sign(claimsFor(newLeaseID(), ns.ID, ns.Name, req, lease, exp), h.o.Keys[0])
+	sts := lease.Statuses()
+	if s, ok := tightest(sts); ok {
+		setRateLimit(w.Header(), s, untilFull(s))
+	}
+	resp := wire.AcquireResponse{
+		Lease: tok, EntityID: req.EntityID, Resource: req.Resource,
+		Consumed: lease.Consumed(), Limits: make([]wire.LimitState, 0, len(sts)),
+		Degraded: lease.Degraded(),
+	}
+	for _, s := range sts {
+		resp.Limits = append(resp.Limits, wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity})
+	}
+	return resp, nil
+}
+
+// available serves GET /v1/available: every limit's tokens now and, per
+// limit, how long until one whole token is there (0 when one is).
+func (h *Handler) available(_ http.ResponseWriter, r *http.Request) (any, error) {
+	ctx := r.Context()
+	q, err := decodeAvailable(r.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	_, lim, err := h.namespace(ctx, q.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	read := func(needed map[string]int64) ([]limits.Status, error) {
+		sts, err := lim.Available(ctx, q.EntityID, q.Resource, needed, nil)
+		if err != nil && !errors.Is(err, limits.ErrInvalid) {
+			return nil, unavailable("read available", err)
+		}
+		return sts, err
+	}
+	resp := wire.AvailableResponse{Limits: []wire.LimitState{}}
+	sts, err := read(nil)
+	if errors.Is(err, limits.ErrInvalid) {
+		// Ids are valid: the only invalid outcome is "no limits configured
+		// for this entity and resource", a read that finds nothing.
+		return resp, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Only for depleted limits, a second read asks how long one token takes.
+	needed := map[string]int64{}
+	for _, s := range sts {
+		if s.Available < 1 {
+			needed[s.Limit.Name] = 1
+		}
+	}
+	wait := map[[2]string]time.Duration{}
+	if len(needed) > 0 {
+		again, err := read(needed)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range again {
+			if s.Exceeded {
+				wait[[2]string{s.EntityID, s.Limit.Name}] = s.RetryAfter
+			}
+		}
+	}
+	for _, s := range sts {
+		secs := seconds(wait[[2]string{s.EntityID, s.Limit.Name}])
+		resp.Limits = append(resp.Limits, wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name,
+			Available: s.Available, Capacity: s.Limit.Capacity, RetryAfterSeconds: &secs})
+	}
+	return resp, nil
+}
+
+// denial is the 429 body; it also sets Retry-After and the RateLimit
+// headers of the violation that decides the wait.
+func denial(ex *limits.ExceededError, hdr http.Header) wire.Error {
+	hdr.Set(wire.HeaderRetryAfter, ex.RetryAfterHeader())
+	setRateLimit(hdr, ex.Primary(), int64(math.Ceil(ex.RetryAfter().Seconds())))
+	body := wire.Error{Code: wire.CodeRateLimited, Message: ex.Error(), RetryAfterSeconds: seconds(ex.RetryAfter())}
+	for _, v := range ex.Violations() {
+		body.Violations = append(body.Violations, wire.Violation{EntityID: v.EntityID, Resource: v.Resource,
+			Limit: v.Limit.Name, Available: v.Available, Requested: v.Requested})
+	}
+	return body
+}
+
+// tightest is the status with the lowest available/capacity ratio (the
+// first on ties).
+func tightest(sts []limits.Status) (limits.Status, bool) {
+	var best limits.Status
+	bestRatio := math.Inf(1)
+	for _, s := range sts {
+		if s.Limit.Capacity <= 0 {
+			continue
+		}
+		if r := float64(s.Available) / float64(s.Limit.Capacity); r < bestRatio {
+			best, bestRatio = s, r
+		}
+	}
+	return best, !math.IsInf(bestRatio, 1)
+}
+
+// untilFull is how many seconds (rounded up) the limit takes to refill to
+// capacity.
+func untilFull(s limits.Status) int64 {
+	missing := s.Limit.Capacity - s.Available
+	if missing <= 0 || s.Limit.RefillAmount <= 0 {
+		return 0
+	}
+	secs := float64(missing) * float64(s.Limit.RefillPeriodSeconds) / float64(s.Limit.RefillAmount)
+	return int64(math.Min(math.Ceil(secs), 1<<53))
+}
+
+// setRateLimit sets the RateLimit-* headers of one limit; reset is in
+// whole seconds.
+func setRateLimit(hdr http.Header, s limits.Status, reset int64) {
+	hdr.Set(wire.HeaderLimit, strconv.FormatInt(s.Limit.Capacity, 10))
+	hdr.Set(wire.HeaderRemaining, strconv.FormatInt(max(s.Available, 0), 10))
+	hdr.Set(wire.HeaderReset, strconv.FormatInt(reset, 10))
+}
+
+// seconds renders a duration as seconds with millisecond precision.
+func seconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
