@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/spf13/cobra"
 
+	"github.com/zeroae/zae-limiter-go/client"
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
@@ -33,6 +34,10 @@ type benchOptions struct {
 	Consume     map[string]int64
 	Limits      []limits.Limit
 	Baseline    bool
+	URL         string
+	Token       string
+	SigV4       bool
+	NoSetup     bool
 	Output      outputFormat
 }
 
@@ -87,8 +92,17 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 					return err
 				}
 			}
+			if opts.Baseline && opts.URL != "" {
+				return usageErrorf("--baseline measures DynamoDB directly and does not combine with --url")
+			}
+			if opts.Token == "" {
+				opts.Token = env.Getenv("ZAEL_API_TOKEN")
+			}
 			if runF != nil {
 				return runF(opts)
+			}
+			if opts.URL != "" {
+				return benchURLRun(cmd.Context(), opts)
 			}
 			return benchRun(cmd.Context(), opts)
 		},
@@ -101,6 +115,10 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 	f.IntVar(&opts.Requests, "requests", 0, "stop after `N` acquires in total (e.g. --requests 3000)")
 	f.DurationVar(&opts.Duration, "duration", 0, "stop after `D` (e.g. --duration 20s)")
 	f.BoolVar(&opts.Baseline, "baseline", false, "alternate each acquire with a direct UpdateItem of the same shape and one on a bare item (e.g. --baseline)")
+	f.StringVar(&opts.URL, "url", "", "drive the acquire API at `URL` through the Go client instead of the in-process limiter (e.g. --url http://127.0.0.1:8080)")
+	f.StringVar(&opts.Token, "token", "", "bearer `TOKEN` for --url (e.g. --token s3cret; env ZAEL_API_TOKEN)")
+	f.BoolVar(&opts.SigV4, "sigv4", false, "sign --url requests with SigV4 for an AWS_IAM Function URL (default credential chain)")
+	f.BoolVar(&opts.NoSetup, "no-setup", false, "do not create entities or set limits first (the API's table may be out of reach)")
 	addConsumeFlag(cmd, &consume, "per acquire (default rpm=1)")
 	addLimitFlag(cmd, &specs)
 	f.Lookup("limit").Usage = "`LIMIT` to set on the entity instead of the high defaults, repeatable (e.g. -l rpm:1000)"
@@ -109,21 +127,21 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 }
 
 type benchReport struct {
-	Acquires          int64            `json:"acquires"`
-	Admitted          int64            `json:"admitted"`
-	Rejected          int64            `json:"rejected"`
-	Errors            int64            `json:"errors"`
-	P50ms             float64          `json:"p50_ms"`
-	P99ms             float64          `json:"p99_ms"`
-	PerSecond         float64          `json:"acquires_per_second"`
-	RequestsPerAcq    float64          `json:"ddb_requests_per_acquire"`
-	Requests          map[string]int64 `json:"ddb_requests"`
-	Concurrency       int              `json:"concurrency"`
-	Cascade           bool             `json:"cascade"`
-	ElapsedSeconds    float64          `json:"elapsed_seconds"`
-	Baselines         []baselineReport `json:"baselines,omitempty"`
-	FirstError        string           `json:"first_error,omitempty"`
-	p50, p99, elapsed time.Duration
+	Acquires       int64            `json:"acquires"`
+	Admitted       int64            `json:"admitted"`
+	Rejected       int64            `json:"rejected"`
+	Errors         int64            `json:"errors"`
+	P50ms          float64          `json:"p50_ms"`
+	P99ms          float64          `json:"p99_ms"`
+	PerSecond      float64          `json:"acquires_per_second"`
+	RequestsPerAcq *float64         `json:"ddb_requests_per_acquire,omitempty"`
+	Requests       map[string]int64 `json:"ddb_requests,omitempty"`
+	URL            string           `json:"url,omitempty"`
+	Concurrency    int              `json:"concurrency"`
+	Cascade        bool             `json:"cascade"`
+	ElapsedSeconds float64          `json:"elapsed_seconds"`
+	Baselines      []baselineReport `json:"baselines,omitempty"`
+	FirstError     string           `json:"first_error,omitempty"`
 }
 
 type baselineReport struct {
@@ -190,7 +208,6 @@ func benchRun(ctx context.Context, opts *benchOptions) error {
 		ops = append(ops, base...)
 	}
 	counter.Reset()
-	started := time.Now()
 	results := loadgen.Run(ctx, loadgen.Options{
 		Concurrency: opts.Concurrency, Requests: opts.Requests, Duration: opts.Duration,
 		Progress:      progressLine(env),
@@ -199,16 +216,68 @@ func benchRun(ctx context.Context, opts *benchOptions) error {
 	if isTerminal(env.Err) {
 		fmt.Fprintln(env.Err)
 	}
-	_ = started
+	return writeBenchReport(env, opts, results, counter)
+}
+
+// benchURLRun drives the acquire API through the Go client. An HTTP lease
+// that is never released costs no write, so each acquire is measured alone.
+func benchURLRun(ctx context.Context, opts *benchOptions) error {
+	env := opts.env
+	if !opts.NoSetup {
+		ns, err := env.writeNS(ctx)
+		if err != nil {
+			return err
+		}
+		if err := benchSetup(ctx, env, ns, opts); err != nil {
+			return env.tableErr(err)
+		}
+	}
+	copts := []client.Option{client.WithNamespace(env.Namespace), client.WithRetry(0, 0)}
+	switch {
+	case opts.SigV4:
+		copts = append(copts, client.WithDefaultCredentials())
+	case opts.Token != "":
+		copts = append(copts, client.WithBearerToken(opts.Token))
+	}
+	c, err := client.New(opts.URL, copts...)
+	if err != nil {
+		return err
+	}
+	req := client.Request{EntityID: opts.EntityID, Resource: opts.Resource, Consume: opts.Consume}
+	acquire := loadgen.Op{Name: "acquire", Do: func(ctx context.Context) (bool, error) {
+		_, err := c.Acquire(ctx, req)
+		if errors.Is(err, client.ErrRateLimited) {
+			return false, nil
+		}
+		return err == nil, err
+	}}
+	if _, err := acquire.Do(ctx); err != nil {
+		return err
+	}
+	results := loadgen.Run(ctx, loadgen.Options{
+		Concurrency: opts.Concurrency, Requests: opts.Requests, Duration: opts.Duration,
+		Progress: progressLine(env), ProgressEvery: progressEvery(env),
+	}, acquire)
+	if isTerminal(env.Err) {
+		fmt.Fprintln(env.Err)
+	}
+	return writeBenchReport(env, opts, results, nil)
+}
+
+// writeBenchReport prints the results; counter is nil over HTTP (the
+// DynamoDB requests happen in the server).
+func writeBenchReport(env *Env, opts *benchOptions, results []loadgen.Result, counter *dynamo.Counter) error {
 	r := results[0]
 	rep := benchReport{
 		Acquires: r.Acquires, Admitted: r.Admitted, Rejected: r.Rejected, Errors: r.Errors,
 		P50ms: ms(r.P50), P99ms: ms(r.P99), PerSecond: round2(r.PerSecond),
-		Requests: counter.Snapshot(), Concurrency: opts.Concurrency, Cascade: opts.Cascade,
-		ElapsedSeconds: round2(r.Elapsed.Seconds()), p50: r.P50, p99: r.P99, elapsed: r.Elapsed,
+		Concurrency: opts.Concurrency, Cascade: opts.Cascade, URL: opts.URL,
+		ElapsedSeconds: round2(r.Elapsed.Seconds()),
 	}
-	if r.Acquires > 0 {
-		rep.RequestsPerAcq = math.Round(float64(counter.Count(""))/float64(r.Acquires)*1000) / 1000
+	if counter != nil && r.Acquires > 0 {
+		rep.Requests = counter.Snapshot()
+		per := math.Round(float64(counter.Count(""))/float64(r.Acquires)*1000) / 1000
+		rep.RequestsPerAcq = &per
 	}
 	if r.FirstErr != nil {
 		rep.FirstError = oneLine(r.FirstErr)
@@ -227,7 +296,9 @@ func benchRun(ctx context.Context, opts *benchOptions) error {
 	t.row("p50", fmt.Sprintf("%.2f ms", rep.P50ms))
 	t.row("p99", fmt.Sprintf("%.2f ms", rep.P99ms))
 	t.row("acquires/s", fmt.Sprintf("%.0f", rep.PerSecond))
-	t.row("DynamoDB requests/acquire", fmt.Sprintf("%.3f", rep.RequestsPerAcq))
+	if rep.RequestsPerAcq != nil {
+		t.row("DynamoDB requests/acquire", fmt.Sprintf("%.3f", *rep.RequestsPerAcq))
+	}
 	for _, b := range rep.Baselines {
 		t.row(b.Name+" p50 / p99", fmt.Sprintf("%.2f / %.2f ms", b.P50ms, b.P99ms))
 	}
