@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+)
+
+// config is the function's environment contract. The SDK reads its own
+// variables (AWS_REGION, credentials, AWS_ENDPOINT_URL_DYNAMODB, ...) itself.
+type config struct {
+	// Table is TABLE_NAME (required): the limiter's DynamoDB table.
+	Table string
+	// DefaultNamespace is DEFAULT_NAMESPACE (optional, default "default"):
+	// the namespace of requests that name none.
+	DefaultNamespace string
+	// LeaseKeys is LEASE_KEYS: comma-separated lease-signing keys, each at
+	// least MinKeyLen bytes of text (e.g. `openssl rand -base64 32`); the
+	// first signs, every one verifies (rotation: prepend the new key, drop
+	// the old one after LEASE_TTL).
+	LeaseKeys [][]byte
+	// LeaseKeysParameter is LEASE_KEYS_PARAMETER: the name of an SSM
+	// parameter (String or SecureString) holding the same comma-separated
+	// list, read once at init. A Secrets Manager secret is read through SSM
+	// as /aws/reference/secretsmanager/<secret-id>. Exactly one of
+	// LEASE_KEYS and LEASE_KEYS_PARAMETER is required: every instance must
+	// verify the tokens the others sign.
+	LeaseKeysParameter string
+	// LeaseTTL is LEASE_TTL (optional, default api.DefaultLeaseTTL): how long
+	// a lease token is valid, a Go duration ("15m") or whole seconds ("900"),
+	// between 1 s and 24 h.
+	LeaseTTL time.Duration
+	// Tracing is AWS_XRAY_TRACING_ENABLED (optional, default false): trace
+	// the DynamoDB calls with X-Ray. The template sets it where the function
+	// has Tracing: Active; unset (as in local runs) nothing is instrumented,
+	// so no X-Ray context or daemon is ever needed.
+	Tracing bool
+}
+
+// Environment variable names.
+const (
+	envTable            = "TABLE_NAME"
+	envDefaultNamespace = "DEFAULT_NAMESPACE"
+	envLeaseKeys        = "LEASE_KEYS"
+	envLeaseKeysParam   = "LEASE_KEYS_PARAMETER"
+	envLeaseTTL         = "LEASE_TTL"
+	envTracing          = "AWS_XRAY_TRACING_ENABLED"
+)
+
+// MinKeyLen is the shortest lease-signing key accepted (bytes).
+const MinKeyLen = 32
+
+const maxLeaseTTL = 24 * time.Hour
+
+var tableNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
+
+// loadConfig reads the configuration through lookup (os.LookupEnv in main).
+// Every error names the variable at fault; key values are never echoed.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	get := func(k string) string {
+		v, _ := lookup(k)
+		return strings.TrimSpace(v)
+	}
+	c := config{DefaultNamespace: api.DefaultNamespace, LeaseTTL: api.DefaultLeaseTTL}
+	var errs []error
+
+	switch c.Table = get(envTable); {
+	case c.Table == "":
+		errs = append(errs, fmt.Errorf("%s is required", envTable))
+	case !tableNameRe.MatchString(c.Table):
+		errs = append(errs, fmt.Errorf("%s=%q: want 3-255 letters, digits, '_', '-' or '.'", envTable, c.Table))
+	}
+
+	if v := get(envDefaultNamespace); v != "" {
+		c.DefaultNamespace = v
+		var ve *limits.ValidationError
+		if err := limits.ValidateNamespaceName(v); errors.As(err, &ve) {
+			errs = append(errs, fmt.Errorf("%s=%q: %s", envDefaultNamespace, v, ve.Reason))
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", envDefaultNamespace, err))
+		}
+	}
+
+	keys, param := get(envLeaseKeys), get(envLeaseKeysParam)
+	switch {
+	case keys != "" && param != "":
+		errs = append(errs, fmt.Errorf("set one of %s and %s, not both", envLeaseKeys, envLeaseKeysParam))
+	case keys != "":
+		k, err := parseKeys(keys)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", envLeaseKeys, err))
+		}
+		c.LeaseKeys = k
+	case param != "":
+		c.LeaseKeysParameter = param
+	default:
+		errs = append(errs, fmt.Errorf("%s (or %s) is required: every instance must share the lease-signing keys",
+			envLeaseKeys, envLeaseKeysParam))
+	}
+
+	if v := get(envLeaseTTL); v != "" {
+		d, err := parseTTL(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envLeaseTTL, v, err))
+		}
+		c.LeaseTTL = d
+	}
+
+	if v := get(envTracing); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", envTracing, v))
+		}
+		c.Tracing = b
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseKeys splits a comma-separated key list (the value of LEASE_KEYS or of
+// the LEASE_KEYS_PARAMETER parameter).
+func parseKeys(s string) ([][]byte, error) {
+	var out [][]byte
+	for i, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		if len(k) < MinKeyLen {
+			return nil, fmt.Errorf("key %d is %d bytes; want at least %d (e.g. `openssl rand -base64 32`)", i+1, len(k), MinKeyLen)
+		}
+		out = append(out, []byte(k))
+	}
+	return out, nil
+}
+
+func parseTTL(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseInt(s, 10, 64)
+		if nerr != nil {
+			return 0, errors.New(`want a duration such as "15m" or whole seconds`)
+		}
+		if n <= 0 || n > int64(maxLeaseTTL/time.Second) {
+			return 0, fmt.Errorf("want between 1s and %v", maxLeaseTTL)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < time.Second || d > maxLeaseTTL {
+		return 0, fmt.Errorf("want between 1s and %v", maxLeaseTTL)
+	}
+	return d, nil
+}

@@ -1,0 +1,91 @@
+// Command acquire is the acquire Lambda: the HTTP API of package api behind a
+// Function URL (payload 2.0, invoke mode BUFFERED). main only wires: the
+// environment (config.go), the AWS configuration, the store and the handler.
+//
+// Build the deployable bootstrap with
+//
+//	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+//	    -o dist/acquire/bootstrap ./functions/acquire
+//
+// or `make lambda`; run it locally with `make invoke FN=acquire EVENT=...`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-xray-sdk-go/instrumentation/awsv2"
+
+	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/awsenv"
+	"github.com/zeroae/zae-limiter-go/shared/funcurl"
+	"github.com/zeroae/zae-limiter-go/shared/store"
+)
+
+func main() {
+	slog.SetDefault(slog.New(lambdacontext.NewLogHandler()))
+	h, err := newHandler(context.Background(), os.LookupEnv)
+	if err != nil {
+		// Lambda reports the exit as an init failure, with this line in the log.
+		slog.Error("acquire: init failed", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(funcurl.Handler(h))
+}
+
+// newHandler builds the API from the environment: the composition root,
+// called once per execution environment.
+func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.Handler, error) {
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsenv.Load(ctx, awsenv.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Tracing {
+		awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
+	}
+	keys := cfg.LeaseKeys
+	if cfg.LeaseKeysParameter != "" {
+		if keys, err = keysFromParameter(ctx, awsCfg, cfg.LeaseKeysParameter); err != nil {
+			return nil, err
+		}
+	}
+	db := awsenv.NewDynamoDB(awsCfg)
+	return api.New(api.Options{
+		Store:            store.New(db, store.Options{Table: cfg.Table}),
+		DB:               db,
+		Table:            cfg.Table,
+		DefaultNamespace: cfg.DefaultNamespace,
+		Keys:             keys,
+		LeaseTTL:         cfg.LeaseTTL,
+	}), nil
+}
+
+// keysFromParameter reads the lease keys from an SSM parameter (decrypted
+// when it is a SecureString).
+func keysFromParameter(ctx context.Context, cfg aws.Config, name string) ([][]byte, error) {
+	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{
+		Name: aws.String(name), WithDecryption: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: read the parameter: %w", envLeaseKeysParam, name, err)
+	}
+	if out.Parameter == nil || out.Parameter.Value == nil {
+		return nil, fmt.Errorf("%s=%q: the parameter has no value", envLeaseKeysParam, name)
+	}
+	keys, err := parseKeys(*out.Parameter.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", envLeaseKeysParam, name, err)
+	}
+	return keys, nil
+}
