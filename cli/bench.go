@@ -117,8 +117,8 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 	f.BoolVar(&opts.Baseline, "baseline", false, "alternate each acquire with a direct UpdateItem of the same shape and one on a bare item (e.g. --baseline)")
 	f.StringVar(&opts.URL, "url", "", "drive the acquire API at `URL` through the Go client instead of the in-process limiter (e.g. --url http://127.0.0.1:8080)")
 	f.StringVar(&opts.Token, "token", "", "bearer `TOKEN` for --url (e.g. --token s3cret; env ZAEL_API_TOKEN)")
-	f.BoolVar(&opts.SigV4, "sigv4", false, "sign --url requests with SigV4 for an AWS_IAM Function URL (default credential chain)")
-	f.BoolVar(&opts.NoSetup, "no-setup", false, "do not create entities or set limits first (the API's table may be out of reach)")
+	f.BoolVar(&opts.SigV4, "sigv4", false, "sign --url requests with SigV4 for an AWS_IAM Function URL, default credential chain (e.g. --url https://abc.lambda-url.us-east-1.on.aws --sigv4)")
+	f.BoolVar(&opts.NoSetup, "no-setup", false, "do not create entities or set limits first, when the API's table is out of reach (e.g. --url URL --no-setup)")
 	addConsumeFlag(cmd, &consume, "per acquire (default rpm=1)")
 	addLimitFlag(cmd, &specs)
 	f.Lookup("limit").Usage = "`LIMIT` to set on the entity instead of the high defaults, repeatable (e.g. -l rpm:1000)"
