@@ -214,3 +214,12 @@ func sortedParams(m map[string]bucket.Params) []string {
 	sort.Strings(out)
 	return out
 }
+
+func sortedLimitNames(m map[string]limitState) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

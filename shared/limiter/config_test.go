@@ -63,7 +63,7 @@ func TestScenario21ParamSyncOnNextAcquire(t *testing.T) {
 	assert.Equal(t, int64(20_000), e.num(it, "b_rpm_tc"), "the acquire that synced also consumed")
 	assert.Equal(t, map[string]int64{"u/rpm": 80}, e.avail(e.lim, "u", "r", nil), "90 carried over, 10 taken")
 	t.Logf("acquire after a change of limits: %v", e.count.Snapshot())
-	assert.Equal(t, int64(2), e.count.Count("UpdateItem"), "sync + consume")
+	assert.Equal(t, int64(1), e.count.Count("UpdateItem"), "one write syncs and consumes (DECISIONS §3.6)")
 
 	// The other process still caches the old parameters: its acquire
 	// learns the new ones from the failed write and consumes once.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,84 +18,16 @@ import (
 // MaxShards caps shard doubling.
 const MaxShards = 256
 
-// reconcile brings a shard whose stored parameters differ from ps in line
-// before it is written: a higher level means this process's shard count is
-// stale; a lower one means the shard must be split first; other parameters
-// mean the limits changed and are synced in place.
+// reconcile brings a shard whose level differs from ps's before it is
+// written: a higher level means this process's shard count is stale; a
+// lower one means the shard must be split first. (Other parameter changes
+// are made by the acquire's own write; see resync.)
 func (l *Limiter) reconcile(ctx context.Context, s shard, ps paramSet, st *shardState, now int64) (writeResult, error) {
-	switch {
-	case st.level > ps.level:
+	if st.level > ps.level {
 		l.learnCount(s.t.key(), st.level)
 		return writeResult{kind: again}, nil
-	case st.level < ps.level:
-		return writeResult{kind: again}, l.split(ctx, s, st, now)
 	}
-	res, err := l.sync(ctx, s, ps, st, now)
-	if res.kind == admitted {
-		// The sync wrote the parameters, not the consumption: the caller's
-		// next attempt (now exact) takes it.
-		res.kind = again
-	}
-	return res, err
-}
-
-// sync rewrites a shard's parameters to ps, carrying every limit's tokens
-// over (clamped to the new capacity, debt kept); a new limit starts full and
-// a dropped one is removed. Each limit takes the busy (ADD) or idle (SET)
-// form as in consume, so concurrent writers at the old parameters either
-// land before it or fail on the fingerprint and retry at the new ones.
-func (l *Limiter) sync(ctx context.Context, s shard, ps paramSet, st *shardState, now int64) (writeResult, error) {
-	e := &dynamo.Expr{}
-	conds := []string{
-		e.Name(schema.AttrParams) + " = " + e.Value(dynamo.S(st.pv)),
-		e.Name(schema.AttrShardLevel) + " = " + e.Num(int64(st.level)),
-	}
-	var sets, adds, removes []string
-	for _, name := range sortedParams(ps.params) {
-		np := ps.params[name]
-		cur, had := st.limits[name]
-		if had && cur.P == np {
-			continue
-		}
-		w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
-		nc := bucket.Clock(np, now)
-		if !had {
-			sets = append(sets, w+" = "+e.Num(nc))
-		} else {
-			c := bucket.Clock(cur.P, now)
-			clamp := c + max(0, cur.P.Capacity-np.Capacity)
-			if cur.W <= clamp {
-				conds = append(conds, w+" <= "+e.Num(clamp))
-				sets = append(sets, w+" = "+e.Num(nc))
-			} else {
-				conds = append(conds, w+" > "+e.Num(clamp))
-				adds = append(adds, w+" "+e.Num((nc-c)+(np.Capacity-cur.P.Capacity)))
-			}
-		}
-		sets = append(sets,
-			e.Name(schema.BucketAttr(name, schema.SuffixCapacity))+" = "+e.Num(np.Capacity),
-			e.Name(schema.BucketAttr(name, schema.SuffixRefill))+" = "+e.Num(np.RefillAmount),
-			e.Name(schema.BucketAttr(name, schema.SuffixPeriod))+" = "+e.Num(np.RefillPeriod))
-	}
-	for name := range st.limits {
-		if _, keep := ps.params[name]; keep {
-			continue
-		}
-		for _, suf := range []string{schema.SuffixVirtualTime, schema.SuffixCapacity, schema.SuffixRefill, schema.SuffixPeriod, schema.SuffixConsumed} {
-			removes = append(removes, e.Name(schema.BucketAttr(name, suf)))
-		}
-	}
-	sets = append(sets,
-		e.Name(schema.AttrParams)+" = "+e.Value(dynamo.S(ps.pv)),
-		e.Name(schema.AttrParamsEpoch)+" = "+e.Num(ps.epoch))
-	update := "SET " + strings.Join(sets, ", ")
-	if len(adds) > 0 {
-		update += " ADD " + strings.Join(adds, ", ")
-	}
-	if len(removes) > 0 {
-		update += " REMOVE " + strings.Join(removes, ", ")
-	}
-	return l.conditional(ctx, s, strings.Join(conds, " AND "), update, e)
+	return writeResult{kind: again}, l.split(ctx, s, st, now)
 }
 
 // conditional sends one conditional update of shard s and caches what comes

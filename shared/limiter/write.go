@@ -62,10 +62,13 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 	concurrent := l.enter(s.pk)
 	defer l.leave(s.pk)
 	st := l.cached(s.pk)
-	if st != nil && st.exists && (st.pv != ps.pv || st.level != ps.level) {
+	if st != nil && st.exists && st.level != ps.level {
 		done()
 		return l.reconcile(ctx, s, ps, st, now)
 	}
+	// A bucket whose stored limits differ from the resolved ones gets them in
+	// this very write (DECISIONS §3.6), its tokens carried over.
+	syncing := st != nil && st.exists && st.pv != ps.pv
 	upsert := st == nil && s.j == 0
 	if st == nil {
 		st = &shardState{limits: map[string]limitState{}}
@@ -101,7 +104,12 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		chi := bucket.CeilTo(c, l.quantum(p, concurrent))
 		w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
 		cur, known := st.limits[name]
-		if name == wcu && known && cur.W > c-p.Capacity/2 {
+		if syncing && (!known || cur.P != p) {
+			cond, set, add, next := resync(e, w, cur, known, p, n, now)
+			conds, sets, adds = appendNonEmpty(conds, cond), appendNonEmpty(sets, set), appendNonEmpty(adds, add)
+			cur.W = next
+			mine[name] = projection{set: next}
+		} else if name == wcu && known && cur.W > c-p.Capacity/2 {
 			// The write budget is a soft trigger for sharding, not a user
 			// limit: it only needs an upper bound, so it takes the busy
 			// form unless idle for long (carrying at most half a second of
@@ -130,10 +138,48 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 			adds = append(adds, e.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+e.Num(charge[name]))
 		}
 	}
+	var removes []string
+	pv := ps.pv
+	if syncing {
+		pv = st.pv
+		conds = append(conds, e.Name(schema.AttrShardLevel)+" = "+e.Num(int64(st.level)))
+		for _, name := range sortedParams(ps.params) {
+			p := ps.params[name]
+			cur, known := st.limits[name]
+			if known && cur.P == p {
+				continue
+			}
+			if _, charged := charge[name]; !charged {
+				w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
+				cond, set, add, next := resync(e, w, cur, known, p, 0, now)
+				conds, sets, adds = appendNonEmpty(conds, cond), appendNonEmpty(sets, set), appendNonEmpty(adds, add)
+				cur.W = next
+			}
+			cur.P = p
+			projected.limits[name] = cur
+			sets = append(sets,
+				e.Name(schema.BucketAttr(name, schema.SuffixCapacity))+" = "+e.Num(p.Capacity),
+				e.Name(schema.BucketAttr(name, schema.SuffixRefill))+" = "+e.Num(p.RefillAmount),
+				e.Name(schema.BucketAttr(name, schema.SuffixPeriod))+" = "+e.Num(p.RefillPeriod))
+		}
+		for _, name := range sortedLimitNames(st.limits) {
+			if _, keep := ps.params[name]; keep {
+				continue
+			}
+			delete(projected.limits, name)
+			for _, suf := range []string{schema.SuffixVirtualTime, schema.SuffixCapacity, schema.SuffixRefill, schema.SuffixPeriod, schema.SuffixConsumed} {
+				removes = append(removes, e.Name(schema.BucketAttr(name, suf)))
+			}
+		}
+		sets = append(sets,
+			e.Name(schema.AttrParams)+" = "+e.Value(dynamo.S(ps.pv)),
+			e.Name(schema.AttrParamsEpoch)+" = "+e.Num(ps.epoch))
+		projected.pv, projected.pe = ps.pv, ps.epoch
+	}
 	if ttl := l.ttlSeconds(ps); ttl > 0 {
 		sets = append(sets, e.Name(schema.TTL)+" = "+e.Num(now/1000+ttl))
 	}
-	cond := e.Name(schema.AttrParams) + " = " + e.Value(dynamo.S(ps.pv)) + " AND " + strings.Join(conds, " AND ")
+	cond := e.Name(schema.AttrParams) + " = " + e.Value(dynamo.S(pv)) + " AND " + strings.Join(conds, " AND ")
 	if upsert {
 		cond = "attribute_not_exists(" + e.Name(schema.PK) + ") OR (" + cond + ")"
 		sets = append(sets, l.creationSets(e, s, ps, charge, now)...)
@@ -141,6 +187,9 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 	update := "SET " + strings.Join(sets, ", ")
 	if len(adds) > 0 {
 		update += " ADD " + strings.Join(adds, ", ")
+	}
+	if len(removes) > 0 {
+		update += " REMOVE " + strings.Join(removes, ", ")
 	}
 	if st.exists {
 		projected.exists = true
@@ -164,14 +213,6 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		l.unproject(s.pk, got, mine, now)
 		l.learn(s, got)
 	}
-	if debugExpr {
-		for _, name := range sortedNames(charge) {
-			p := ps.params[name]
-			c := bucket.Clock(p, now)
-			chi := bucket.CeilTo(c, l.quantum(p, true))
-			fmt.Printf("FAIL %s pred=%d actual=%d chi=%d c=%d\n", name, projected.limits[name].W-cost(name, charge[name], ps.level), got.limits[name].W, chi, c)
-		}
-	}
 	if !got.exists {
 		l.forget(s.pk)
 		if s.j == 0 && !upsert {
@@ -179,10 +220,62 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		}
 		return writeResult{kind: missing, st: got}, nil
 	}
-	if got.pv != ps.pv || got.level != ps.level {
+	if got.level != ps.level {
 		return writeResult{kind: again, st: got}, nil
 	}
+	if got.pv != ps.pv {
+		// Judge on the item as this write would have left it.
+		got = carried(got, ps, now)
+	}
 	return writeResult{kind: judge(got, charge, ps.level, now), st: got}, nil
+}
+
+// resync plans one limit of a write that also changes its parameters from
+// cur (absent when !known) to p, and takes n (cost units, may be 0): the
+// tokens held are carried over, clamped to a lower capacity, debt kept; a
+// new limit starts full. An idle or clamped limit becomes full at p (SET), a
+// busy one keeps its level (ADD the shift between the two clocks), each on
+// condition that the item is as predicted. It returns the condition, SET and
+// ADD clauses (empty when unused) and the virtual time it projects.
+func resync(e *dynamo.Expr, w string, cur limitState, known bool, p bucket.Params, n, now int64) (cond, set, add string, next int64) {
+	nc := bucket.Clock(p, now)
+	if !known {
+		return "", w + " = " + e.Num(nc+n), "", nc + n
+	}
+	c := bucket.Clock(cur.P, now)
+	clamp := c + max(0, cur.P.Capacity-p.Capacity)
+	if cur.W <= clamp {
+		return w + " <= " + e.Num(clamp), w + " = " + e.Num(nc+n), "", nc + n
+	}
+	shift := (nc - c) + (p.Capacity - cur.P.Capacity)
+	cond = w + " > " + e.Num(clamp)
+	if n > 0 {
+		cond += " AND " + w + " <= " + e.Num(nc+p.Capacity-n-shift)
+	}
+	return cond, "", w + " " + e.Num(shift+n), cur.W + shift + n
+}
+
+// carried is st with its parameters changed to ps, as resync writes it.
+func carried(st *shardState, ps paramSet, now int64) *shardState {
+	out := st.clone()
+	out.limits = make(map[string]limitState, len(ps.params))
+	out.pv, out.pe = ps.pv, ps.epoch
+	for name, p := range ps.params {
+		cur, known := st.limits[name]
+		if !known || cur.P != p {
+			_, _, _, next := resync(&dynamo.Expr{}, "", cur, known, p, 0, now)
+			cur.W, cur.P = next, p
+		}
+		out.limits[name] = cur
+	}
+	return out
+}
+
+func appendNonEmpty(xs []string, x string) []string {
+	if x == "" {
+		return xs
+	}
+	return append(xs, x)
 }
 
 // projection is what a planned write assumed it would do to a limit.
@@ -387,4 +480,3 @@ func statuses(t target, st *shardState, amounts map[string]int64, level int, now
 	return out
 }
 
-var debugExpr = false
