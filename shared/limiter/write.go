@@ -479,4 +479,3 @@ func statuses(t target, st *shardState, amounts map[string]int64, level int, now
 	}
 	return out
 }
-
