@@ -79,7 +79,7 @@ func (l *Limiter) take(ctx context.Context, t target, amounts map[string]int64) 
 	for range l.o.MaxAttempts {
 		now := l.nowMs()
 		ps := newParamSet(t.limits, n, 0)
-		res, err := l.consume(ctx, l.shardOf(t, j), ps, amounts, now)
+		res, err := l.consume(ctx, l.shardOf(t, j), ps, amounts, now, true)
 		if err != nil {
 			return 0, nil, false, err
 		}
@@ -119,6 +119,7 @@ func (l *Limiter) take(ctx context.Context, t target, amounts map[string]int64) 
 // shard's current level is followed, but no other shard is tried.
 func (l *Limiter) takeShard(ctx context.Context, t target, j int, amounts map[string]int64) ([]limits.Status, bool, error) {
 	s := l.shardOf(t, j)
+	budget := true
 	for range l.o.MaxAttempts {
 		level := l.shardCount(t.key())
 		if st := l.cached(s.pk); st != nil {
@@ -126,14 +127,21 @@ func (l *Limiter) takeShard(ctx context.Context, t target, j int, amounts map[st
 		}
 		now := l.nowMs()
 		ps := newParamSet(t.limits, level, 0)
-		res, err := l.consume(ctx, s, ps, amounts, now)
+		res, err := l.consume(ctx, s, ps, amounts, now, budget)
 		if err != nil {
 			return nil, false, err
 		}
 		switch res.kind {
 		case admitted:
 			return statuses(t, res.st, amounts, level, now), true, nil
-		case denied, wcuOut:
+		case wcuOut:
+			// The lease must write this very shard: grow the shard count
+			// for later acquires, then take it without the write budget.
+			if _, err := l.bump(ctx, t, max(level, l.shardCount(t.key()))); err != nil {
+				return nil, false, err
+			}
+			budget = false
+		case denied:
 			return statuses(t, res.st, amounts, level, now), false, nil
 		case missing:
 			return nil, false, fmt.Errorf("bucket %s shard %d: %w", t.key(), j, limits.ErrNotFound)

@@ -285,11 +285,16 @@ func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) 
 			return nil
 		}
 		cond := "attribute_exists(" + x.Name(schema.PK) + ") AND " + x.Name(schema.AttrShardLevel) + " = " + x.Num(int64(level))
+		update := "ADD " + strings.Join(adds, ", ")
+		if ttl := l.ttlSeconds(newParamSet(e.Limits, level, 0)); ttl > 0 {
+			// Renew the time to live like every write, so debt is not forgiven early.
+			update = "SET " + x.Name(schema.TTL) + " = " + x.Num(l.nowMs()/1000+ttl) + " " + update
+		}
 		_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                           aws.String(l.o.Table),
 			Key:                                 key(s.pk),
 			ConditionExpression:                 aws.String(cond),
-			UpdateExpression:                    aws.String("ADD " + strings.Join(adds, ", ")),
+			UpdateExpression:                    aws.String(update),
 			ExpressionAttributeNames:            x.Names(),
 			ExpressionAttributeValues:           x.Values(),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,

@@ -43,7 +43,9 @@ func (l *Limiter) shardOf(t target, j int) shard {
 // consume tries once to take amounts (millitokens, all > 0) from shard s
 // with the parameters ps. It never reads: the form of each limit's update is
 // predicted from the cached state, and the item comes back on any failure.
-func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map[string]int64, now int64) (writeResult, error) {
+// budget false leaves the shard's write budget out (a lease that must write
+// this shard even though it is out of budget).
+func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map[string]int64, now int64, budget bool) (writeResult, error) {
 	// Planning is atomic with the projection of its effect on the cache, so
 	// concurrent writers of this process see each other's writes before they
 	// land (the first writer of a grid step takes the idle form, the others
@@ -76,7 +78,7 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 	e := &dynamo.Expr{}
 	var conds, sets, adds []string
 	charge := amounts
-	if ps.level < MaxShards {
+	if budget && ps.level < MaxShards {
 		// At the shard cap the write budget no longer decides anything:
 		// DynamoDB throttles if it must.
 		charge = withWCU(amounts)

@@ -149,10 +149,13 @@ func (n *NS) CachedEntity(ctx context.Context, id string) (Entity, bool, error) 
 		e.Metadata = maps.Clone(e.Metadata) // callers may not change the cache
 		return e, c.found, nil
 	}
-	it, err := n.s.getItem(ctx, schema.EntityKey(n.ID, id), false)
+	v, err, _ := n.flight.Do("entity\x00"+id, func() (any, error) {
+		return n.s.getItem(ctx, schema.EntityKey(n.ID, id), false)
+	})
 	if err != nil {
 		return Entity{}, false, fmt.Errorf("get entity %q: %w", id, err)
 	}
+	it := v.(dynamo.Item)
 	var e Entity
 	if it != nil {
 		e = decodeEntity(it)

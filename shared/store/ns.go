@@ -1,6 +1,7 @@
 package store
 
 import (
+	"golang.org/x/sync/singleflight"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ type NS struct {
 	s *Store
 
 	mu        sync.Mutex
+	flight    singleflight.Group        // one read per cache miss, however many callers
 	entities  map[string]entityEntry    // entity id -> record or absence
 	entityCfg map[[2]string]configEntry // (entity, resource) -> entity config level
 	resources map[string]configEntry    // resource -> resource defaults level

@@ -81,7 +81,11 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 		for j, i := range misses {
 			keys[j] = levels[i].key
 		}
-		found, err := n.s.batchGet(ctx, keys, false)
+		flightKey := ""
+		for _, k := range keys {
+			flightKey += k.PK + "\x00" + k.SK + "\x00"
+		}
+		v, err, _ := n.flight.Do(flightKey, func() (any, error) { return n.s.batchGet(ctx, keys, false) })
 		if err != nil {
 			return Resolved{}, fmt.Errorf("resolve limits of entity %q for resource %q: %w", entityID, resource, err)
 		}
@@ -90,7 +94,7 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 		n.mu.Lock()
 		for _, i := range misses {
 			lv := levels[i]
-			it := found[lv.key]
+			it := v.(map[schema.Key]dynamo.Item)[lv.key]
 			c := configEntry{limits: decodeLimits(it), expires: exp}
 			if lv.source == SourceSystem {
 				c.on = limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable))
