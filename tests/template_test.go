@@ -112,6 +112,8 @@ func TestTemplateParameterDefaults(t *testing.T) {
 		"AcquireOnlyPolicyName":    "",
 		"FullAccessPolicyName":     "",
 		"ReadOnlyPolicyName":       "",
+		"AcquireUrlAuthType":       "AWS_IAM",
+		"LeaseKeysParameterName":   "/zae-limiter/lease-keys",
 	} {
 		p, ok := params[name]
 		if assert.True(t, ok, "parameter %s missing", name) {
@@ -173,6 +175,7 @@ func TestTemplateOutputs(t *testing.T) {
 	for name, cond := range map[string]string{
 		"TableName": "", "TableArn": "", "StreamArn": "",
 		"AcquireOnlyPolicyArn": "DeployIAM", "FullAccessPolicyArn": "DeployIAM", "ReadOnlyPolicyArn": "DeployIAM",
+		"AcquireFunctionArn": "", "AcquireFunctionName": "", "AcquireUrl": "",
 	} {
 		o, ok := outputs[name]
 		if !assert.True(t, ok, "output %s missing", name) {
@@ -189,6 +192,10 @@ func TestTemplateOutputs(t *testing.T) {
 	assert.Equal(t, ref(tableLogicalID), obj(t, outputs["TableName"])["Value"])
 	assert.Equal(t, fn("GetAtt", []any{tableLogicalID, "Arn"}), obj(t, outputs["TableArn"])["Value"])
 	assert.Equal(t, fn("GetAtt", []any{tableLogicalID, "StreamArn"}), obj(t, outputs["StreamArn"])["Value"])
+	assert.Equal(t, fn("GetAtt", []any{acquireFunctionID, "Arn"}), obj(t, outputs["AcquireFunctionArn"])["Value"])
+	assert.Equal(t, ref(acquireFunctionID), obj(t, outputs["AcquireFunctionName"])["Value"])
+	// AcquireFunctionUrl is the AWS::Lambda::Url SAM generates for FunctionUrlConfig.
+	assert.Equal(t, fn("GetAtt", []any{acquireFunctionID + "Url", "FunctionUrl"}), obj(t, outputs["AcquireUrl"])["Value"])
 }
 
 // --- template access -------------------------------------------------------
