@@ -110,7 +110,10 @@ test: tools lint ## Lint, then go test -race -count=1 ./... (each test process s
 
 .PHONY: bench
 bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
+	@mkdir -p dist/bench
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./shared/...
+	@# in-process vs serve vs the real bootstrap under the runner, alternated
+	$(GO) test -run='^$$' -bench=AcquirePaths -benchtime=$(BENCH_REQUESTS)x ./functions/acquire | tee dist/bench/paths.txt
 	@mkdir -p bin dist/bench
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
 	@# One fresh DynamoDB Local per run: its latency grows with the stream
