@@ -119,6 +119,8 @@ bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` 
 	@# One fresh DynamoDB Local per run: its latency grows with the stream
 	@# records it holds, so every run starts from the same state.
 	@for run in "c1 --concurrency 1 --baseline" "c16 --concurrency 16 --baseline" \
+	            "alone-c1 --concurrency 1" "alone-c16 --concurrency 16" \
+	            "direct-c1 --concurrency 1 --baseline-only" "direct-c16 --concurrency 16 --baseline-only" \
 	            "cascade-c1 --concurrency 1 --cascade" "cascade-c16 --concurrency 16 --cascade"; do \
 		set -- $$run; name=$$1; shift; \
 		trap 'bin/zae-limiter local down -n bench >/dev/null' EXIT; \
@@ -126,7 +128,7 @@ bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` 
 		echo "== bench $$name: $$*, $(BENCH_REQUESTS) acquires" >&2; \
 		bin/zae-limiter bench -n bench --endpoint-url "$$endpoint" --requests $(BENCH_REQUESTS) "$$@" -o json > dist/bench/$$name.json; \
 		bin/zae-limiter local down -n bench >/dev/null; trap - EXIT; \
-		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("   acquires %(acquires)d admitted %(admitted)d p50 %(p50_ms).3f ms p99 %(p99_ms).3f ms %(acquires_per_second).0f/s requests/acquire %(ddb_requests_per_acquire).3f" % d); [print("   %-26s p50 %.3f ms p99 %.3f ms" % (b["name"], b["p50_ms"], b["p99_ms"])) for b in d.get("baselines") or []]' dist/bench/$$name.json; \
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("   first op: %d done, %d ok, p50 %.3f ms, p99 %.3f ms, %.0f/s, DynamoDB requests per acquire %s" % (d["acquires"], d["admitted"], d["p50_ms"], d["p99_ms"], d["acquires_per_second"], d.get("ddb_requests_per_acquire", "-"))); [print("   %-26s p50 %.3f ms p99 %.3f ms %.0f/s" % (b["name"], b["p50_ms"], b["p99_ms"], b["per_second"])) for b in d.get("baselines") or []]' dist/bench/$$name.json; \
 	done
 
 .PHONY: fuzz

@@ -34,6 +34,7 @@ type benchOptions struct {
 	Consume     map[string]int64
 	Limits      []limits.Limit
 	Baseline    bool
+	Direct      bool
 	URL         string
 	Token       string
 	SigV4       bool
@@ -92,6 +93,9 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 					return err
 				}
 			}
+			if opts.Direct {
+				opts.Baseline = true
+			}
 			if opts.Baseline && opts.URL != "" {
 				return usageErrorf("--baseline measures DynamoDB directly and does not combine with --url")
 			}
@@ -115,6 +119,7 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 	f.IntVar(&opts.Requests, "requests", 0, "stop after `N` acquires in total (e.g. --requests 3000)")
 	f.DurationVar(&opts.Duration, "duration", 0, "stop after `D` (e.g. --duration 20s)")
 	f.BoolVar(&opts.Baseline, "baseline", false, "alternate each acquire with a direct UpdateItem of the same shape and one on a bare item (e.g. --baseline)")
+	f.BoolVar(&opts.Direct, "baseline-only", false, "run only the two direct UpdateItem baselines, for their throughput alone (e.g. --baseline-only)")
 	f.StringVar(&opts.URL, "url", "", "drive the acquire API at `URL` through the Go client instead of the in-process limiter (e.g. --url http://127.0.0.1:8080)")
 	f.StringVar(&opts.Token, "token", "", "bearer `TOKEN` for --url (e.g. --token s3cret; env ZAEL_API_TOKEN)")
 	f.BoolVar(&opts.SigV4, "sigv4", false, "sign --url requests with SigV4 for an AWS_IAM Function URL, default credential chain (e.g. --url https://abc.lambda-url.us-east-1.on.aws --sigv4)")
@@ -206,6 +211,9 @@ func benchRun(ctx context.Context, opts *benchOptions) error {
 			return err
 		}
 		ops = append(ops, base...)
+		if opts.Direct {
+			ops = base
+		}
 	}
 	counter.Reset()
 	results := loadgen.Run(ctx, loadgen.Options{
@@ -274,7 +282,7 @@ func writeBenchReport(env *Env, opts *benchOptions, results []loadgen.Result, co
 		Concurrency: opts.Concurrency, Cascade: opts.Cascade, URL: opts.URL,
 		ElapsedSeconds: round2(r.Elapsed.Seconds()),
 	}
-	if counter != nil && r.Acquires > 0 {
+	if counter != nil && r.Acquires > 0 && !opts.Direct {
 		rep.Requests = counter.Snapshot()
 		per := math.Round(float64(counter.Count(""))/float64(r.Acquires)*1000) / 1000
 		rep.RequestsPerAcq = &per
