@@ -18,6 +18,7 @@ PORT     ?=
 FUZZTIME ?= 20s
 BENCH    ?= .
 BENCH_REQUESTS ?= 3000
+BENCH_WARMUP   ?= 1000
 
 # ZAEL_REQUIRE_DYNAMODB=1 in the environment (as .ci/run sets it) turns every
 # "no DynamoDB" test skip into a failure, and a missing java or npm in
@@ -126,7 +127,7 @@ bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` 
 		trap 'bin/zae-limiter local down -n bench >/dev/null' EXIT; \
 		endpoint=$$(bin/zae-limiter local up -n bench 2>/dev/null); \
 		echo "== bench $$name: $$*, $(BENCH_REQUESTS) acquires" >&2; \
-		bin/zae-limiter bench -n bench --endpoint-url "$$endpoint" --requests $(BENCH_REQUESTS) "$$@" -o json > dist/bench/$$name.json; \
+		bin/zae-limiter bench -n bench --endpoint-url "$$endpoint" --requests $(BENCH_REQUESTS) --warmup $(BENCH_WARMUP) "$$@" -o json > dist/bench/$$name.json; \
 		bin/zae-limiter local down -n bench >/dev/null; trap - EXIT; \
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("   first op: %d done, %d ok, p50 %.3f ms, p99 %.3f ms, %.0f/s, DynamoDB requests per acquire %s" % (d["acquires"], d["admitted"], d["p50_ms"], d["p99_ms"], d["acquires_per_second"], d.get("ddb_requests_per_acquire", "-"))); [print("   %-26s p50 %.3f ms p99 %.3f ms %.0f/s" % (b["name"], b["p50_ms"], b["p99_ms"], b["per_second"])) for b in d.get("baselines") or []]' dist/bench/$$name.json; \
 	done

@@ -35,6 +35,7 @@ type benchOptions struct {
 	Limits      []limits.Limit
 	Baseline    bool
 	Direct      bool
+	Warmup      int
 	URL         string
 	Token       string
 	SigV4       bool
@@ -119,6 +120,7 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 	f.IntVar(&opts.Requests, "requests", 0, "stop after `N` acquires in total (e.g. --requests 3000)")
 	f.DurationVar(&opts.Duration, "duration", 0, "stop after `D` (e.g. --duration 20s)")
 	f.BoolVar(&opts.Baseline, "baseline", false, "alternate each acquire with a direct UpdateItem of the same shape and one on a bare item (e.g. --baseline)")
+	f.IntVar(&opts.Warmup, "warmup", 0, "run `N` untimed rounds first, e.g. to let a fresh DynamoDB Local's JVM compile its hot paths (e.g. --warmup 1000)")
 	f.BoolVar(&opts.Direct, "baseline-only", false, "run only the two direct UpdateItem baselines, for their throughput alone (e.g. --baseline-only)")
 	f.StringVar(&opts.URL, "url", "", "drive the acquire API at `URL` through the Go client instead of the in-process limiter (e.g. --url http://127.0.0.1:8080)")
 	f.StringVar(&opts.Token, "token", "", "bearer `TOKEN` for --url (e.g. --token s3cret; env ZAEL_API_TOKEN)")
@@ -214,6 +216,9 @@ func benchRun(ctx context.Context, opts *benchOptions) error {
 		if opts.Direct {
 			ops = base
 		}
+	}
+	if opts.Warmup > 0 {
+		loadgen.Run(ctx, loadgen.Options{Concurrency: opts.Concurrency, Requests: opts.Warmup}, ops...)
 	}
 	counter.Reset()
 	results := loadgen.Run(ctx, loadgen.Options{
