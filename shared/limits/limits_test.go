@@ -1,0 +1,116 @@
+package limits
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Limit
+	}{
+		{"rpm:100", Limit{"rpm", 100, 100, 60}},
+		{"tpm:10000/min:15000", Limit{"tpm", 15000, 10000, 60}},
+		{"rps:5/sec", Limit{"rps", 5, 5, 1}},
+		{"rp5m:100/5min", Limit{"rp5m", 100, 100, 300}},
+		{"rph:1000/hour", Limit{"rph", 1000, 1000, 3600}},
+		{"rpd:50/day:60", Limit{"rpd", 60, 50, 86400}},
+		{"gpt-3.5:1/2hour", Limit{"gpt-3.5", 1, 1, 7200}},
+	} {
+		got, err := Parse(tc.in)
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+		back, err := Parse(got.String())
+		require.NoError(t, err, got.String())
+		assert.Equal(t, got, back, "String round-trips %s", tc.in)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for in, field := range map[string]string{
+		"rpm":                 "limit",
+		"rpm:":                "limit rpm rate",
+		"rpm:abc":             "limit rpm rate",
+		"rpm:-5":              "limit rpm rate",
+		"rpm:0":               "limit rpm rate",
+		"rpm:10/week":         "limit period",
+		"rpm:10/0min":         "limit period",
+		"rpm:10/min:0":        "limit rpm burst",
+		"rpm:10/min:x":        "limit rpm burst",
+		"a:b:c:d":             "limit",
+		"123rpm:10":           "limit name",
+		"wcu:10":              "limit name",
+		"rpm/tpm:10":          "limit name",
+		"rpm@x:10":            "limit name",
+		"fast:9999999999/sec": "limit fast rate",
+	} {
+		_, err := Parse(in)
+		var ve *ValidationError
+		require.True(t, errors.As(err, &ve), "%s: %v", in, err)
+		assert.True(t, errors.Is(err, ErrInvalid))
+		assert.Equal(t, field, ve.Field, in)
+		assert.NotContains(t, err.Error(), "\n")
+	}
+}
+
+func TestValidation(t *testing.T) {
+	// core.md §12 scenario 31.
+	for _, ok := range []string{"user-1", "550e8400-e29b-41d4-a716-446655440000", "sk-proj-abc", "a@b.c", "x:y"} {
+		assert.NoError(t, ValidateEntityID(ok), ok)
+	}
+	for _, bad := range []string{"user#123", "", strings.Repeat("a", 257), "_user123", "-x", "a b"} {
+		assert.ErrorIs(t, ValidateEntityID(bad), ErrInvalid, bad)
+	}
+	for _, ok := range []string{"gpt-3.5", "rate-limit", "tpm_total"} {
+		assert.NoError(t, ValidateLimitName(ok), ok)
+	}
+	for _, bad := range []string{"123rpm", "rpm/tpm", "rpm@x", "wcu", "", strings.Repeat("a", 65)} {
+		assert.ErrorIs(t, ValidateLimitName(bad), ErrInvalid, bad)
+	}
+	for _, ok := range []string{"openai/gpt-4", "a/b/c/d", "openai/"} {
+		assert.NoError(t, ValidateResource(ok), ok)
+	}
+	for _, bad := range []string{"/gpt-4", "123api", "openai#gpt-4", strings.Repeat("a", 65), DefaultResource} {
+		assert.ErrorIs(t, ValidateResource(bad), ErrInvalid, bad)
+	}
+	assert.NoError(t, ValidateConfigResource(DefaultResource))
+	assert.NoError(t, ValidatePrincipal("arn:aws:iam::123456789012:user/alice"))
+	assert.ErrorIs(t, ValidatePrincipal("user#admin"), ErrInvalid)
+	assert.ErrorIs(t, ValidateNamespaceName(ReservedNamespace), ErrInvalid)
+	assert.ErrorIs(t, ValidateStackName("my_stack"), ErrInvalid)
+	assert.NoError(t, ValidateStackName("prod-limiter"))
+	err := ValidateEntityID("user#1")
+	assert.Equal(t, `invalid entity_id "user#1": must not contain '#'`, err.Error())
+}
+
+func TestValidateSet(t *testing.T) {
+	assert.NoError(t, ValidateSet([]Limit{PerMinute("rpm", 10, 0), PerHour("tpm", 100, 200)}))
+	assert.ErrorIs(t, ValidateSet([]Limit{PerMinute("rpm", 10, 0), PerDay("rpm", 1, 0)}), ErrInvalid)
+	assert.ErrorIs(t, ValidateSet([]Limit{{Name: "rpm", Capacity: 1, RefillAmount: 0, RefillPeriodSeconds: 60}}), ErrInvalid)
+	assert.ErrorIs(t, ValidateSet([]Limit{PerSecond("huge", MaxRatePerSecond+1, 0)}), ErrInvalid)
+	assert.NoError(t, ValidateSet([]Limit{PerSecond("max", MaxRatePerSecond, 0)}))
+}
+
+func TestExceededError(t *testing.T) {
+	ex := NewExceeded([]Status{
+		{EntityID: "u", Resource: "gpt-4", Limit: PerMinute("rpm", 10, 0), Available: 5, Requested: 1},
+		{EntityID: "u", Resource: "gpt-4", Limit: PerMinute("tpm", 100, 0), Available: 0, Requested: 50, Exceeded: true, RetryAfter: 30 * time.Second},
+		{EntityID: "p", Resource: "gpt-4", Limit: PerMinute("tpm", 100, 0), Available: 0, Requested: 50, Exceeded: true, RetryAfter: 30*time.Second + time.Millisecond},
+	})
+	assert.Len(t, ex.Violations(), 2)
+	assert.Equal(t, "p", ex.Primary().EntityID, "the longest wait decides")
+	assert.Equal(t, 30*time.Second+time.Millisecond, ex.RetryAfter())
+	assert.Equal(t, "31", ex.RetryAfterHeader(), "whole seconds, rounded up")
+	assert.Equal(t, "rate limit exceeded for p/gpt-4: [u/tpm, p/tpm]; retry after 30.0s", ex.Error())
+	on, err := ParseOnUnavailable("allow")
+	assert.NoError(t, err)
+	assert.Equal(t, Allow, on)
+	_, err = ParseOnUnavailable("maybe")
+	assert.ErrorIs(t, err, ErrInvalid)
+}
