@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -93,10 +94,8 @@ gives them. Exits 3 and prints the violations and the wait when the request is r
 			if opts.Consume, err = parseAmounts(consume); err != nil {
 				return err
 			}
-			if len(specs) > 0 {
-				if opts.Limits, err = parseLimits(specs); err != nil {
-					return err
-				}
+			if opts.Limits, err = parseOptionalLimits(specs); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("on-unavailable") {
 				if opts.OnUnavailable, err = limits.ParseOnUnavailable(policy); err != nil {
@@ -110,8 +109,7 @@ gives them. Exits 3 and prints the violations and the wait when the request is r
 		},
 	}
 	addConsumeFlag(cmd, &consume, "to consume")
-	addLimitFlag(cmd, &specs)
-	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst], repeatable (e.g. -l rpm:10)"
+	addLimitOverrideFlag(cmd, &specs)
 	cmd.Flags().StringVar(&policy, "on-unavailable", "", "`POLICY` for this call when DynamoDB cannot be reached: block or allow (e.g. --on-unavailable allow)")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -228,19 +226,10 @@ func roundSeconds(s float64) float64 { return math.Round(s*1000) / 1000 }
 
 func formatAmounts(m map[string]int64) string {
 	var parts []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, k+"="+thousands(m[k]))
 	}
 	return strings.Join(parts, " ")
-}
-
-func sortedKeys(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // available
@@ -274,10 +263,8 @@ parent's when the entity cascades. With -c, also how long until that amount is a
 			if opts.Needed, err = parseAmounts(needed); err != nil {
 				return err
 			}
-			if len(specs) > 0 {
-				if opts.Limits, err = parseLimits(specs); err != nil {
-					return err
-				}
+			if opts.Limits, err = parseOptionalLimits(specs); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(opts)
@@ -286,8 +273,7 @@ parent's when the entity cascades. With -c, also how long until that amount is a
 		},
 	}
 	addConsumeFlag(cmd, &needed, "to wait for")
-	addLimitFlag(cmd, &specs)
-	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst], repeatable (e.g. -l rpm:10)"
+	addLimitOverrideFlag(cmd, &specs)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }

@@ -89,10 +89,8 @@ shape, and with a plain ADD on a bare item, so the three are measured under the 
 			if len(opts.Consume) == 0 {
 				opts.Consume = map[string]int64{"rpm": 1}
 			}
-			if len(specs) > 0 {
-				if opts.Limits, err = parseLimits(specs); err != nil {
-					return err
-				}
+			if opts.Limits, err = parseOptionalLimits(specs); err != nil {
+				return err
 			}
 			if opts.Direct {
 				opts.Baseline = true

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -84,15 +83,7 @@ func TestUsageErrorsAcquireBench(t *testing.T) {
 		{"bench --requests 1 --bogus", "unknown flag: --bogus"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.args, func(t *testing.T) {
-			env, out, errw := testEnv(false)
-			env.EndpointURL = "http://127.0.0.1:1" // never reached
-			code := run(t.Context(), strings.Fields(tt.args), env)
-			assert.Equal(t, exitUsage, code, errw.String())
-			require.Len(t, lines(errw.String()), 1, "one line on stderr: %q", errw.String())
-			assert.Contains(t, errw.String(), tt.wantErr)
-			assert.Empty(t, out.String())
-		})
+		t.Run(tt.args, func(t *testing.T) { usageFails(t, tt.args, tt.wantErr) })
 	}
 }
 

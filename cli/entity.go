@@ -218,27 +218,20 @@ entity that does not exist does nothing.`,
 
 func entityDeleteRun(ctx context.Context, opts *entityDeleteOptions) error {
 	env := opts.env
-	ns, err := env.readNS(ctx)
-	if err != nil {
-		return err
+	none := fmt.Sprintf("Entity %q not found in namespace %q: nothing deleted", opts.ID, env.Namespace)
+	var n int
+	deleted, err := env.deleteInNS(ctx, nsDeletion{
+		yes: opts.Yes, question: "Delete entity " + quote(opts.ID) + " with its limits and buckets?",
+		noNS: none, notFound: none,
+		del: func(ns *store.NS) (err error) {
+			n, err = ns.DeleteEntity(ctx, opts.ID)
+			return err
+		},
+	})
+	if deleted {
+		env.progress("Deleted entity %q (%d records)", opts.ID, n)
 	}
-	if ns == nil {
-		env.progress("Entity %q not found in namespace %q: nothing deleted", opts.ID, env.Namespace)
-		return nil
-	}
-	if err := env.confirm(opts.Yes, "Delete entity "+quote(opts.ID)+" with its limits and buckets?"); err != nil {
-		return err
-	}
-	n, err := ns.DeleteEntity(ctx, opts.ID)
-	if errors.Is(err, limits.ErrNotFound) {
-		env.progress("Entity %q not found in namespace %q: nothing deleted", opts.ID, env.Namespace)
-		return nil
-	}
-	if err != nil {
-		return env.tableErr(err)
-	}
-	env.progress("Deleted entity %q (%d records)", opts.ID, n)
-	return nil
+	return err
 }
 
 // entity list
@@ -431,17 +424,8 @@ func entityGetLimitsRun(ctx context.Context, opts *entityGetLimitsOptions) error
 				return env.tableErr(err)
 			}
 		}
-		if opts.Output.json() {
-			if len(ls) == 0 {
-				return writeJSON(env.Out, emptyObject)
-			}
-			return writeJSON(env.Out, entityLimitsJSON{EntityID: opts.ID, Resource: opts.Resource, Limits: ls})
-		}
-		if len(ls) == 0 {
-			env.progress("No limits for entity %q and resource %q in namespace %q", opts.ID, opts.Resource, env.Namespace)
-			return nil
-		}
-		return writeLimitsTable(env, "RESOURCE", opts.Resource, ls)
+		return writeLimits(env, opts.Output, entityLimitsJSON{EntityID: opts.ID, Resource: opts.Resource, Limits: ls}, opts.Resource, ls,
+			fmt.Sprintf("No limits for entity %q and resource %q in namespace %q", opts.ID, opts.Resource, env.Namespace))
 	}
 
 	var cfgs map[string][]limits.Limit
@@ -470,11 +454,7 @@ func entityGetLimitsRun(ctx context.Context, opts *entityGetLimitsOptions) error
 	}
 	t := newTable(env.Out, "RESOURCE", "LIMIT")
 	for _, r := range resources {
-		owner := r
-		for _, l := range cfgs[r] {
-			t.row(owner, formatLimit(l))
-			owner = ""
-		}
+		t.limitRows(r, cfgs[r])
 	}
 	return t.flush()
 }
@@ -523,25 +503,15 @@ func newCmdEntityDeleteLimits(env *Env, runF func(*entityDeleteLimitsOptions) er
 
 func entityDeleteLimitsRun(ctx context.Context, opts *entityDeleteLimitsOptions) error {
 	env := opts.env
-	ns, err := env.readNS(ctx)
-	if err != nil {
-		return err
+	none := fmt.Sprintf("No limits for entity %q and resource %q: nothing deleted", opts.ID, opts.Resource)
+	deleted, err := env.deleteInNS(ctx, nsDeletion{
+		yes:      opts.Yes,
+		question: "Delete the limits of entity " + quote(opts.ID) + " for resource " + quote(opts.Resource) + "?",
+		noNS:     none, notFound: none,
+		del: func(ns *store.NS) error { return ns.DeleteLimits(ctx, opts.ID, opts.Resource) },
+	})
+	if deleted {
+		env.progress("Limits of entity %q for resource %q deleted in namespace %q", opts.ID, opts.Resource, env.Namespace)
 	}
-	if ns == nil {
-		env.progress("No limits for entity %q and resource %q: nothing deleted", opts.ID, opts.Resource)
-		return nil
-	}
-	if err := env.confirm(opts.Yes, "Delete the limits of entity "+quote(opts.ID)+" for resource "+quote(opts.Resource)+"?"); err != nil {
-		return err
-	}
-	err = ns.DeleteLimits(ctx, opts.ID, opts.Resource)
-	if errors.Is(err, limits.ErrNotFound) {
-		env.progress("No limits for entity %q and resource %q: nothing deleted", opts.ID, opts.Resource)
-		return nil
-	}
-	if err != nil {
-		return env.tableErr(err)
-	}
-	env.progress("Limits of entity %q for resource %q deleted in namespace %q", opts.ID, opts.Resource, env.Namespace)
-	return nil
+	return err
 }

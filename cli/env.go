@@ -250,6 +250,43 @@ func (e *Env) confirm(yes bool, question string) error {
 	return errCancelled
 }
 
+// nsDeletion is what a delete command on the --namespace handle gives
+// Env.deleteInNS.
+type nsDeletion struct {
+	yes      bool   // --yes: do not ask
+	question string // the confirmation question
+	noNS     string // the line when the namespace does not exist: nothing to delete
+	notFound string // the line when del finds nothing to delete
+	del      func(*store.NS) error
+}
+
+// deleteInNS is the flow of the delete commands on the --namespace handle:
+// open it for a read, confirm, delete. Nothing to delete is not an error: it
+// prints noNS or notFound on stderr and reports false. When it reports true
+// the caller prints its success line.
+func (e *Env) deleteInNS(ctx context.Context, d nsDeletion) (deleted bool, err error) {
+	ns, err := e.readNS(ctx)
+	if err != nil {
+		return false, err
+	}
+	if ns == nil {
+		e.progress("%s", d.noNS)
+		return false, nil
+	}
+	if err := e.confirm(d.yes, d.question); err != nil {
+		return false, err
+	}
+	err = d.del(ns)
+	if errors.Is(err, limits.ErrNotFound) {
+		e.progress("%s", d.notFound)
+		return false, nil
+	}
+	if err != nil {
+		return false, e.tableErr(err)
+	}
+	return true, nil
+}
+
 // progress prints a progress or success line on stderr.
 func (e *Env) progress(format string, a ...any) {
 	fmt.Fprintf(e.Err, format+"\n", a...)

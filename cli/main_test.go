@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
@@ -44,6 +45,20 @@ func parseRun(t *testing.T, path []string, mk func(*Env) *cobra.Command, args ..
 	parent.AddCommand(mk(env))
 	code := execute(context.Background(), root, env, args)
 	return code, errw.String(), env
+}
+
+// usageFails runs args through the real command tree (an endpoint that is
+// never reached) and requires exit 2, one stderr line holding wantErr and
+// nothing on stdout.
+func usageFails(t *testing.T, args, wantErr string) {
+	t.Helper()
+	env, out, errw := testEnv(false)
+	env.EndpointURL = "http://127.0.0.1:1" // never reached
+	code := run(t.Context(), strings.Fields(args), env)
+	assert.Equal(t, exitUsage, code, errw.String())
+	require.Len(t, lines(errw.String()), 1, "one line on stderr: %q", errw.String())
+	assert.Contains(t, errw.String(), wantErr)
+	assert.Empty(t, out.String())
 }
 
 // lines splits output into non-empty lines.

@@ -130,16 +130,25 @@ func newCmdNamespaceList(env *Env, runF func(*namespaceListOptions) error) *cobr
 }
 
 func namespaceListRun(ctx context.Context, opts *namespaceListOptions) error {
-	env := opts.env
+	return listNamespaces(ctx, opts.env, opts.Output, false)
+}
+
+// listNamespaces prints the active namespaces or, with orphans, the
+// soft-deleted ones.
+func listNamespaces(ctx context.Context, env *Env, o outputFormat, orphans bool) error {
 	st, err := env.Store(ctx)
 	if err != nil {
 		return err
 	}
-	nss, err := st.ListNamespaces(ctx)
+	list := st.ListNamespaces
+	if orphans {
+		list = st.ListOrphanNamespaces
+	}
+	nss, err := list(ctx)
 	if err != nil {
 		return env.tableErr(err)
 	}
-	return writeNamespaces(env, opts.Output, nss, false)
+	return writeNamespaces(env, o, nss, orphans)
 }
 
 func writeNamespaces(env *Env, o outputFormat, nss []store.Namespace, orphans bool) error {
@@ -205,16 +214,9 @@ func newCmdNamespaceShow(env *Env, runF func(*namespaceShowOptions) error) *cobr
 
 func namespaceShowRun(ctx context.Context, opts *namespaceShowOptions) error {
 	env := opts.env
-	st, err := env.Store(ctx)
+	_, ns, err := getNamespace(ctx, env, opts.Name)
 	if err != nil {
 		return err
-	}
-	ns, err := st.GetNamespace(ctx, opts.Name)
-	if errors.Is(err, limits.ErrNotFound) {
-		return fmt.Errorf("namespace %q not found", opts.Name)
-	}
-	if err != nil {
-		return env.tableErr(err)
 	}
 	if opts.Output.json() {
 		return writeJSON(env.Out, toNamespaceJSON(ns))
@@ -226,6 +228,25 @@ func namespaceShowRun(ctx context.Context, opts *namespaceShowOptions) error {
 	t.row("Created:", timestamp(ns.CreatedAt))
 	return t.flush()
 }
+
+// getNamespace reads the registered namespace name, with the store; a name
+// not registered is an error saying so.
+func getNamespace(ctx context.Context, env *Env, name string) (*store.Store, store.Namespace, error) {
+	st, err := env.Store(ctx)
+	if err != nil {
+		return nil, store.Namespace{}, err
+	}
+	ns, err := st.GetNamespace(ctx, name)
+	if errors.Is(err, limits.ErrNotFound) {
+		return nil, store.Namespace{}, namespaceNotFound(name)
+	}
+	if err != nil {
+		return nil, store.Namespace{}, env.tableErr(err)
+	}
+	return st, ns, nil
+}
+
+func namespaceNotFound(name string) error { return fmt.Errorf("namespace %q not found", name) }
 
 // namespace delete
 
@@ -264,23 +285,16 @@ func newCmdNamespaceDelete(env *Env, runF func(*namespaceDeleteOptions) error) *
 
 func namespaceDeleteRun(ctx context.Context, opts *namespaceDeleteOptions) error {
 	env := opts.env
-	st, err := env.Store(ctx)
+	st, ns, err := getNamespace(ctx, env, opts.Name)
 	if err != nil {
 		return err
-	}
-	ns, err := st.GetNamespace(ctx, opts.Name)
-	if errors.Is(err, limits.ErrNotFound) {
-		return fmt.Errorf("namespace %q not found", opts.Name)
-	}
-	if err != nil {
-		return env.tableErr(err)
 	}
 	if err := env.confirm(opts.Yes, "Delete namespace "+quote(opts.Name)+" (id "+ns.ID+")?"); err != nil {
 		return err
 	}
 	if err := st.DeleteNamespace(ctx, opts.Name); err != nil {
 		if errors.Is(err, limits.ErrNotFound) {
-			return fmt.Errorf("namespace %q not found", opts.Name)
+			return namespaceNotFound(opts.Name)
 		}
 		return env.tableErr(err)
 	}
@@ -359,16 +373,7 @@ func newCmdNamespaceOrphans(env *Env, runF func(*namespaceOrphansOptions) error)
 }
 
 func namespaceOrphansRun(ctx context.Context, opts *namespaceOrphansOptions) error {
-	env := opts.env
-	st, err := env.Store(ctx)
-	if err != nil {
-		return err
-	}
-	nss, err := st.ListOrphanNamespaces(ctx)
-	if err != nil {
-		return env.tableErr(err)
-	}
-	return writeNamespaces(env, opts.Output, nss, true)
+	return listNamespaces(ctx, opts.env, opts.Output, true)
 }
 
 // namespace purge

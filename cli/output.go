@@ -62,6 +62,22 @@ func addLimitFlag(cmd *cobra.Command, specs *[]string) {
 		"`LIMIT` name:rate[/period][:burst], period [N]sec|min|hour|day (default /min), repeatable (e.g. -l rpm:100 -l tpm:10000/min:15000)")
 }
 
+// addLimitOverrideFlag adds -l/--limit to a command whose limits otherwise
+// come from the stored configuration.
+func addLimitOverrideFlag(cmd *cobra.Command, specs *[]string) {
+	addLimitFlag(cmd, specs)
+	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst], repeatable (e.g. -l rpm:10)"
+}
+
+// parseOptionalLimits parses the -l values of a command where -l is
+// optional: none given is nil.
+func parseOptionalLimits(specs []string) ([]limits.Limit, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	return parseLimits(specs)
+}
+
 // parseLimits parses every -l value; none given is a usage error.
 func parseLimits(specs []string) ([]limits.Limit, error) {
 	if len(specs) == 0 {
@@ -125,6 +141,35 @@ func (t *table) row(cells ...string) {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+// limitRows adds one row per limit, naming their owner in the first column
+// of the first row only.
+func (t *table) limitRows(owner string, ls []limits.Limit) {
+	for _, l := range ls {
+		t.row(owner, formatLimit(l))
+		owner = ""
+	}
+}
+
+// writeLimits prints the limits of a resource (its defaults, or an entity's
+// limits for it): with -o json the document doc, {} when there are none;
+// else a RESOURCE/LIMIT table, or the line none on stderr when there are
+// none.
+func writeLimits(env *Env, o outputFormat, doc any, resource string, ls []limits.Limit, none string) error {
+	if o.json() {
+		if len(ls) == 0 {
+			return writeJSON(env.Out, emptyObject)
+		}
+		return writeJSON(env.Out, doc)
+	}
+	if len(ls) == 0 {
+		env.progress("%s", none)
+		return nil
+	}
+	t := newTable(env.Out, "RESOURCE", "LIMIT")
+	t.limitRows(resource, ls)
+	return t.flush()
+}
 
 // formatLimit renders a limit for people: "rpm: 100/min",
 // "tpm: 10,000/min (burst 15,000)", "rp5m: 100/5min".

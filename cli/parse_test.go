@@ -289,15 +289,7 @@ func TestUsageErrors(t *testing.T) {
 		{"namespace purge Jk3x9_aQm2E", "--yes is required"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.args, func(t *testing.T) {
-			env, out, errw := testEnv(false)
-			env.EndpointURL = "http://127.0.0.1:1" // never reached
-			code := run(t.Context(), strings.Fields(tt.args), env)
-			assert.Equal(t, exitUsage, code, errw.String())
-			require.Len(t, lines(errw.String()), 1, "one line on stderr: %q", errw.String())
-			assert.Contains(t, errw.String(), tt.wantErr)
-			assert.Empty(t, out.String())
-		})
+		t.Run(tt.args, func(t *testing.T) { usageFails(t, tt.args, tt.wantErr) })
 	}
 }
 

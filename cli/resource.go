@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 func newCmdResource(env *Env) *cobra.Command {
@@ -122,28 +124,8 @@ func resourceGetDefaultsRun(ctx context.Context, opts *resourceGetDefaultsOption
 			return env.tableErr(err)
 		}
 	}
-	if opts.Output.json() {
-		if len(ls) == 0 {
-			return writeJSON(env.Out, emptyObject)
-		}
-		return writeJSON(env.Out, resourceDefaultsJSON{Resource: opts.Resource, Limits: ls})
-	}
-	if len(ls) == 0 {
-		env.progress("No defaults configured for resource %q in namespace %q", opts.Resource, env.Namespace)
-		return nil
-	}
-	return writeLimitsTable(env, "RESOURCE", opts.Resource, ls)
-}
-
-// writeLimitsTable prints one limit per row under a KEY column that names
-// the owner on the first row only.
-func writeLimitsTable(env *Env, key, owner string, ls []limits.Limit) error {
-	t := newTable(env.Out, key, "LIMIT")
-	for _, l := range ls {
-		t.row(owner, formatLimit(l))
-		owner = ""
-	}
-	return t.flush()
+	return writeLimits(env, opts.Output, resourceDefaultsJSON{Resource: opts.Resource, Limits: ls}, opts.Resource, ls,
+		fmt.Sprintf("No defaults configured for resource %q in namespace %q", opts.Resource, env.Namespace))
 }
 
 // resource delete-defaults
@@ -182,27 +164,16 @@ func newCmdResourceDeleteDefaults(env *Env, runF func(*resourceDeleteDefaultsOpt
 
 func resourceDeleteDefaultsRun(ctx context.Context, opts *resourceDeleteDefaultsOptions) error {
 	env := opts.env
-	ns, err := env.readNS(ctx)
-	if err != nil {
-		return err
+	none := fmt.Sprintf("No defaults configured for resource %q in namespace %q", opts.Resource, env.Namespace)
+	deleted, err := env.deleteInNS(ctx, nsDeletion{
+		yes: opts.Yes, question: "Delete the defaults of resource " + quote(opts.Resource) + "?",
+		noNS: none, notFound: none + ": nothing deleted",
+		del: func(ns *store.NS) error { return ns.DeleteResourceDefaults(ctx, opts.Resource) },
+	})
+	if deleted {
+		env.progress("Defaults of resource %q deleted in namespace %q", opts.Resource, env.Namespace)
 	}
-	if ns == nil {
-		env.progress("No defaults configured for resource %q in namespace %q", opts.Resource, env.Namespace)
-		return nil
-	}
-	if err := env.confirm(opts.Yes, "Delete the defaults of resource "+quote(opts.Resource)+"?"); err != nil {
-		return err
-	}
-	err = ns.DeleteResourceDefaults(ctx, opts.Resource)
-	if errors.Is(err, limits.ErrNotFound) {
-		env.progress("No defaults configured for resource %q in namespace %q: nothing deleted", opts.Resource, env.Namespace)
-		return nil
-	}
-	if err != nil {
-		return env.tableErr(err)
-	}
-	env.progress("Defaults of resource %q deleted in namespace %q", opts.Resource, env.Namespace)
-	return nil
+	return err
 }
 
 // resource list

@@ -13,10 +13,12 @@
 //     readNS (reads: nil namespace = empty result) / writeNS (writes:
 //     registers "default") for the --namespace handle; tableErr turns a
 //     missing table into the one-line hint; requireYes/confirm for
-//     destructive commands.
+//     destructive commands, and deleteInNS for their whole
+//     read-confirm-delete flow on the namespace.
 //   - Flags and output (output.go): addOutputFlag (-o table|json),
-//     addLimitFlag + parseLimits (-l), addYesFlag, writeJSON, newTable,
-//     formatLimit, timestamp.
+//     addLimitFlag + parseLimits (-l; addLimitOverrideFlag +
+//     parseOptionalLimits where -l overrides the stored limits), addYesFlag,
+//     writeJSON, newTable, writeLimits, formatLimit, timestamp.
 //   - Args (this file): noArgs, exactArgs, minArgs (usage errors, exit 2).
 //   - Errors (exit.go): return them from RunE; usageErrorf gives exit 2, a
 //     *limits.ExceededError anywhere in the chain exit 3, anything else 1.

@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 func newCmdSystem(env *Env) *cobra.Command {
@@ -190,25 +192,14 @@ func newCmdSystemDeleteDefaults(env *Env, runF func(*systemDeleteDefaultsOptions
 
 func systemDeleteDefaultsRun(ctx context.Context, opts *systemDeleteDefaultsOptions) error {
 	env := opts.env
-	ns, err := env.readNS(ctx)
-	if err != nil {
-		return err
+	none := fmt.Sprintf("No system defaults configured in namespace %q", env.Namespace)
+	deleted, err := env.deleteInNS(ctx, nsDeletion{
+		yes: opts.Yes, question: "Delete the system defaults of namespace " + quote(env.Namespace) + "?",
+		noNS: none, notFound: none + ": nothing deleted",
+		del: func(ns *store.NS) error { return ns.DeleteSystemDefaults(ctx) },
+	})
+	if deleted {
+		env.progress("System defaults deleted in namespace %q", env.Namespace)
 	}
-	if ns == nil {
-		env.progress("No system defaults configured in namespace %q", env.Namespace)
-		return nil
-	}
-	if err := env.confirm(opts.Yes, "Delete the system defaults of namespace "+quote(env.Namespace)+"?"); err != nil {
-		return err
-	}
-	err = ns.DeleteSystemDefaults(ctx)
-	if errors.Is(err, limits.ErrNotFound) {
-		env.progress("No system defaults configured in namespace %q: nothing deleted", env.Namespace)
-		return nil
-	}
-	if err != nil {
-		return env.tableErr(err)
-	}
-	env.progress("System defaults deleted in namespace %q", env.Namespace)
-	return nil
+	return err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/client"
 	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/clocktest"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
@@ -24,28 +25,11 @@ import (
 // Function URL and `zae-limiter serve`) over DynamoDB Local.
 func TestMain(m *testing.M) { ddbtest.Main(m) }
 
-// frozen is a settable clock shared by the store and the handler, so
-// buckets do not refill between calls and availability is exact.
-type frozen struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *frozen) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *frozen) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type apiFixture struct {
-	url   string
-	clock *frozen
+	url string
+	// clock is shared by the store and the handler and stands still, so
+	// buckets do not refill between calls and availability is exact.
+	clock *clocktest.Clock
 	// before is user-1/gpt-4's availability once its bucket exists. The
 	// first write to an idle bucket books up to one grid step ahead of the
 	// exact instant (ADR-001); with the clock frozen the bucket then stays
@@ -60,7 +44,7 @@ func newAPI(t *testing.T, mod ...func(*api.Options)) *apiFixture {
 	ctx := context.Background()
 	table := ddbtest.NewTable(t)
 	db := ddbtest.Client(t)
-	clock := &frozen{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	st := store.New(db, store.Options{Table: table, Now: clock.Now})
 	_, err := st.RegisterNamespace(ctx, "default")
 	require.NoError(t, err)

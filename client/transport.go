@@ -86,9 +86,14 @@ func (c *Client) send(ctx context.Context, cl call, mayHaveLanded bool) (res *re
 			return nil, mayHaveLanded, lastErr
 		}
 		res := &result{call: cl, status: status, header: header, body: body, mayHaveLanded: mayHaveLanded}
-		if cl.policy == retryIdempotent && retryableStatus(status) && attempt < c.maxRetries && ctx.Err() == nil {
+		if cl.policy == retryIdempotent && retryableStatus(status) && attempt < c.maxRetries {
 			mayHaveLanded = true
 			lastErr = res.err()
+			if werr := ctx.Err(); werr != nil {
+				// Cancelled between the answer and the retry: same as
+				// cancelled while waiting for it.
+				return nil, mayHaveLanded, fmt.Errorf("client: %s: gave up waiting to retry: %w (last attempt: %w)", cl, werr, lastErr)
+			}
 			continue
 		}
 		return res, mayHaveLanded, nil

@@ -27,11 +27,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
+	"github.com/zeroae/zae-limiter-go/shared/syncio"
 )
 
 type listFlag []string
@@ -44,7 +44,7 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	stderr = &syncWriter{w: stderr} // shared with the function's output
+	stderr = syncio.NewWriter(stderr) // shared with the function's output
 	fs := flag.NewFlagSet("lambda-runner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -160,17 +160,6 @@ func readEvent(name string, stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("event %s is not valid JSON", name)
 	}
 	return b, nil
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // summary describes a response: the status of a Function URL response.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,30 +30,13 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 func TestMain(m *testing.M) { ddbtest.Main(m) }
 
 const eventsDir = "../../events/acquire"
-
-// syncBuffer collects the function's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // stack is the table and environment a bootstrap runs against.
 type stack struct {
@@ -77,9 +58,9 @@ func (s stack) env(extra ...string) []string {
 }
 
 // start runs the bootstrap under lambdarun; it is closed with the test.
-func (s stack) start(t *testing.T, o lambdarun.Options) (*lambdarun.Runner, *syncBuffer) {
+func (s stack) start(t *testing.T, o lambdarun.Options) (*lambdarun.Runner, *syncio.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncio.Buffer{}
 	o.Binary, o.Output = s.bootstrap, out
 	r, err := lambdarun.Start(context.Background(), o)
 	t.Cleanup(func() {
@@ -283,7 +264,7 @@ func testColdInit(t *testing.T, s stack) {
 	const runs = 5
 	var inits []time.Duration
 	for range runs {
-		r, err := lambdarun.Start(context.Background(), lambdarun.Options{Binary: s.bootstrap, Env: s.env(), Output: &syncBuffer{}})
+		r, err := lambdarun.Start(context.Background(), lambdarun.Options{Binary: s.bootstrap, Env: s.env(), Output: &syncio.Buffer{}})
 		require.NoError(t, err)
 		inits = append(inits, r.Init())
 		require.NoError(t, r.Close())
@@ -303,7 +284,7 @@ func testInitError(t *testing.T, s stack) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out := &syncBuffer{}
+			out := &syncio.Buffer{}
 			_, err := lambdarun.Start(context.Background(), lambdarun.Options{Binary: s.bootstrap, Env: tt.env, Output: out})
 			var ie *lambdarun.InitError
 			require.True(t, errors.As(err, &ie), "got %v", err)
@@ -386,7 +367,7 @@ func testKeysParameter(t *testing.T, s stack) {
 			env[i] = "LEASE_KEYS_PARAMETER=/limiter/missing"
 		}
 	}
-	out := &syncBuffer{}
+	out := &syncio.Buffer{}
 	_, err = lambdarun.Start(context.Background(), lambdarun.Options{Binary: s.bootstrap, Env: env, Output: out})
 	var ie *lambdarun.InitError
 	require.True(t, errors.As(err, &ie), "got %v", err)
@@ -401,7 +382,7 @@ func startMoto(t *testing.T, bin string) string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	var out syncBuffer
+	var out syncio.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

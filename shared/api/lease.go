@@ -5,7 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,7 +63,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := validateAmounts("adjust", req.Adjust, true); err != nil {
 		return nil, err
 	}
-	names := sortedNames(req.Adjust)
+	names := slices.Sorted(maps.Keys(req.Adjust))
 	for _, name := range names {
 		if !c.Degraded && !c.holds(name) {
 			return nil, limits.Invalid("adjust "+name, name, "the lease on "+c.Entity+"/"+c.Resource+" holds no such limit")
@@ -290,7 +290,7 @@ func (h *Handler) readState(ctx context.Context, c *claims) (dynamo.Item, error)
 func addTerms(x *dynamo.Expr, per []map[string]int64) string {
 	var terms []string
 	for i, m := range per {
-		for _, name := range sortedNames(m) {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
 			if d := m[name]; d != 0 {
 				terms = append(terms, x.Name(adjAttr(i, name))+" "+x.Num(d))
 			}
@@ -325,15 +325,6 @@ func (c *claims) consumed(adj []map[string]int64) map[string]int64 {
 			out[name] = v / milli
 		}
 	}
-	return out
-}
-
-func sortedNames(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -19,33 +19,17 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/clocktest"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 func TestMain(m *testing.M) { ddbtest.Main(m) }
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fixture is a fresh table with the default namespace registered, a
 // handler over it with a frozen clock, and a failure-injecting client.
@@ -56,16 +40,16 @@ type fixture struct {
 	db    *flakyDB
 	store *store.Store
 	ns    *store.NS
-	clock *clock
+	clock *clocktest.Clock
 	keys  [][]byte
 	h     *Handler
-	logs  *syncBuffer
+	logs  *syncio.Buffer
 }
 
 func newFixture(t *testing.T, mod ...func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), table: ddbtest.NewTable(t),
-		clock: &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+		clock: clocktest.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)), logs: &syncio.Buffer{}}
 	client := ddbtest.Client(t)
 	f.db = &flakyDB{Client: client}
 	f.store = store.New(client, store.Options{Table: f.table, Now: f.clock.Now})
@@ -279,22 +263,4 @@ func (d *flakyDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInp
 		return nil, err
 	}
 	return d.Client.BatchGetItem(ctx, in, o...)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

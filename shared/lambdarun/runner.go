@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zeroae/zae-limiter-go/shared/syncio"
 )
 
 // Defaults of Options.
@@ -190,14 +192,14 @@ func Start(ctx context.Context, o Options) (*Runner, error) {
 		bin:    bin,
 		dir:    filepath.Dir(bin),
 		name:   o.FunctionName,
-		out:    &lockedWriter{w: o.Output},
+		out:    syncio.NewWriter(o.Output), // several processes' pipes
 		queue:  make(chan *invocation),
 		closed: make(chan struct{}),
 		dead:   make(chan struct{}),
 		alive:  o.Instances,
 	}
 	if o.Output == nil {
-		r.out = &lockedWriter{w: os.Stderr}
+		r.out = syncio.NewWriter(os.Stderr)
 	}
 	if r.name == "" {
 		r.name = defaultName(bin)
@@ -447,18 +449,6 @@ func (inv *invocation) complete(res Result) {
 		}
 		inv.done <- res
 	})
-}
-
-// lockedWriter serialises writes from several processes' pipes.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func randomHex(n int) string {

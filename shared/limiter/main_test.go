@@ -2,13 +2,13 @@ package limiter_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/clocktest"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
@@ -17,24 +17,9 @@ import (
 
 func TestMain(m *testing.M) { ddbtest.Main(m) }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newClock returns a settable test clock at the tests' usual instant.
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 }
 
 // env is a fresh table with the default namespace, its store handle, and a
@@ -47,7 +32,7 @@ type env struct {
 	count *dynamo.Counter
 	store *store.Store
 	ns    *store.NS
-	clock *clock
+	clock *clocktest.Clock
 	lim   *limiter.Limiter
 }
 

@@ -296,13 +296,8 @@ func (n *NS) EntitiesWithCustomLimits(ctx context.Context, resource string) ([]s
 		return nil, err
 	}
 	out := []string{}
-	var e dynamo.Expr
-	err := n.s.queryAll(ctx, &dynamodb.QueryInput{
-		IndexName:                 aws.String(schema.GSI3),
-		KeyConditionExpression:    aws.String(e.Name(schema.GSI3PK) + " = " + e.Value(dynamo.S(schema.EntityConfigGSI3PK(n.ID, resource)))),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-	}, func(it dynamo.Item) error {
+	in := indexQuery(schema.GSI3, schema.GSI3PK, schema.EntityConfigGSI3PK(n.ID, resource))
+	err := n.s.queryAll(ctx, in, func(it dynamo.Item) error {
 		out = append(out, dynamo.GetS(it, schema.GSI3SK))
 		return nil
 	})

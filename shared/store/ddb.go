@@ -125,6 +125,18 @@ func (s *Store) getItem(ctx context.Context, k schema.Key, consistent bool) (dyn
 	return out.Item, nil
 }
 
+// indexQuery is the query of a whole partition of a global secondary index:
+// every item whose pkAttr is pk. The table name is left to the caller.
+func indexQuery(index, pkAttr, pk string) *dynamodb.QueryInput {
+	var e dynamo.Expr
+	return &dynamodb.QueryInput{
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String(e.Name(pkAttr) + " = " + e.Value(dynamo.S(pk))),
+		ExpressionAttributeNames:  e.Names(),
+		ExpressionAttributeValues: e.Values(),
+	}
+}
+
 // queryAll runs in page by page until the end, calling fn for every item.
 func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, fn func(dynamo.Item) error) error {
 	in.TableName = aws.String(s.table)

@@ -284,13 +284,8 @@ func (n *NS) children(ctx context.Context, parent string) ([]Entity, error) {
 		return nil, err
 	}
 	out := []Entity{}
-	var e dynamo.Expr
-	err := n.s.queryAll(ctx, &dynamodb.QueryInput{
-		IndexName:                 aws.String(schema.GSI1),
-		KeyConditionExpression:    aws.String(e.Name(schema.GSI1PK) + " = " + e.Value(dynamo.S(schema.ParentGSI1PK(n.ID, parent)))),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-	}, func(it dynamo.Item) error {
+	in := indexQuery(schema.GSI1, schema.GSI1PK, schema.ParentGSI1PK(n.ID, parent))
+	err := n.s.queryAll(ctx, in, func(it dynamo.Item) error {
 		out = append(out, decodeEntity(it))
 		return nil
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/clocktest"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
@@ -164,24 +165,9 @@ func (c *countingDB) DescribeTable(ctx context.Context, in *dynamodb.DescribeTab
 	return c.DynamoDB.DescribeTable(ctx, in, o...)
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newClock returns a settable test clock at the tests' usual instant.
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC))
 }
 
 // fixture is a fresh table with the namespace "default" registered.
@@ -232,15 +218,9 @@ func (f *fixture) put(it dynamo.Item) {
 // gsi4Count counts the items of a namespace in GSI4.
 func (f *fixture) gsi4Count(nsID string) int {
 	f.t.Helper()
-	var e dynamo.Expr
 	n := 0
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(f.table),
-		IndexName:                 aws.String(schema.GSI4),
-		KeyConditionExpression:    aws.String(e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(nsID))),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-	}
+	in := indexQuery(schema.GSI4, schema.GSI4PK, nsID)
+	in.TableName = aws.String(f.table)
 	for {
 		out, err := f.raw.Query(f.ctx, in)
 		require.NoError(f.t, err)

@@ -360,14 +360,8 @@ func (s *Store) PurgeNamespace(ctx context.Context, id string, progress func(del
 			progress(total + n)
 		}
 	}
-	var e dynamo.Expr
-	in := &dynamodb.QueryInput{
-		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(schema.GSI4),
-		KeyConditionExpression:    aws.String(e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(id)))),
-		ExpressionAttributeNames:  e.Names(),
-		ExpressionAttributeValues: e.Values(),
-	}
+	in := indexQuery(schema.GSI4, schema.GSI4PK, schema.NamespaceGSI4PK(id))
+	in.TableName = aws.String(s.table)
 	if s.pageSize > 0 {
 		in.Limit = aws.Int32(s.pageSize)
 	}
