@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-xray-sdk-go/instrumentation/awsv2"
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
@@ -56,7 +55,7 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 	}
 	keys := cfg.LeaseKeys
 	if cfg.LeaseKeysParameter != "" {
-		if keys, err = keysFromParameter(ctx, awsCfg, cfg.LeaseKeysParameter); err != nil {
+		if keys, err = keysFromParameter(ctx, awsCfg, lookup, cfg.LeaseKeysParameter); err != nil {
 			return nil, err
 		}
 	}
@@ -73,17 +72,12 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 
 // keysFromParameter reads the lease keys from an SSM parameter (decrypted
 // when it is a SecureString).
-func keysFromParameter(ctx context.Context, cfg aws.Config, name string) ([][]byte, error) {
-	out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{
-		Name: aws.String(name), WithDecryption: aws.Bool(true),
-	})
+func keysFromParameter(ctx context.Context, cfg aws.Config, lookup func(string) (string, bool), name string) ([][]byte, error) {
+	v, err := getParameter(ctx, cfg, lookup, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s=%q: read the parameter: %w", envLeaseKeysParam, name, err)
 	}
-	if out.Parameter == nil || out.Parameter.Value == nil {
-		return nil, fmt.Errorf("%s=%q: the parameter has no value", envLeaseKeysParam, name)
-	}
-	keys, err := parseKeys(*out.Parameter.Value)
+	keys, err := parseKeys(v)
 	if err != nil {
 		return nil, fmt.Errorf("%s=%q: %w", envLeaseKeysParam, name, err)
 	}
