@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 )
 
 // Item is one DynamoDB item.
@@ -135,3 +136,24 @@ func CancelReasons(err error) ([]types.CancellationReason, bool) {
 
 // ReasonCode is the code of one cancellation reason ("None" when it passed).
 func ReasonCode(r types.CancellationReason) string { return aws.ToString(r.Code) }
+
+// NotApplied reports errors that prove a write did not take effect:
+// throttling, validation, a missing table, missing permissions, a failed
+// condition. Anything else (timeouts, lost answers, 5xx) leaves the outcome
+// unknown.
+func NotApplied(err error) bool {
+	if IsCondFailed(err) {
+		return true
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+		"ValidationException", "ResourceNotFoundException", "AccessDeniedException",
+		"UnrecognizedClientException", "TransactionCanceledException":
+		return true
+	}
+	return false
+}

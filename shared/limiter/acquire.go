@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
@@ -87,7 +88,14 @@ func (l *Limiter) take(ctx context.Context, t target, amounts map[string]int64) 
 		case admitted:
 			return j, statuses(t, res.st, amounts, ps.level, now), true, nil
 		case missing:
-			if err := l.ensure(ctx, t, j, n, now); err != nil {
+			err := l.ensure(ctx, t, j, n, now)
+			if errors.Is(err, errNoShard0) {
+				// Everything expired: start over with one shard.
+				l.forgetCount(t.key())
+				n, j = 1, 0
+				continue
+			}
+			if err != nil {
 				return 0, nil, false, err
 			}
 		case wcuOut:

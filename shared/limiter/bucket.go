@@ -197,6 +197,13 @@ func (l *Limiter) shardCount(key string) int {
 	return max(l.count[key], 1)
 }
 
+// forgetCount drops the known shard count (the bucket is gone).
+func (l *Limiter) forgetCount(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.count, key)
+}
+
 // learnCount raises the known shard count (counts only ever grow).
 func (l *Limiter) learnCount(key string, n int) {
 	l.mu.Lock()
@@ -207,15 +214,6 @@ func (l *Limiter) learnCount(key string, n int) {
 }
 
 func sortedParams(m map[string]bucket.Params) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedLimitNames(m map[string]limitState) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

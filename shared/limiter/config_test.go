@@ -89,7 +89,7 @@ func TestScenario21ParamSyncOnNextAcquire(t *testing.T) {
 	require.NoError(t, e.ns.SetLimits(e.ctx, "u", "r", []limits.Limit{tpm(1000)}))
 	acq(stale, map[string]int64{"tpm": 100})
 	it = e.item("u", "r", 0)
-	assert.False(t, hasLimit(it, "rpm"), "a dropped limit is removed: %v", it)
+	assert.True(t, hasLimit(it, "rpm"), "a dropped limit stays dormant (coming back, it carries its tokens over): %v", it)
 	assert.Equal(t, map[string]int64{"u/tpm": 900}, e.avail(e.lim, "u", "r", nil))
 }
 
@@ -134,7 +134,7 @@ func TestScenario22DeleteLimitsAndDefaults(t *testing.T) {
 	require.NoError(t, e.ns.DeleteLimits(e.ctx, "v", "claude"))
 	require.NoError(t, acq("v", "claude", one))
 	it = e.item("v", "claude", 0)
-	assert.False(t, hasLimit(it, "tpm"), "%v", it)
+	assert.True(t, hasLimit(it, "tpm"), "kept dormant, so coming back carries its tokens over: %v", it)
 	assert.Equal(t, int64(2000), e.num(it, "b_rpm_tc"))
 	// Asking for tpm now names the missing limit.
 	assert.ErrorIs(t, acq("v", "claude", map[string]int64{"tpm": 1}), limits.ErrInvalid)

@@ -225,18 +225,33 @@ func TestScenario27WriteFailure(t *testing.T) {
 	assert.ErrorIs(t, err, limits.ErrUnavailable)
 	assert.Nil(t, e.item("solo", "r", 0))
 
-	// Adjust and rollback failures are returned (they are not acquires);
-	// a failed rollback can be retried.
+	// Adjust and rollback failures are returned (they are not acquires).
+	// A refund whose outcome is unknown (a 503: it may have landed) is
+	// counted as done and never sent again: losing tokens is safe, minting
+	// them is not. Here it did not land, so 5 tokens are lost.
 	db.failWhen(nil)
 	lease, err = lim.Acquire(e.ctx, limiter.Request{EntityID: "solo", Resource: "r", Consume: map[string]int64{"rpm": 5}})
 	require.NoError(t, err)
 	db.failAll(serviceUnavailable)
 	assert.Error(t, lease.Adjust(e.ctx, map[string]int64{"rpm": 1}))
-	assert.Error(t, lease.Rollback(e.ctx))
+	assert.ErrorIs(t, lease.Rollback(e.ctx), limiter.ErrOutcomeUnknown)
+	db.failWhen(nil)
+	assert.ErrorIs(t, lease.Rollback(e.ctx), limits.ErrLeaseClosed)
+	assert.Equal(t, map[string]int64{"solo/rpm": 95}, e.avail(e.lim, "solo", "r", nil))
+	assert.Equal(t, int64(5000), e.tc("solo", "r", "rpm"))
+
+	// A refund that provably did not land (throttled) is sent again by the
+	// next Rollback.
+	lease, err = lim.Acquire(e.ctx, limiter.Request{EntityID: "solo", Resource: "r", Consume: map[string]int64{"rpm": 5}})
+	require.NoError(t, err)
+	db.failAll(throttled)
+	err = lease.Rollback(e.ctx)
+	assert.Error(t, err)
+	assert.NotErrorIs(t, err, limiter.ErrOutcomeUnknown)
 	db.failWhen(nil)
 	require.NoError(t, lease.Rollback(e.ctx))
-	assert.Equal(t, map[string]int64{"solo/rpm": 100}, e.avail(e.lim, "solo", "r", nil))
-	assert.Equal(t, int64(0), e.tc("solo", "r", "rpm"))
+	assert.Equal(t, map[string]int64{"solo/rpm": 95}, e.avail(e.lim, "solo", "r", nil))
+	assert.Equal(t, int64(5000), e.tc("solo", "r", "rpm"))
 }
 
 // Scenario 27, cascade: the parent's write fails while the child's is in

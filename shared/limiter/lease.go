@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
@@ -165,6 +166,15 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 	if err := ls.usable(deltas); err != nil || ls.degraded {
 		return err
 	}
+	// A lease gives back at most what it holds.
+	for _, e := range ls.entries {
+		for name, d := range millis(deltas, e.has) {
+			if e.Consumed[name]+d < 0 {
+				return limits.Invalid("adjust "+name, fmt.Sprint(d/milli),
+					fmt.Sprintf("the lease holds %d of %s on %s; it cannot give back more", e.Consumed[name]/milli, name, e.EntityID))
+			}
+		}
+	}
 	// Not errgroup.WithContext: a failure must not cancel a sibling's write
 	// in flight, whose outcome would then be unknown (applied, yet never
 	// given back or recorded).
@@ -176,11 +186,11 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 			continue
 		}
 		g.Go(func() error {
-			if err := ls.l.apply(gctx, e, d); err != nil {
-				return err
+			err := ls.l.apply(gctx, e, d)
+			if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+				addAmounts(e.Consumed, d)
 			}
-			addAmounts(e.Consumed, d)
-			return nil
+			return err
 		})
 	}
 	return g.Wait()
@@ -229,11 +239,19 @@ func (ls *Lease) Rollback(ctx context.Context) error {
 		}
 		if err := ls.l.apply(ctx, e, back); err != nil {
 			errs = append(errs, err)
-			continue
+			if !errors.Is(err, ErrOutcomeUnknown) {
+				continue // not applied: a later Rollback sends it again
+			}
 		}
 		addAmounts(e.Consumed, back)
 	}
 	if len(errs) > 0 {
+		unknown := true
+		for _, err := range errs {
+			unknown = unknown && errors.Is(err, ErrOutcomeUnknown)
+		}
+		// Only writes known not to have landed are retried by a later call.
+		ls.closed = unknown
 		return errors.Join(errs...)
 	}
 	ls.closed = true
@@ -259,69 +277,109 @@ func (ls *Lease) usable(amounts map[string]int64) error {
 	return nil
 }
 
-// apply writes signed millitoken deltas to the lease's shard without any
-// check. A shard split since the acquire is followed (the level scales
-// virtual time); a bucket that no longer exists (expired) has nothing to
-// return or to charge.
+// ErrOutcomeUnknown: a write giving tokens back failed in a way that leaves
+// its outcome unknown (a timeout, a lost answer). The lease counts it as
+// done and it must not be sent again: losing tokens is safe, minting them
+// is not.
+var ErrOutcomeUnknown = errors.New("outcome unknown; counted as done, do not retry")
+
+// apply writes signed millitoken deltas to the lease's shard, unchecked: a
+// charge may put the bucket into debt, a refund returns tokens. A charge on
+// an idle bucket is booked from now (SET clock+d), never absorbed by refill
+// the bucket could not hold; a busy one is a commutative ADD. A shard split
+// since the acquire is followed (the level scales virtual time); a bucket
+// that no longer exists (expired, hence full) has nothing to give back or
+// to charge. A write with a refund is sent once (no SDK retry): if its
+// outcome is unknown, the error wraps ErrOutcomeUnknown.
 func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) error {
 	s := l.shardOf(e.target(), e.Shard)
-	level := 1
-	if st := l.cached(s.pk); st != nil {
-		level = st.level
+	ps := newParamSet(e.Limits, 1, 0)
+	refund := false
+	for _, d := range deltas {
+		refund = refund || d < 0
 	}
 	for range l.o.MaxAttempts {
+		st := l.cached(s.pk)
+		level := 1
+		if st != nil {
+			level = st.level
+		}
+		now := l.nowMs()
 		x := &dynamo.Expr{}
-		var adds []string
+		conds := []string{"attribute_exists(" + x.Name(schema.PK) + ")", x.Name(schema.AttrShardLevel) + " = " + x.Num(int64(level))}
+		var sets, adds []string
 		for _, name := range sortedNames(deltas) {
 			d := deltas[name]
 			if d == 0 {
 				continue
 			}
-			adds = append(adds,
-				x.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))+" "+x.Num(d*int64(level)),
-				x.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+x.Num(d))
+			v := d * int64(level)
+			w := x.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
+			p := ps.params[name]
+			if st != nil {
+				if ls, ok := st.limits[name]; ok {
+					p = ls.P
+				}
+			}
+			c := bucket.Clock(p, now)
+			switch {
+			case d < 0:
+				adds = append(adds, w+" "+x.Num(v))
+			case st != nil && st.limits[name].W < c:
+				conds = append(conds, w+" < "+x.Num(c))
+				sets = append(sets, w+" = "+x.Num(c+v))
+			default:
+				conds = append(conds, w+" >= "+x.Num(c))
+				adds = append(adds, w+" "+x.Num(v))
+			}
+			adds = append(adds, x.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+x.Num(d))
 		}
-		if len(adds) == 0 {
+		if len(adds) == 0 && len(sets) == 0 {
 			return nil
 		}
-		cond := "attribute_exists(" + x.Name(schema.PK) + ") AND " + x.Name(schema.AttrShardLevel) + " = " + x.Num(int64(level))
-		update := "ADD " + strings.Join(adds, ", ")
-		if ttl := l.ttlSeconds(newParamSet(e.Limits, level, 0)); ttl > 0 {
-			// Renew the time to live like every write, so debt is not forgiven early.
-			update = "SET " + x.Name(schema.TTL) + " = " + x.Num(l.nowMs()/1000+ttl) + " " + update
+		if ttl := l.ttlSeconds(ps); ttl > 0 && !(s.j == 0 && level > 1) {
+			// Renew the time to live like every write, so debt is not
+			// forgiven early (a split shard 0 never expires: see split).
+			sets = append(sets, x.Name(schema.TTL)+" = "+x.Num(now/1000+ttl))
 		}
-		_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		update := ""
+		if len(sets) > 0 {
+			update = "SET " + strings.Join(sets, ", ") + " "
+		}
+		update += "ADD " + strings.Join(adds, ", ")
+		out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                           aws.String(l.o.Table),
 			Key:                                 key(s.pk),
-			ConditionExpression:                 aws.String(cond),
+			ConditionExpression:                 aws.String(strings.Join(conds, " AND ")),
 			UpdateExpression:                    aws.String(update),
 			ExpressionAttributeNames:            x.Names(),
 			ExpressionAttributeValues:           x.Values(),
+			ReturnValues:                        types.ReturnValueAllNew,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}, func(o *dynamodb.Options) {
+			if refund {
+				o.RetryMaxAttempts = 1
+			}
 		})
 		if err == nil {
-			if st := l.cached(s.pk); st != nil && st.level == level {
-				for name, d := range deltas {
-					if ls, ok := st.limits[name]; ok {
-						ls.W += d * int64(level)
-						st.limits[name] = ls
-					}
-				}
-				l.remember(s.pk, st)
-			}
+			l.merge(s.pk, decodeShard(out.Attributes))
 			return nil
 		}
 		old, ok := dynamo.CondFailedItem(err)
 		if !ok {
+			l.forget(s.pk)
+			if refund && !dynamo.NotApplied(err) {
+				return fmt.Errorf("adjust bucket %s shard %d: %w: %w", s.t.key(), s.j, ErrOutcomeUnknown, err)
+			}
 			return fmt.Errorf("adjust bucket %s shard %d: %w", s.t.key(), s.j, err)
 		}
-		st := decodeShard(old)
-		if !st.exists {
+		got := decodeShard(old)
+		if !got.exists {
 			l.forget(s.pk)
 			return nil
 		}
-		l.observe(s, st)
-		level = st.level
+		l.remember(s.pk, got)
+		l.learn(s, got)
 	}
 	return fmt.Errorf("adjust bucket %s shard %d: %w", s.t.key(), s.j, ErrContention)
 }

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"time"
@@ -14,6 +15,10 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 )
+
+// errNoShard0: the bucket's shard 0 does not exist, so the bucket does not
+// (a split shard 0 never expires): the next acquire creates it afresh.
+var errNoShard0 = errors.New("no shard 0")
 
 // MaxShards caps shard doubling.
 const MaxShards = 256
@@ -82,6 +87,9 @@ func (l *Limiter) split(ctx context.Context, s shard, st *shardState, now int64)
 		e.Name(schema.AttrShardLevel) + " = " + e.Num(int64(st.level))
 	update := "SET " + e.Name(schema.AttrShardLevel) + " = " + e.Num(int64(level)) + ", " +
 		e.Name(schema.AttrParams) + " = " + e.Value(dynamo.S(ps.pv))
+	if s.j == 0 {
+		update += " REMOVE " + e.Name(schema.TTL) // see consume: a split shard 0 never expires
+	}
 	res, err := l.conditional(ctx, s, cond, update, e)
 	if err != nil || res.kind != admitted {
 		return err
@@ -176,7 +184,7 @@ func (l *Limiter) ensure(ctx context.Context, t target, j, n int, now int64) err
 				return err
 			}
 		case j == 0:
-			return nil // the next acquire creates shard 0
+			return errNoShard0
 		default:
 			h := 1 << (bits.Len(uint(j)) - 1)
 			parent := l.shardOf(t, j-h)
@@ -188,7 +196,10 @@ func (l *Limiter) ensure(ctx context.Context, t target, j, n int, now int64) err
 				return err
 			}
 			if !pst.exists {
-				return nil
+				if j-h == 0 {
+					return errNoShard0
+				}
+				return nil // raced with an expiry: the caller tries again
 			}
 			if pst.level == h {
 				if err := l.split(ctx, parent, pst, now); err != nil {

@@ -107,7 +107,11 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
 		cur, known := st.limits[name]
 		if syncing && (!known || cur.P != p) {
-			cond, set, add, next := resync(e, w, cur, known, p, n, now)
+			cond, set, add, next, fits := resync(e, w, cur, known, p, n, now)
+			if !fits {
+				done()
+				return writeResult{kind: denied, st: carried(st, ps, now)}, nil
+			}
 			conds, sets, adds = appendNonEmpty(conds, cond), appendNonEmpty(sets, set), appendNonEmpty(adds, add)
 			cur.W = next
 			mine[name] = projection{set: next}
@@ -140,7 +144,6 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 			adds = append(adds, e.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+e.Num(charge[name]))
 		}
 	}
-	var removes []string
 	pv := ps.pv
 	if syncing {
 		pv = st.pv
@@ -153,7 +156,7 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 			}
 			if _, charged := charge[name]; !charged {
 				w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
-				cond, set, add, next := resync(e, w, cur, known, p, 0, now)
+				cond, set, add, next, _ := resync(e, w, cur, known, p, 0, now)
 				conds, sets, adds = appendNonEmpty(conds, cond), appendNonEmpty(sets, set), appendNonEmpty(adds, add)
 				cur.W = next
 			}
@@ -164,21 +167,18 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 				e.Name(schema.BucketAttr(name, schema.SuffixRefill))+" = "+e.Num(p.RefillAmount),
 				e.Name(schema.BucketAttr(name, schema.SuffixPeriod))+" = "+e.Num(p.RefillPeriod))
 		}
-		for _, name := range sortedLimitNames(st.limits) {
-			if _, keep := ps.params[name]; keep {
-				continue
-			}
-			delete(projected.limits, name)
-			for _, suf := range []string{schema.SuffixVirtualTime, schema.SuffixCapacity, schema.SuffixRefill, schema.SuffixPeriod, schema.SuffixConsumed} {
-				removes = append(removes, e.Name(schema.BucketAttr(name, suf)))
-			}
-		}
+		// A limit no longer configured stays on the item, dormant: nothing
+		// checks or charges it, and if it comes back its tokens carry over
+		// instead of starting full (which would mint them).
 		sets = append(sets,
 			e.Name(schema.AttrParams)+" = "+e.Value(dynamo.S(ps.pv)),
 			e.Name(schema.AttrParamsEpoch)+" = "+e.Num(ps.epoch))
 		projected.pv, projected.pe = ps.pv, ps.epoch
 	}
-	if ttl := l.ttlSeconds(ps); ttl > 0 {
+	if ttl := l.ttlSeconds(ps); ttl > 0 && !(s.j == 0 && ps.level > 1) {
+		// A split shard 0 never expires: it tells every process the bucket
+		// is sharded, and recreated alone at level 1 it would hold the whole
+		// limit beside its live twins.
 		sets = append(sets, e.Name(schema.TTL)+" = "+e.Num(now/1000+ttl))
 	}
 	cond := e.Name(schema.AttrParams) + " = " + e.Value(dynamo.S(pv)) + " AND " + strings.Join(conds, " AND ")
@@ -186,13 +186,14 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 		cond = "attribute_not_exists(" + e.Name(schema.PK) + ") OR (" + cond + ")"
 		sets = append(sets, l.creationSets(e, s, ps, charge, now)...)
 	}
-	update := "SET " + strings.Join(sets, ", ")
+	var clauses []string
+	if len(sets) > 0 {
+		clauses = append(clauses, "SET "+strings.Join(sets, ", "))
+	}
 	if len(adds) > 0 {
-		update += " ADD " + strings.Join(adds, ", ")
+		clauses = append(clauses, "ADD "+strings.Join(adds, ", "))
 	}
-	if len(removes) > 0 {
-		update += " REMOVE " + strings.Join(removes, ", ")
-	}
+	update := strings.Join(clauses, " ")
 	if st.exists {
 		projected.exists = true
 		l.remember(s.pk, projected)
@@ -234,27 +235,31 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 
 // resync plans one limit of a write that also changes its parameters from
 // cur (absent when !known) to p, and takes n (cost units, may be 0): the
-// tokens held are carried over, clamped to a lower capacity, debt kept; a
-// new limit starts full. An idle or clamped limit becomes full at p (SET), a
-// busy one keeps its level (ADD the shift between the two clocks), each on
-// condition that the item is as predicted. It returns the condition, SET and
-// ADD clauses (empty when unused) and the virtual time it projects.
-func resync(e *dynamo.Expr, w string, cur limitState, known bool, p bucket.Params, n, now int64) (cond, set, add string, next int64) {
+// tokens held are carried over, clamped to the new capacity, debt kept; a
+// new limit starts full. A limit at or behind its clamp point holds
+// min(old capacity, new capacity) afterwards (SET); a busy one keeps its
+// token count (ADD the shift between the two clocks) — either way no change
+// of parameters, back and forth, ever adds tokens. Each form is conditioned
+// on the item being as predicted. It returns the condition, SET and ADD
+// clauses (empty when unused), the virtual time it projects, and whether n
+// fits at all in the idle form (when it does not, nothing may be written).
+func resync(e *dynamo.Expr, w string, cur limitState, known bool, p bucket.Params, n, now int64) (cond, set, add string, next int64, fits bool) {
 	nc := bucket.Clock(p, now)
 	if !known {
-		return "", w + " = " + e.Num(nc+n), "", nc + n
+		return "", w + " = " + e.Num(nc+n), "", nc + n, n <= p.Capacity
 	}
 	c := bucket.Clock(cur.P, now)
 	clamp := c + max(0, cur.P.Capacity-p.Capacity)
 	if cur.W <= clamp {
-		return w + " <= " + e.Num(clamp), w + " = " + e.Num(nc+n), "", nc + n
+		base := nc + max(0, p.Capacity-cur.P.Capacity)
+		return w + " <= " + e.Num(clamp), w + " = " + e.Num(base+n), "", base + n, base+n <= nc+p.Capacity
 	}
 	shift := (nc - c) + (p.Capacity - cur.P.Capacity)
 	cond = w + " > " + e.Num(clamp)
 	if n > 0 {
 		cond += " AND " + w + " <= " + e.Num(nc+p.Capacity-n-shift)
 	}
-	return cond, "", w + " " + e.Num(shift+n), cur.W + shift + n
+	return cond, "", w + " " + e.Num(shift+n), cur.W + shift + n, true
 }
 
 // carried is st with its parameters changed to ps, as resync writes it.
@@ -265,7 +270,7 @@ func carried(st *shardState, ps paramSet, now int64) *shardState {
 	for name, p := range ps.params {
 		cur, known := st.limits[name]
 		if !known || cur.P != p {
-			_, _, _, next := resync(&dynamo.Expr{}, "", cur, known, p, 0, now)
+			_, _, _, next, _ := resync(&dynamo.Expr{}, "", cur, known, p, 0, now)
 			cur.W, cur.P = next, p
 		}
 		out.limits[name] = cur
