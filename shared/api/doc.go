@@ -93,15 +93,26 @@
 //	closed         BOOL released
 //	rolled_back    BOOL the release gave everything back
 //
-// Adjust: one conditional UpdateItem (attribute_not_exists(closed) OR
-// closed = false) ADDs the deltas of every bucket that has the limit and
-// returns the item (ALL_NEW), the close-once gate; then the deltas go to
-// the buckets through the resumed lease, unchecked (debt is allowed,
+// Adjust: one conditional UpdateItem ADDs the deltas of every bucket that
+// has the limit and returns the item (ALL_NEW): the close-once gate. Its
+// condition is that the lease is open (attribute_not_exists(closed) OR
+// closed = false) and that no refund takes the lease's net consumption of
+// a bucket and limit (initial + adjustments + delta) below zero: a lease
+// gives back at most what it took. A failed condition writes nothing and
+// is told apart by the old item (ALL_OLD): closed is 409 lease_closed, a
+// refund beyond what the lease holds is 400 invalid_request naming the
+// limit and the amount held. Then the deltas go to the buckets through the
+// resumed lease, one bucket per write, unchecked (debt is allowed,
 // DECISIONS §3.16). If a bucket write fails, the gate's ADD is taken back
-// for the buckets not written (best effort) and the answer is 503. An
-// adjust whose deltas are all zero writes nothing: a consistent read says
-// whether the lease is closed. consumed in the answer is the initial
-// amounts plus every adjustment so far, whole tokens.
+// for what that bucket is not counted as having got, on condition that the
+// lease is still open and its net stays at least zero; when that condition
+// fails (a rollback closed the lease and may have returned the deltas, or
+// a concurrent adjust gave tokens back on the strength of them) the
+// deltas are written to the buckets again instead, so the buckets are
+// charged what the state says. The answer is 503. An adjust whose deltas
+// are all zero writes nothing: a consistent read says whether the lease is
+// closed. consumed in the answer is the initial amounts plus every
+// adjustment so far, whole tokens.
 //
 // Release: the same gate SETs closed = true and rolled_back, returning the
 // adjustments; rollback=false stops there (commit), rollback=true gives
@@ -109,7 +120,20 @@
 // part way, the lease is reopened with what was given back recorded as
 // adjustments, so a retried release returns exactly the rest; the answer
 // is 503. A concurrent adjust and release of one lease are ordered by the
-// gate; only the failure paths above are best effort.
+// gate.
+//
+// Lost answers: a refund or a lease-state write whose outcome is unknown
+// (a timeout, a lost answer, a 5xx; not a failed condition, throttling or
+// a rejected request) is never sent again, neither by the handler nor by
+// the SDK's retryer (lease-state writes retry only errors proving nothing
+// was applied). It is booked the way that keeps the lease state from
+// claiming more than the buckets got: a bucket refund as done, a bucket
+// charge as not done (taken back from the state), a gate as done (its
+// charges still go to the buckets). So a rollback whose outcome is unknown
+// counts as given back: if nothing is left to return the lease stays
+// closed, and a retried release is told lease_closed. Where the books
+// cannot be balanced for sure, tokens are lost (logged at error level),
+// never minted.
 //
 // A degraded lease holds no bucket: adjust writes nothing (it only checks
 // closed), release only closes it.

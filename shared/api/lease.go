@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -71,17 +72,15 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	// Millitoken deltas per bucket of the lease.
 	per := make([]map[string]int64, len(c.Entries))
-	writes := false
 	for i, ce := range c.Entries {
 		per[i] = map[string]int64{}
 		for _, name := range names {
 			if d := req.Adjust[name]; d != 0 && ce.has(name) {
 				per[i][name] = d * milli
-				writes = true
 			}
 		}
 	}
-	if !writes {
+	if empty(per) {
 		// Nothing to change: a read says whether the lease is closed.
 		it, err := h.readState(ctx, c)
 		if err != nil {
@@ -96,32 +95,109 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The gate: record the deltas unless the lease is closed. Then the
-	// buckets, on the exact shards the acquire wrote.
+	// The gate: record the deltas unless the lease is closed or would give
+	// back more than it took. Then the buckets, on the exact shards the
+	// acquire wrote.
 	it, err := h.update(ctx, c, per, nil)
-	if err != nil {
-		return nil, err
-	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	lease := lim.Resume(c.request(), c.entries(nil))
-	before := lease.Entries()
-	if err := lease.Adjust(wctx, req.Adjust); err != nil {
-		// Take back what the gate recorded for the buckets not written.
-		after := lease.Entries()
-		undo := make([]map[string]int64, len(per))
-		for i := range per {
-			if len(per[i]) > 0 && maps.Equal(before[i].Consumed, after[i].Consumed) {
-				undo[i] = negate(per[i])
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.status == http.StatusServiceUnavailable && outcomeOf(ae.cause) == unknown {
+			// The gate may have recorded the deltas: its charges go to
+			// the buckets all the same, so a later rollback cannot return
+			// what they never got (its refunds are not sent: if recorded,
+			// tokens are lost, not minted).
+			charges := make([]map[string]int64, len(per))
+			for i := range per {
+				_, charges[i] = counted(per[i], unknown)
+			}
+			if werr := firstError(h.writeBuckets(wctx, lim, c, nil, charges)); werr != nil {
+				h.log.ErrorContext(ctx, "lease state may keep an adjustment its buckets did not get",
+					"lease", c.ID, "namespace", c.NS, "cause", werr.Error())
 			}
 		}
-		if uerr := h.undo(wctx, c, undo); uerr != nil {
-			h.log.ErrorContext(ctx, "lease state keeps an adjustment its buckets did not get",
-				"lease", c.ID, "namespace", c.NS, "cause", uerr.Error())
+		return nil, err
+	}
+	base := c.adjustments(it)
+	for i := range per {
+		for name, d := range per[i] {
+			base[i][name] -= d
 		}
+	}
+	errs := h.writeBuckets(wctx, lim, c, base, per)
+	if err := firstError(errs); err != nil {
+		// Take back from the state what the buckets are not counted as
+		// having got.
+		undo := make([]map[string]int64, len(per))
+		for i, err := range errs {
+			if err != nil {
+				_, not := counted(per[i], outcomeOf(err))
+				undo[i] = negate(not)
+			}
+		}
+		h.takeBack(ctx, wctx, lim, c, base, undo)
 		return nil, unavailable("adjust buckets", err)
 	}
 	return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
+}
+
+// takeBack removes from the lease state deltas its buckets did not get
+// (undo holds them negated), on condition that the lease is still open and
+// its net consumption stays at least zero. When that fails — the lease was
+// closed meanwhile (a rollback may have returned the deltas already), or a
+// concurrent adjust gave tokens back on the strength of them — the deltas
+// are written to the buckets again instead, so the buckets are charged
+// exactly what the state says. Nothing is sent twice after an unknown
+// outcome: where the books cannot be balanced for sure, tokens are lost,
+// never minted.
+func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *claims, base, undo []map[string]int64) {
+	if empty(undo) {
+		return
+	}
+	o := outcomeOf(h.undo(wctx, c, undo))
+	if o == written {
+		return
+	}
+	// Write again what the state keeps: after a known failure all of it;
+	// after an unknown outcome the charges only (if the undo took effect,
+	// they are lost; a refund written again could mint).
+	redo := make([]map[string]int64, len(undo))
+	for i := range undo {
+		redo[i] = negate(undo[i])
+		if o == unknown {
+			_, redo[i] = counted(redo[i], unknown)
+		}
+	}
+	if empty(redo) {
+		return
+	}
+	h.log.WarnContext(ctx, "lease state could not take back an adjustment; writing it to the buckets again",
+		"lease", c.ID, "namespace", c.NS)
+	if err := firstError(h.writeBuckets(wctx, lim, c, base, redo)); err != nil {
+		h.log.ErrorContext(ctx, "lease state keeps an adjustment its buckets did not get",
+			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
+	}
+}
+
+// writeBuckets writes per-bucket millitoken deltas (whole tokens) through
+// the limiter, one resumed lease per bucket, all at once, and returns each
+// bucket's error. base is the lease's net adjustment before the deltas (nil:
+// none).
+func (h *Handler) writeBuckets(ctx context.Context, lim *limiter.Limiter, c *claims, base, per []map[string]int64) []error {
+	entries := c.entries(base)
+	return parallel(len(per), func(i int) error {
+		d := map[string]int64{}
+		for name, v := range per[i] {
+			if v != 0 {
+				d[name] = v / milli
+			}
+		}
+		if len(d) == 0 {
+			return nil
+		}
+		return lim.Resume(c.request(), entries[i:i+1]).Adjust(ctx, d)
+	})
 }
 
 // release serves POST /v1/leases/release.
@@ -149,23 +225,35 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) (any, error) {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 		defer cancel()
 		entries := c.entries(c.adjustments(it))
-		lease := lim.Resume(c.request(), entries)
-		if err := lease.Rollback(wctx); err != nil {
-			// Reopen the lease with what was given back recorded, so a
-			// retried release returns exactly the rest.
-			after := lease.Entries()
-			back := make([]map[string]int64, len(entries))
-			for i := range entries {
-				back[i] = map[string]int64{}
-				for name, v := range entries[i].Consumed {
-					if d := v - after[i].Consumed[name]; d != 0 {
-						back[i][name] = -d
-					}
+		errs := parallel(len(entries), func(i int) error {
+			return lim.Resume(c.request(), entries[i:i+1]).Rollback(wctx)
+		})
+		if err := firstError(errs); err != nil {
+			// What each bucket is counted as having got back: a refund
+			// whose outcome is unknown counts as given (it is never sent
+			// again).
+			given := make([]map[string]int64, len(entries))
+			rest := make([]map[string]int64, len(entries))
+			for i, e := range entries {
+				back := negate(e.Consumed)
+				if errs[i] == nil {
+					given[i], rest[i] = back, nil
+					continue
 				}
+				given[i], rest[i] = counted(back, outcomeOf(errs[i]))
 			}
-			if rerr := h.reopen(wctx, c, back); rerr != nil {
-				h.log.ErrorContext(ctx, "lease closed although its rollback failed: tokens not returned",
-					"lease", c.ID, "namespace", c.NS, "cause", rerr.Error())
+			if !empty(rest) {
+				// Reopen the lease with what was given back recorded, so
+				// a retried release returns exactly the rest.
+				if rerr := h.reopen(wctx, c, given); rerr != nil {
+					h.log.ErrorContext(ctx, "lease closed although its rollback failed: tokens not returned",
+						"lease", c.ID, "namespace", c.NS, "cause", rerr.Error())
+				}
+			} else {
+				// Everything is counted as given back: the lease stays
+				// closed (a retried release is told lease_closed).
+				h.log.WarnContext(ctx, "rollback outcome unknown; counted as done",
+					"lease", c.ID, "namespace", c.NS, "cause", err.Error())
 			}
 			return nil, unavailable("roll back buckets", err)
 		}
@@ -193,8 +281,12 @@ func (h *Handler) stateKey(c *claims) dynamo.Item {
 }
 
 // update is the close-once gate: on condition that the lease is not closed
-// it ADDs adds (millitokens per bucket) and, when rollback is set, closes
-// the lease. It creates the item on first use and returns it (ALL_NEW).
+// and that no refund in adds takes the lease's net consumption of a bucket
+// and limit (initial + adjustments) below zero, it ADDs adds (millitokens
+// per bucket) and, when rollback is set, closes the lease. It creates the
+// item on first use and returns it (ALL_NEW). A failed condition writes
+// nothing: 409 lease_closed, or 400 invalid_request for a refund beyond what
+// the lease holds.
 func (h *Handler) update(ctx context.Context, c *claims, adds []map[string]int64, rollback *bool) (dynamo.Item, error) {
 	k := schema.LeaseKey(c.NS, c.ID)
 	x := &dynamo.Expr{}
@@ -217,18 +309,25 @@ func (h *Handler) update(ctx context.Context, c *claims, adds []map[string]int64
 	if a := addTerms(x, adds); a != "" {
 		expr += " ADD " + a
 	}
-	cond := "attribute_not_exists(" + x.Name(attrClosed) + ") OR " + x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(false))
+	cond := strings.Join(append([]string{openCond(x)}, c.floors(x, adds)...), " AND ")
 	out, err := h.o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(h.o.Table),
-		Key:                       h.stateKey(c),
-		UpdateExpression:          aws.String(expr),
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  x.Names(),
-		ExpressionAttributeValues: x.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
-	if dynamo.IsCondFailed(err) {
-		return nil, errClosed
+		TableName:                           aws.String(h.o.Table),
+		Key:                                 h.stateKey(c),
+		UpdateExpression:                    aws.String(expr),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            x.Names(),
+		ExpressionAttributeValues:           x.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}, sendOnce)
+	if old, ok := dynamo.CondFailedItem(err); ok {
+		if dynamo.GetBool(old, attrClosed) {
+			return nil, errClosed
+		}
+		if e := c.overdrawn(old, adds); e != nil {
+			return nil, e
+		}
+		return nil, unavailable("update lease state", err) // cannot happen
 	}
 	if err != nil {
 		return nil, unavailable("update lease state", err)
@@ -236,26 +335,84 @@ func (h *Handler) update(ctx context.Context, c *claims, adds []map[string]int64
 	return out.Attributes, nil
 }
 
-// undo takes back adjustments the gate recorded (best effort).
+// openCond is the condition that the lease is not closed.
+func openCond(x *dynamo.Expr) string {
+	return "(attribute_not_exists(" + x.Name(attrClosed) + ") OR " + x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(false)) + ")"
+}
+
+// floors are the conditions that each refund (negative delta) in adds
+// leaves the net consumption at least zero: initial + a + d >= 0, that is
+// a >= -initial - d (an absent a is 0). A charge cannot take it below zero.
+func (c *claims) floors(x *dynamo.Expr, adds []map[string]int64) []string {
+	var conds []string
+	for i, m := range adds {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			d := m[name]
+			if d >= 0 {
+				continue
+			}
+			a := x.Name(adjAttr(i, name))
+			floor := -c.Entries[i].Initial[name] - d
+			cond := a + " >= " + x.Num(floor)
+			if floor <= 0 {
+				cond = "(" + cond + " OR attribute_not_exists(" + a + "))"
+			}
+			conds = append(conds, cond)
+		}
+	}
+	return conds
+}
+
+// overdrawn is the 400 for the first refund in adds that would take the
+// net consumption recorded in it (nil when none would).
+func (c *claims) overdrawn(it dynamo.Item, adds []map[string]int64) error {
+	adj := c.adjustments(it)
+	for i, m := range adds {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			held := c.Entries[i].Initial[name] + adj[i][name]
+			if d := m[name]; d < 0 && held+d < 0 {
+				return limits.Invalid("adjust "+name, strconv.FormatInt(d/milli, 10),
+					fmt.Sprintf("the lease holds %s of %s on %s; it cannot give back more than it holds",
+						tokens(held), name, c.Entries[i].Entity))
+			}
+		}
+	}
+	return nil
+}
+
+// tokens renders millitokens as whole tokens (with decimals if need be).
+func tokens(m int64) string {
+	if m%milli == 0 {
+		return strconv.FormatInt(m/milli, 10)
+	}
+	return strconv.FormatFloat(float64(m)/float64(milli), 'f', -1, 64)
+}
+
+// undo takes back adjustments the gate recorded (per bucket, millitokens),
+// on condition that the lease is open and that no bucket's net consumption
+// goes below zero. It is sent once (see sendOnce).
 func (h *Handler) undo(ctx context.Context, c *claims, undo []map[string]int64) error {
 	x := &dynamo.Expr{}
 	a := addTerms(x, undo)
 	if a == "" {
 		return nil
 	}
+	cond := strings.Join(append([]string{"attribute_exists(" + x.Name(schema.PK) + ")", openCond(x)}, c.floors(x, undo)...), " AND ")
 	_, err := h.o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(h.o.Table),
 		Key:                       h.stateKey(c),
 		UpdateExpression:          aws.String("ADD " + a),
-		ConditionExpression:       aws.String("attribute_exists(" + x.Name(schema.PK) + ")"),
+		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  x.Names(),
 		ExpressionAttributeValues: x.Values(),
-	})
+	}, sendOnce)
 	return err
 }
 
 // reopen undoes a release whose rollback failed part way: what was given
-// back is recorded as adjustments and the lease is open again.
+// back (or is counted as given back) is recorded as adjustments and the
+// lease is open again. It is sent once (see sendOnce): if its outcome is
+// unknown the lease may stay closed, and the rest is lost, not minted.
 func (h *Handler) reopen(ctx context.Context, c *claims, back []map[string]int64) error {
 	x := &dynamo.Expr{}
 	expr := "SET " + x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(false)) + " REMOVE " + x.Name(attrRolledBack)
@@ -269,7 +426,7 @@ func (h *Handler) reopen(ctx context.Context, c *claims, back []map[string]int64
 		ConditionExpression:       aws.String(x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(true))),
 		ExpressionAttributeNames:  x.Names(),
 		ExpressionAttributeValues: x.Values(),
-	})
+	}, sendOnce)
 	return err
 }
 

@@ -260,8 +260,9 @@ func TestAdjustBucketFailure(t *testing.T) {
 	assert.Equal(t, before, f.avail("user-1", "gpt-4"), "the rollback returns exactly what each bucket took")
 }
 
-// A rollback failing part way: 503, the lease is open again with what was
-// given back recorded, and a retried release returns exactly the rest.
+// A rollback failing part way (a write known not to have landed): 503, the
+// lease is open again with what was given back recorded, and a retried
+// release returns exactly the rest.
 func TestRollbackFailureReopens(t *testing.T) {
 	f := newFixture(t)
 	before := cascade(f)
@@ -270,7 +271,7 @@ func TestRollbackFailureReopens(t *testing.T) {
 
 	f.db.failWhen(func(op, pk string) error {
 		if op == "UpdateItem" && strings.Contains(pk, "/BUCKET#org#") {
-			return injected
+			return throttled
 		}
 		return nil
 	})

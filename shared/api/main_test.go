@@ -223,6 +223,9 @@ func (d *flakyDB) check(op string, key dynamo.Item) error {
 // never reach a response body.
 var injected = &smithy.GenericAPIError{Code: "ServiceUnavailable", Message: "injected: SECRET-SDK-TEXT", Fault: smithy.FaultServer}
 
+// throttled is a failure that proves the write was not applied.
+var throttled = &smithy.GenericAPIError{Code: "ThrottlingException", Message: "injected: SECRET-SDK-TEXT", Fault: smithy.FaultClient}
+
 // bucketWrites fails every write to a bucket item.
 func bucketWrites(op, pk string) error {
 	if op == "UpdateItem" && strings.Contains(pk, "/BUCKET#") {
