@@ -69,7 +69,8 @@
 //	 "d": true when degraded (omitted otherwise),
 //	 "b": [{"e": entity, "r": resource, "s": shard,
 //	        "l": [{"n": name, "c": capacity, "a": refill amount, "p": period s}],
-//	        "m": {limit: initial consumption in millitokens}}]}
+//	        "m": {limit: initial consumption in millitokens},
+//	        "g": the shard item's generation (refunds go to it only)}]}
 //
 // "b" holds every bucket shard the acquire wrote (the entity's, then a
 // cascading parent's) with all its limits: enough to rebuild the lease with

@@ -318,7 +318,9 @@ func TestTokenFormat(t *testing.T) {
 	id, err := base64.RawURLEncoding.DecodeString(c.ID)
 	require.NoError(t, err)
 	assert.Len(t, id, 16, "128-bit lease id")
+	require.Len(t, c.Entries, 1)
+	assert.Positive(t, c.Entries[0].Gen, "the shard item's generation")
 	assert.Equal(t, []claimEntry{{Entity: "u", Resource: "r", Shard: 0,
 		Limits:  []claimLimit{{Name: "rpm", Capacity: 5, Refill: 5, Period: 60}},
-		Initial: map[string]int64{"rpm": 1000}}}, c.Entries)
+		Initial: map[string]int64{"rpm": 1000}, Gen: c.Entries[0].Gen}}, c.Entries)
 }

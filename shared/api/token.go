@@ -46,6 +46,7 @@ type claimEntry struct {
 	Shard    int              `json:"s"`
 	Limits   []claimLimit     `json:"l"`
 	Initial  map[string]int64 `json:"m,omitempty"` // millitokens
+	Gen      int64            `json:"g,omitempty"` // the shard item's generation
 }
 
 type claimLimit struct {
@@ -65,7 +66,7 @@ func claimsFor(id, nsID, nsName string, req wire.AcquireRequest, lease *limiter.
 	c := claims{V: tokenVersion, ID: id, NS: nsID, NSName: nsName, Entity: req.EntityID, Resource: req.Resource,
 		Exp: exp.UnixMilli(), Degraded: lease.Degraded()}
 	for _, e := range lease.Entries() {
-		ce := claimEntry{Entity: e.EntityID, Resource: e.Resource, Shard: e.Shard}
+		ce := claimEntry{Entity: e.EntityID, Resource: e.Resource, Shard: e.Shard, Gen: e.Gen}
 		for _, l := range e.Limits {
 			ce.Limits = append(ce.Limits, claimLimit{l.Name, l.Capacity, l.RefillAmount, l.RefillPeriodSeconds})
 		}
@@ -87,7 +88,7 @@ func claimsFor(id, nsID, nsName string, req wire.AcquireRequest, lease *limiter.
 func (c *claims) entries(adj []map[string]int64) []limiter.Entry {
 	out := make([]limiter.Entry, len(c.Entries))
 	for i, ce := range c.Entries {
-		e := limiter.Entry{EntityID: ce.Entity, Resource: ce.Resource, Shard: ce.Shard, Consumed: map[string]int64{}}
+		e := limiter.Entry{EntityID: ce.Entity, Resource: ce.Resource, Shard: ce.Shard, Gen: ce.Gen, Consumed: map[string]int64{}}
 		for _, l := range ce.Limits {
 			e.Limits = append(e.Limits, limits.Limit{Name: l.Name, Capacity: l.Capacity, RefillAmount: l.Refill, RefillPeriodSeconds: l.Period})
 		}

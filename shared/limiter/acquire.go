@@ -38,6 +38,9 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 			results[i].st, results[i].ok = st, ok
 			if ok {
 				results[i].entry = &Entry{EntityID: t.entity, Resource: t.resource, Shard: j, Limits: t.limits, Consumed: copyAmounts(amt)}
+				if st := l.cached(l.shardOf(t, j).pk); st != nil {
+					results[i].entry.Gen = st.gen
+				}
 			}
 			return err
 		})

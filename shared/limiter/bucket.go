@@ -43,7 +43,8 @@ type shardState struct {
 	count  int // target shard count (authoritative on shard 0)
 	pv     string
 	pe     int64
-	limits map[string]limitState // includes wcu
+	gen    int64                 // creation stamp (0 on items older than it)
+	limits map[string]limitState // includes wcu and dormant limits
 }
 
 func (s *shardState) clone() *shardState {
@@ -68,6 +69,7 @@ func decodeShard(it dynamo.Item) *shardState {
 	st.count = max(int(c), 1)
 	st.pv = dynamo.GetS(it, schema.AttrParams)
 	st.pe, _ = dynamo.GetN(it, schema.AttrParamsEpoch)
+	st.gen, _ = dynamo.GetN(it, schema.AttrGeneration)
 	for attr := range it {
 		name, ok := schema.LimitNameFromAttr(attr, "b_", schema.SuffixVirtualTime)
 		if !ok {
@@ -135,9 +137,12 @@ func fingerprint(ps map[string]bucket.Params, level int) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// ttlSeconds is the bucket's time to live from now: the multiplier times
-// the slowest fill time, at least an hour; 0 when disabled.
-func (l *Limiter) ttlSeconds(ps paramSet) int64 {
+// expiry is the ttl (epoch seconds) a write sets on a bucket, 0 when TTL is
+// disabled: the multiplier times the slowest fill time of every limit on it
+// (configured or dormant), at least an hour, and never before any debt is
+// repaid (a limit's virtual time back at its clock) plus an hour: an expired
+// bucket starts over full, so expiring earlier would forgive tokens.
+func (l *Limiter) expiry(ps paramSet, st *shardState, now int64) int64 {
 	if l.o.TTLMultiplier < 0 {
 		return 0
 	}
@@ -145,8 +150,17 @@ func (l *Limiter) ttlSeconds(ps paramSet) int64 {
 	for _, p := range ps.params {
 		fill = max(fill, bucket.FillTime(p))
 	}
-	ttl := fill / 1000 * int64(l.o.TTLMultiplier)
-	return max(ttl, 3600)
+	repaid := now
+	if st != nil {
+		for _, ls := range st.limits {
+			fill = max(fill, bucket.FillTime(ls.P))
+			if ls.P.Valid() {
+				repaid = max(repaid, bucket.ClockTime(ls.P, ls.W))
+			}
+		}
+	}
+	at := max(now/1000+max(fill/1000*int64(l.o.TTLMultiplier), 3600), repaid/1000+3600)
+	return min(at, now/1000+10*366*86400) // a sanity cap: ten years
 }
 
 // cached returns a copy of the last known state of a shard, nil if unknown.

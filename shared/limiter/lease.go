@@ -29,6 +29,9 @@ type Entry struct {
 	// Consumed is the net amount taken per limit, in millitokens: the
 	// initial consumption plus every adjustment so far.
 	Consumed map[string]int64 `json:"consumed"`
+	// Gen is the generation of the shard item taken from: refunds go only
+	// to that generation, never to a bucket recreated since (it expired).
+	Gen int64 `json:"gen,omitempty"`
 }
 
 func (e *Entry) target() target { return target{e.EntityID, e.Resource, e.Limits} }
@@ -305,8 +308,15 @@ func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) 
 			level = st.level
 		}
 		now := l.nowMs()
+		projected := &shardState{limits: map[string]limitState{}}
+		if st != nil {
+			projected = st.clone()
+		}
 		x := &dynamo.Expr{}
 		conds := []string{"attribute_exists(" + x.Name(schema.PK) + ")", x.Name(schema.AttrShardLevel) + " = " + x.Num(int64(level))}
+		if refund && e.Gen != 0 {
+			conds = append(conds, x.Name(schema.AttrGeneration)+" = "+x.Num(e.Gen))
+		}
 		var sets, adds []string
 		for _, name := range sortedNames(deltas) {
 			d := deltas[name]
@@ -315,32 +325,43 @@ func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) 
 			}
 			v := d * int64(level)
 			w := x.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
+			cur, known := projected.limits[name]
 			p := ps.params[name]
-			if st != nil {
-				if ls, ok := st.limits[name]; ok {
-					p = ls.P
-				}
+			if known {
+				p = cur.P
 			}
 			c := bucket.Clock(p, now)
 			switch {
 			case d < 0:
 				adds = append(adds, w+" "+x.Num(v))
-			case st != nil && st.limits[name].W < c:
-				conds = append(conds, w+" < "+x.Num(c))
-				sets = append(sets, w+" = "+x.Num(c+v))
+				cur.W += v
 			default:
-				conds = append(conds, w+" >= "+x.Num(c))
-				adds = append(adds, w+" "+x.Num(v))
+				// A charge reads the clock, so it holds only for the
+				// refill the item really has.
+				conds = append(conds,
+					x.Name(schema.BucketAttr(name, schema.SuffixRefill))+" = "+x.Num(p.RefillAmount),
+					x.Name(schema.BucketAttr(name, schema.SuffixPeriod))+" = "+x.Num(p.RefillPeriod))
+				if known && cur.W < c {
+					conds = append(conds, w+" < "+x.Num(c))
+					sets = append(sets, w+" = "+x.Num(c+v))
+					cur.W = c + v
+				} else {
+					conds = append(conds, w+" >= "+x.Num(c))
+					adds = append(adds, w+" "+x.Num(v))
+					cur.W += v
+				}
 			}
+			cur.P = p
+			projected.limits[name] = cur
 			adds = append(adds, x.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+x.Num(d))
 		}
 		if len(adds) == 0 && len(sets) == 0 {
 			return nil
 		}
-		if ttl := l.ttlSeconds(ps); ttl > 0 && !(s.j == 0 && level > 1) {
+		if at := l.expiry(ps, projected, now); at > 0 && !(s.j == 0 && level > 1) {
 			// Renew the time to live like every write, so debt is not
 			// forgiven early (a split shard 0 never expires: see split).
-			sets = append(sets, x.Name(schema.TTL)+" = "+x.Num(now/1000+ttl))
+			sets = append(sets, x.Name(schema.TTL)+" = "+x.Num(at))
 		}
 		update := ""
 		if len(sets) > 0 {
@@ -374,8 +395,39 @@ func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) 
 			return fmt.Errorf("adjust bucket %s shard %d: %w", s.t.key(), s.j, err)
 		}
 		got := decodeShard(old)
-		if !got.exists {
+		switch {
+		case !got.exists && refund:
+			// Expired, hence full: nothing to give back.
 			l.forget(s.pk)
+			return nil
+		case !got.exists:
+			// Expired: a charge must still be booked, on the shard recreated.
+			// Shard 0 missing means the whole bucket expired: it starts over
+			// full, at one shard. Another shard is recreated empty (the
+			// conservative state: its share may still sit with a sibling).
+			l.forget(s.pk)
+			cps, from := newParamSet(e.Limits, 1, 0), (*shardState)(nil)
+			if s.j == 0 {
+				l.forgetCount(s.t.key())
+				from = &shardState{limits: map[string]limitState{}}
+				for name, p := range cps.params {
+					from.limits[name] = limitState{P: p, W: bucket.Clock(p, now)}
+				}
+			} else {
+				lv := max(level, l.shardCount(s.t.key()))
+				for lv <= s.j { // a shard j exists only at a level above j
+					lv *= 2
+				}
+				cps = newParamSet(e.Limits, lv, 0)
+			}
+			if err := l.createShard(ctx, s, cps, from, now); err != nil {
+				return err
+			}
+			continue
+		case refund && e.Gen != 0 && got.gen != e.Gen:
+			// Recreated since the lease took from it: its tokens went
+			// with the old item.
+			l.remember(s.pk, got)
 			return nil
 		}
 		l.remember(s.pk, got)

@@ -117,8 +117,9 @@ func (l *Limiter) createShard(ctx context.Context, s shard, ps paramSet, from *s
 		schema.GSI4PK:          dynamo.S(schema.NamespaceGSI4PK(l.o.Namespace)),
 		schema.GSI4SK:          dynamo.S(schema.BucketGSI4SK(s.t.resource, s.t.entity, s.j)),
 	}
-	if ttl := l.ttlSeconds(ps); ttl > 0 {
-		it[schema.TTL] = dynamo.N(now/1000 + ttl)
+	it[schema.AttrGeneration] = dynamo.N(now)
+	if at := l.expiry(ps, from, now); at > 0 {
+		it[schema.TTL] = dynamo.N(at)
 	}
 	for name, p := range ps.params {
 		w := bucket.Clock(p, now) + p.Capacity // empty

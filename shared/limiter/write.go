@@ -155,13 +155,13 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 				continue
 			}
 			if _, charged := charge[name]; !charged {
+				// (A charged limit was planned, and projected, above.)
 				w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
 				cond, set, add, next, _ := resync(e, w, cur, known, p, 0, now)
 				conds, sets, adds = appendNonEmpty(conds, cond), appendNonEmpty(sets, set), appendNonEmpty(adds, add)
-				cur.W = next
+				cur.W, cur.P = next, p
+				projected.limits[name] = cur
 			}
-			cur.P = p
-			projected.limits[name] = cur
 			sets = append(sets,
 				e.Name(schema.BucketAttr(name, schema.SuffixCapacity))+" = "+e.Num(p.Capacity),
 				e.Name(schema.BucketAttr(name, schema.SuffixRefill))+" = "+e.Num(p.RefillAmount),
@@ -175,11 +175,11 @@ func (l *Limiter) consume(ctx context.Context, s shard, ps paramSet, amounts map
 			e.Name(schema.AttrParamsEpoch)+" = "+e.Num(ps.epoch))
 		projected.pv, projected.pe = ps.pv, ps.epoch
 	}
-	if ttl := l.ttlSeconds(ps); ttl > 0 && !(s.j == 0 && ps.level > 1) {
+	if at := l.expiry(ps, projected, now); at > 0 && !(s.j == 0 && ps.level > 1) {
 		// A split shard 0 never expires: it tells every process the bucket
 		// is sharded, and recreated alone at level 1 it would hold the whole
 		// limit beside its live twins.
-		sets = append(sets, e.Name(schema.TTL)+" = "+e.Num(now/1000+ttl))
+		sets = append(sets, e.Name(schema.TTL)+" = "+e.Num(at))
 	}
 	cond := e.Name(schema.AttrParams) + " = " + e.Value(dynamo.S(pv)) + " AND " + strings.Join(conds, " AND ")
 	if upsert {
@@ -419,6 +419,8 @@ func (l *Limiter) creationSets(e *dynamo.Expr, s shard, ps paramSet, charged map
 	}
 	sc := e.Name(schema.AttrShardCount)
 	out = append(out, sc+" = if_not_exists("+sc+", "+e.Num(1)+")")
+	gen := e.Name(schema.AttrGeneration)
+	out = append(out, gen+" = if_not_exists("+gen+", "+e.Num(now)+")")
 	for _, name := range sortedParams(ps.params) {
 		p := ps.params[name]
 		out = append(out,

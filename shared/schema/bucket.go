@@ -33,6 +33,9 @@ const (
 	AttrParams = "pv"
 	// AttrParamsEpoch orders parameter sets: the config epoch they came from.
 	AttrParamsEpoch = "pe"
+	// AttrGeneration stamps an item's creation (Unix ms): a lease refunds
+	// only the generation it took from, never a bucket recreated since.
+	AttrGeneration = "gen"
 )
 
 // Limit attribute suffixes.
