@@ -92,9 +92,11 @@ func (n *NS) AuditEvents(ctx context.Context, entityID string, limit int, startA
 		return nil, err
 	}
 	if startAfter != "" {
-		if _, err := ulid.ParseStrict(startAfter); err != nil {
+		id, err := ulid.ParseStrict(startAfter)
+		if err != nil {
 			return nil, limits.Invalid("start_after", startAfter, "must be an audit event id")
 		}
+		startAfter = id.String() // canonical (upper case), as stored in the keys
 	}
 	if limit <= 0 {
 		limit = DefaultAuditPageSize

@@ -143,13 +143,14 @@ func (n *NS) CachedEntity(ctx context.Context, id string) (Entity, bool, error) 
 	}
 	n.mu.Lock()
 	c, ok := n.entities[id]
+	gen := n.gen
 	n.mu.Unlock()
 	if ok && n.fresh(c.expires) {
 		e := c.e
 		e.Metadata = maps.Clone(e.Metadata) // callers may not change the cache
 		return e, c.found, nil
 	}
-	v, err, _ := n.flight.Do("entity\x00"+id, func() (any, error) {
+	v, err := n.shared(ctx, "entity\x00"+id, gen, func(ctx context.Context) (any, error) {
 		return n.s.getItem(ctx, schema.EntityKey(n.ID, id), false)
 	})
 	if err != nil {
@@ -162,7 +163,9 @@ func (n *NS) CachedEntity(ctx context.Context, id string) (Entity, bool, error) 
 	}
 	if n.s.cacheTTL() > 0 {
 		n.mu.Lock()
-		n.entities[id] = entityEntry{e: e, found: it != nil, expires: n.expiry()}
+		if n.gen == gen { // no write through this handle since the read began
+			n.entities[id] = entityEntry{e: e, found: it != nil, expires: n.expiry()}
+		}
 		n.mu.Unlock()
 	}
 	return e, it != nil, nil

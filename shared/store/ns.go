@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"golang.org/x/sync/singleflight"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +26,9 @@ type NS struct {
 	resources map[string]configEntry    // resource -> resource defaults level
 	system    *configEntry              // system defaults level
 	lastOn    limits.OnUnavailable      // last on_unavailable seen in the system config
+	// gen counts evictions: a read started before one must not cache its
+	// (possibly older) result, nor be joined by a read started after it.
+	gen uint64
 }
 
 type entityEntry struct {
@@ -46,6 +51,7 @@ func newNS(s *Store, name, id string) *NS {
 }
 
 func (n *NS) resetLocked() {
+	n.gen++
 	n.entities = map[string]entityEntry{}
 	n.entityCfg = map[[2]string]configEntry{}
 	n.resources = map[string]configEntry{}
@@ -71,6 +77,7 @@ func (n *NS) expiry() time.Time { return n.s.now().Add(n.s.cacheTTL()) }
 func (n *NS) evictEntity(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.gen++
 	delete(n.entities, id)
 	for k := range n.entityCfg {
 		if k[0] == id {
@@ -81,18 +88,42 @@ func (n *NS) evictEntity(id string) {
 
 func (n *NS) evictEntityConfig(id, resource string) {
 	n.mu.Lock()
+	n.gen++
 	delete(n.entityCfg, [2]string{id, resource})
 	n.mu.Unlock()
 }
 
 func (n *NS) evictResource(resource string) {
 	n.mu.Lock()
+	n.gen++
 	delete(n.resources, resource)
 	n.mu.Unlock()
 }
 
 func (n *NS) evictSystem() {
 	n.mu.Lock()
+	n.gen++
 	n.system = nil
 	n.mu.Unlock()
+}
+
+// sharedReadTimeout bounds a read shared by concurrent cache misses.
+const sharedReadTimeout = 10 * time.Second
+
+// shared runs read once for every concurrent caller of key (within one
+// cache generation). The read does not inherit one caller's cancellation,
+// so a client that goes away fails nobody else; each caller stops waiting
+// on its own context.
+func (n *NS) shared(ctx context.Context, key string, gen uint64, read func(context.Context) (any, error)) (any, error) {
+	ch := n.flight.DoChan(strconv.FormatUint(gen, 10)+"\x00"+key, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
+		defer cancel()
+		return read(rctx)
+	})
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -74,6 +74,7 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 			misses = append(misses, i)
 		}
 	}
+	gen := n.gen
 	n.mu.Unlock()
 
 	if len(misses) > 0 {
@@ -85,13 +86,15 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 		for _, k := range keys {
 			flightKey += k.PK + "\x00" + k.SK + "\x00"
 		}
-		v, err, _ := n.flight.Do(flightKey, func() (any, error) { return n.s.batchGet(ctx, keys, false) })
+		v, err := n.shared(ctx, flightKey, gen, func(ctx context.Context) (any, error) { return n.s.batchGet(ctx, keys, false) })
 		if err != nil {
 			return Resolved{}, fmt.Errorf("resolve limits of entity %q for resource %q: %w", entityID, resource, err)
 		}
 		exp := n.expiry()
-		caching := n.s.cacheTTL() > 0
 		n.mu.Lock()
+		// A write through this handle since the read began evicted what it
+		// read: use the result, but do not cache it.
+		caching := n.s.cacheTTL() > 0 && n.gen == gen
 		for _, i := range misses {
 			lv := levels[i]
 			it := v.(map[schema.Key]dynamo.Item)[lv.key]

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+)
+
+// holdDB runs BatchGetItem against the real table, then (when armed) holds
+// the answer until released, so a read can straddle a write.
+type holdDB struct {
+	DynamoDB
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *holdDB) arm() {
+	h.mu.Lock()
+	h.armed, h.entered, h.release = true, make(chan struct{}), make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *holdDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	out, err := h.DynamoDB.BatchGetItem(ctx, in, o...)
+	h.mu.Lock()
+	armed, entered, release := h.armed, h.entered, h.release
+	h.armed = false
+	h.mu.Unlock()
+	if armed {
+		close(entered)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, err
+}
+
+func review3Store(t *testing.T, f *fixture) (*holdDB, *NS) {
+	h := &holdDB{DynamoDB: f.raw}
+	st := New(h, Options{Table: f.table, Now: f.st.now})
+	ns, err := st.Namespace(f.ctx, "default")
+	require.NoError(t, err)
+	return h, ns
+}
+
+// A caller whose context is cancelled while it leads a shared read fails
+// every caller that joined it, although their own contexts are fine.
+func TestReview3CancelledLeaderFailsJoiners(t *testing.T) {
+	f := setup(t, Options{})
+	require.NoError(t, f.ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
+	h, ns := review3Store(t, f)
+	h.arm()
+
+	actx, cancel := context.WithCancel(context.Background())
+	go func() { _, _ = ns.ResolveLimits(actx, "e1", "gpt-4") }()
+	<-h.entered
+	var berr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, berr = ns.ResolveLimits(context.Background(), "e1", "gpt-4")
+	}()
+	time.Sleep(100 * time.Millisecond) // B joins the flight
+	cancel()
+	time.Sleep(50 * time.Millisecond) // A's cancellation must not reach the read
+	close(h.release)                  // the read completes, as real reads do
+	<-done
+	assert.NoError(t, berr, "B's context was never cancelled")
+}
+
+// A read in flight when SetLimits evicts the slot puts the old value back
+// into the cache for a full TTL, and a resolve started after SetLimits
+// returned (same handle) may join that read: read-your-writes is broken.
+func TestReview3InFlightReadRecachesStaleLimits(t *testing.T) {
+	f := setup(t, Options{})
+	require.NoError(t, f.ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
+	h, ns := review3Store(t, f)
+	h.arm()
+
+	aDone := make(chan struct{})
+	go func() { defer close(aDone); _, _ = ns.ResolveLimits(f.ctx, "e1", "gpt-4") }()
+	<-h.entered // A has read rpm=10 and not yet cached it
+	require.NoError(t, ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 99, 0)}))
+	close(h.release)
+	<-aDone
+
+	r, err := ns.ResolveLimits(f.ctx, "e1", "gpt-4")
+	require.NoError(t, err)
+	assert.Equal(t, int64(99), r.Limits[0].Capacity, "SetLimits through this handle returned before this resolve")
+}
+
+// Same for the entity cache: CreateEntity through a handle, yet the handle
+// keeps answering "no such entity" for a TTL.
+func TestReview3InFlightEntityReadRecachesAbsence(t *testing.T) {
+	f := setup(t, Options{})
+	g := &getHoldDB{DynamoDB: f.raw}
+	st := New(g, Options{Table: f.table, Now: f.st.now})
+	ns, err := st.Namespace(f.ctx, "default")
+	require.NoError(t, err)
+	g.arm()
+	aDone := make(chan struct{})
+	go func() { defer close(aDone); _, _, _ = ns.CachedEntity(f.ctx, "e1") }()
+	<-g.entered
+	_, err = ns.CreateEntity(f.ctx, Entity{ID: "e1", ParentID: "p"})
+	require.NoError(t, err)
+	close(g.release)
+	<-aDone
+	_, found, err := ns.CachedEntity(f.ctx, "e1")
+	require.NoError(t, err)
+	assert.True(t, found, "CreateEntity through this handle returned before this read")
+}
+
+type getHoldDB struct {
+	DynamoDB
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *getHoldDB) arm() {
+	h.mu.Lock()
+	h.armed, h.entered, h.release = true, make(chan struct{}), make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *getHoldDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	out, err := h.DynamoDB.GetItem(ctx, in, o...)
+	h.mu.Lock()
+	armed := h.armed && !*in.ConsistentRead
+	if armed {
+		h.armed = false
+	}
+	entered, release := h.entered, h.release
+	h.mu.Unlock()
+	if armed {
+		close(entered)
+		<-release
+	}
+	return out, err
+}
