@@ -34,7 +34,10 @@
 //	500 internal_error     a bug
 //
 // A lease token is checked in the order signature (400), expiry (410),
-// closed (409). GET routes also answer HEAD.
+// closed (409): an adjust naming a limit the lease does not hold (400) or
+// an adjust or rollback release whose namespace is gone (404) first reads
+// the lease state (consistently, on that error path only) and answers 409
+// if the lease is closed. GET routes also answer HEAD.
 //
 // 200 and 429 answers of acquire carry RateLimit-Limit (capacity),
 // RateLimit-Remaining (available, at least 0) and RateLimit-Reset (whole
@@ -104,16 +107,25 @@
 // refund beyond what the lease holds is 400 invalid_request naming the
 // limit and the amount held. Then the deltas go to the buckets through the
 // resumed lease, one bucket per write, unchecked (debt is allowed,
-// DECISIONS §3.16). If a bucket write fails, the gate's ADD is taken back
-// for what that bucket is not counted as having got, on condition that the
-// lease is still open and its net stays at least zero; when that condition
-// fails (a rollback closed the lease and may have returned the deltas, or
-// a concurrent adjust gave tokens back on the strength of them) the
-// deltas are written to the buckets again instead, so the buckets are
-// charged what the state says. The answer is 503. An adjust whose deltas
-// are all zero writes nothing: a consistent read says whether the lease is
-// closed. consumed in the answer is the initial amounts plus every
-// adjustment so far, whole tokens.
+// DECISIONS §3.16). If every bucket write landed or is a refund of
+// unknown outcome (booked as done, see Lost answers), the answer is 200
+// with the adjustment as booked. Otherwise the whole adjustment is taken
+// back, so that a 503 means nothing changed and a retry is safe: the
+// buckets that are counted as having got their deltas get the opposite
+// (booked by the same outcome rules), then the gate's ADD is taken back
+// for everything the buckets are not counted as keeping, on condition
+// that the lease is still open and its net stays at least zero; when that
+// condition fails (a rollback closed the lease and may have returned the
+// deltas, or a concurrent adjust gave tokens back on the strength of them)
+// the deltas are written to the buckets again instead, so the buckets are
+// charged what the state says. Exactly: a 503 means nothing is booked,
+// except charges that could not be taken back (a retry charges them again:
+// tokens lost, never minted); when a refund could not be taken back it
+// stays booked and the answer is 200 with consumed as booked (a retry
+// would send it again), the shares not booked logged at error level. An
+// adjust whose deltas are all zero writes nothing: a consistent read says
+// whether the lease is closed. consumed in the answer is the initial
+// amounts plus every adjustment booked, whole tokens.
 //
 // Release: the same gate SETs closed = true and rolled_back, returning the
 // adjustments; rollback=false stops there (commit), rollback=true gives

@@ -67,7 +67,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	names := slices.Sorted(maps.Keys(req.Adjust))
 	for _, name := range names {
 		if !c.Degraded && !c.holds(name) {
-			return nil, limits.Invalid("adjust "+name, name, "the lease on "+c.Entity+"/"+c.Resource+" holds no such limit")
+			return nil, h.closedFirst(ctx, c, limits.Invalid("adjust "+name, name, "the lease on "+c.Entity+"/"+c.Resource+" holds no such limit"))
 		}
 	}
 	// Millitoken deltas per bucket of the lease.
@@ -93,7 +93,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	lim, err := h.leaseLimiter(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, h.closedFirst(ctx, c, err)
 	}
 	// The gate: record the deltas unless the lease is closed or would give
 	// back more than it took. Then the buckets, on the exact shards the
@@ -126,20 +126,57 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 	}
 	errs := h.writeBuckets(wctx, lim, c, base, per)
-	if err := firstError(errs); err != nil {
-		// Take back from the state what the buckets are not counted as
-		// having got.
-		undo := make([]map[string]int64, len(per))
-		for i, err := range errs {
-			if err != nil {
-				_, not := counted(per[i], outcomeOf(err))
-				undo[i] = negate(not)
-			}
-		}
-		h.takeBack(ctx, wctx, lim, c, base, undo)
-		return nil, unavailable("adjust buckets", err)
+	err = firstError(errs)
+	if err == nil {
+		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
 	}
-	return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
+	done := make([]map[string]int64, len(per))
+	not := make([]map[string]int64, len(per))
+	for i := range per {
+		done[i], not[i] = counted(per[i], outcomeOf(errs[i]))
+	}
+	if empty(not) {
+		// Every write landed or is a refund of unknown outcome, counted
+		// as done (never sent again): the adjustment is booked as
+		// recorded. A 503 would have the client send the refund again.
+		h.log.WarnContext(ctx, "adjust refund outcome unknown; counted as done",
+			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
+		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
+	}
+	// Some share is known (or booked) not to have landed: take the whole
+	// adjustment back, so that a 503 means nothing changed and a retry is
+	// safe. First the buckets give back what they are counted as having
+	// got (those reversals follow the same outcome rules), then the state
+	// drops what the buckets are not counted as keeping.
+	after := add(base, done)
+	rev := make([]map[string]int64, len(per))
+	for i := range per {
+		rev[i] = negate(done[i])
+	}
+	kept := make([]map[string]int64, len(per))
+	rerrs := h.writeBuckets(wctx, lim, c, after, rev)
+	for i := range per {
+		_, failed := counted(rev[i], outcomeOf(rerrs[i]))
+		kept[i] = negate(failed)
+	}
+	undo := make([]map[string]int64, len(per))
+	for i := range per {
+		undo[i] = negate(sub(per[i], kept[i]))
+	}
+	left := add(kept, h.takeBack(ctx, wctx, lim, c, add(base, kept), undo))
+	if hasRefund(left) {
+		// A refund stays booked (its reversal failed): a retry would send
+		// it again and mint tokens. Answer with the adjustment as booked;
+		// the shares not booked are lost to the caller's intent.
+		h.log.ErrorContext(ctx, "adjust applied in part: a refund could not be taken back",
+			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
+		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(add(base, left))}, nil
+	}
+	if !empty(left) {
+		h.log.ErrorContext(ctx, "adjust failed; charges that could not be taken back stay booked",
+			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
+	}
+	return nil, unavailable("adjust buckets", err)
 }
 
 // takeBack removes from the lease state deltas its buckets did not get
@@ -151,13 +188,15 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 // exactly what the state says. Nothing is sent twice after an unknown
 // outcome: where the books cannot be balanced for sure, tokens are lost,
 // never minted.
-func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *claims, base, undo []map[string]int64) {
+//
+// It returns what it wrote to the buckets again (counted as booked).
+func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *claims, base, undo []map[string]int64) []map[string]int64 {
 	if empty(undo) {
-		return
+		return nil
 	}
 	o := outcomeOf(h.undo(wctx, c, undo))
 	if o == written {
-		return
+		return nil
 	}
 	// Write again what the state keeps: after a known failure all of it;
 	// after an unknown outcome the charges only (if the undo took effect,
@@ -170,7 +209,7 @@ func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *c
 		}
 	}
 	if empty(redo) {
-		return
+		return nil
 	}
 	h.log.WarnContext(ctx, "lease state could not take back an adjustment; writing it to the buckets again",
 		"lease", c.ID, "namespace", c.NS)
@@ -178,6 +217,27 @@ func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *c
 		h.log.ErrorContext(ctx, "lease state keeps an adjustment its buckets did not get",
 			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
 	}
+	return redo
+}
+
+// closedFirst is err, or 409 lease_closed when the lease is closed: for
+// the answers an adjust or release could give before its gate (a limit
+// the lease does not hold, a namespace no longer registered), so a closed
+// lease is told so first (DECISIONS §4.2). A consistent read, on these
+// error paths only; if it fails, its 503.
+func (h *Handler) closedFirst(ctx context.Context, c *claims, err error) error {
+	var ae *apiError
+	if !errors.Is(err, limits.ErrInvalid) && !(errors.As(err, &ae) && ae.status == http.StatusNotFound) {
+		return err
+	}
+	it, rerr := h.readState(ctx, c)
+	if rerr != nil {
+		return rerr
+	}
+	if dynamo.GetBool(it, attrClosed) {
+		return errClosed
+	}
+	return err
 }
 
 // writeBuckets writes per-bucket millitoken deltas (whole tokens) through
@@ -214,7 +274,7 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) (any, error) {
 	var lim *limiter.Limiter
 	if req.Rollback && len(c.Entries) > 0 {
 		if lim, err = h.leaseLimiter(ctx, c); err != nil {
-			return nil, err
+			return nil, h.closedFirst(ctx, c, err)
 		}
 	}
 	it, err := h.update(ctx, c, nil, &req.Rollback)
@@ -483,6 +543,50 @@ func (c *claims) consumed(adj []map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// add sums per-bucket millitoken deltas (a nil slice or map is none).
+func add(a, b []map[string]int64) []map[string]int64 {
+	out := make([]map[string]int64, max(len(a), len(b)))
+	for i := range out {
+		out[i] = map[string]int64{}
+		for _, m := range [][]map[string]int64{a, b} {
+			if i < len(m) {
+				for k, v := range m[i] {
+					out[i][k] += v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// sub is a - b for one bucket's deltas, without zeros.
+func sub(a, b map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range a {
+		if d := v - b[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	for k, v := range b {
+		if _, ok := a[k]; !ok && v != 0 {
+			out[k] = -v
+		}
+	}
+	return out
+}
+
+// hasRefund reports whether any delta is negative.
+func hasRefund(per []map[string]int64) bool {
+	for _, m := range per {
+		for _, v := range m {
+			if v < 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func negate(m map[string]int64) map[string]int64 {

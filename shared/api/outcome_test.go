@@ -117,16 +117,19 @@ func TestRollbackMixedOutcomes(t *testing.T) {
 }
 
 // An adjust refund whose bucket write has an unknown outcome stays booked
-// (the bucket may have it); one known not written is taken back.
+// (the bucket may have it) and the answer is 200 with it; when one is
+// known not written, the whole adjustment is taken back (user-1's refund
+// too) and the answer is 503.
 func TestAdjustRefundOutcomes(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		err  error
-		a1   int64
-		lost int64
+		name   string
+		err    error
+		status int
+		a0, a1 int64
+		lost   int64
 	}{
-		{"unknown", injected, -40_000, 40},
-		{"not applied", throttled, 0, 0},
+		{"unknown", injected, http.StatusOK, -40_000, -40_000, 40},
+		{"not applied", throttled, http.StatusServiceUnavailable, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -138,10 +141,11 @@ func TestAdjustRefundOutcomes(t *testing.T) {
 				}
 				return nil
 			})
-			errorBody(t, f.adjust(tok, map[string]int64{"tpm": -40}), http.StatusServiceUnavailable, wire.CodeUnavailable)
+			rec := f.adjust(tok, map[string]int64{"tpm": -40})
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
 			f.db.failWhen(nil)
 			it := f.leaseItem(tok)
-			assert.Equal(t, int64(-40_000), adjN(t, it, "a_0_tpm"))
+			assert.Equal(t, tc.a0, adjN(t, it, "a_0_tpm"))
 			assert.Equal(t, tc.a1, adjN(t, it, "a_1_tpm"))
 			require.Equal(t, http.StatusOK, f.release(tok, true).Code)
 			assert.Equal(t, minus(before, map[string]int64{"org/tpm": tc.lost}), f.avail("user-1", "gpt-4"))
