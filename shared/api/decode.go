@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 // decodeJSON decodes exactly one JSON value into v, rejecting unknown
 // fields, and names the problem in the error (an *apiError).
 func decodeJSON(rd io.Reader, v any) error {
-	dec := json.NewDecoder(rd)
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		if ae := readError(err); ae != nil {
+			return ae
+		}
+		return invalid("could not read the request body")
+	}
+	if err := strictCheck(data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
@@ -143,10 +154,10 @@ func validateAmounts(field string, m map[string]int64, signed bool) error {
 			return err
 		}
 		if !signed && n < 0 {
-			return limits.Invalid(field+" "+name, strconv.FormatInt(n, 10), "must be a whole number >= 0")
+			return limits.Invalid(field+"."+name, strconv.FormatInt(n, 10), "must be a whole number >= 0")
 		}
 		if n > limits.MaxTokens || n < -limits.MaxTokens {
-			return limits.Invalid(field+" "+name, strconv.FormatInt(n, 10), fmt.Sprintf("must be at most %d in size", limits.MaxTokens))
+			return limits.Invalid(field+"."+name, strconv.FormatInt(n, 10), fmt.Sprintf("must be at most %d in size", limits.MaxTokens))
 		}
 	}
 	return nil

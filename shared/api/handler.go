@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -289,14 +290,24 @@ func classify(err error, hdr http.Header) (int, wire.Error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil { // our own types: cannot happen
-		status, b = http.StatusInternalServerError, []byte(`{"error":"internal_error","message":"internal error"}`)
+		status, b = http.StatusInternalServerError, []byte("{\"error\":\"internal_error\",\"message\":\"internal error\"}\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
+}
+
+// marshal is json.Marshal without HTML escaping (an API answer is not
+// HTML: "<" stays "<"), with a trailing newline.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return buf.Bytes(), err
 }
 
 // statusWriter remembers the status written, for the request log.
@@ -319,6 +330,6 @@ func quoteTrunc(s string) string {
 	if len(s) > 80 {
 		s = s[:80] + "..."
 	}
-	b, _ := json.Marshal(s)
-	return string(b)
+	b, _ := marshal(s)
+	return string(bytes.TrimSuffix(b, []byte("\n")))
 }

@@ -122,7 +122,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown field", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"consum":{}}`, `unknown field "consum"`},
 		{"wrong type", `{"entity_id":1,"resource":"r","consume":{"rpm":1}}`, `field "entity_id" must be a string`},
 		{"fraction", `{"entity_id":"u","resource":"r","consume":{"rpm":1.5}}`, "must be a whole number"},
-		{"negative", `{"entity_id":"u","resource":"r","consume":{"rpm":-1}}`, `invalid consume rpm "-1"`},
+		{"negative", `{"entity_id":"u","resource":"r","consume":{"rpm":-1}}`, `invalid consume.rpm "-1"`},
 		{"too big", `{"entity_id":"u","resource":"r","consume":{"rpm":` + big + `}}`, "must be at most"},
 		{"no consume", `{"entity_id":"u","resource":"r"}`, "consume"},
 		{"bad entity", `{"entity_id":"a#b","resource":"r","consume":{"rpm":1}}`, "entity_id"},
@@ -131,6 +131,15 @@ func TestBadRequests(t *testing.T) {
 		{"bad limit name", `{"entity_id":"u","resource":"r","consume":{"wcu":1}}`, "reserved"},
 		{"bad namespace", `{"namespace":"_","entity_id":"u","resource":"r","consume":{"rpm":1}}`, "namespace"},
 		{"empty limits", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[]}`, "limits"},
+		{"key case", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"Entity_ID":"victim"}`, `unknown field "Entity_ID"`},
+		{"only key case", `{"ENTITY_ID":"u","resource":"r","consume":{"rpm":1}}`, `unknown field "ENTITY_ID"`},
+		{"nested key case", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"NAME":"rpm","capacity":5,"refill_amount":5,"refill_period_seconds":60}]}`, `unknown field "limits[0].NAME"`},
+		{"duplicate key", `{"entity_id":"u","entity_id":"v","resource":"r","consume":{"rpm":1}}`, `field "entity_id" is given more than once`},
+		{"duplicate amount", `{"entity_id":"u","resource":"r","consume":{"rpm":1,"rpm":2}}`, `field "consume.rpm" is given more than once`},
+		{"null amount", `{"entity_id":"u","resource":"r","consume":{"rpm":null}}`, `field "consume.rpm" must not be null`},
+		{"fraction path", `{"entity_id":"u","resource":"r","consume":{"tpm":1.5}}`, `field "consume.tpm" must be a whole number, not 1.5`},
+		{"limit field missing", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"name":"rpm","capacity":5,"refill_period_seconds":60}]}`, `field "limits[0].refill_amount" is required`},
+		{"limit wrong type", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"name":"rpm","capacity":5,"refill_amount":5,"refill_period_seconds":60},{"name":"tpm","capacity":"5","refill_amount":5,"refill_period_seconds":60}]}`, `field "limits[1].capacity" must be a whole number, not string "5"`},
 		{"bad limit", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"name":"rpm","capacity":0,"refill_amount":1,"refill_period_seconds":60}]}`, "capacity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,6 +147,15 @@ func TestBadRequests(t *testing.T) {
 			assert.Contains(t, e.Message, tc.want)
 		})
 	}
+}
+
+// Messages are plain JSON strings: ">=" is not escaped as HTML.
+func TestMessagesNotHTMLEscaped(t *testing.T) {
+	f := newFixture(t)
+	rec := f.post(wire.PathAcquire, `{"entity_id":"u","resource":"r","consume":{"rpm":-1}}`)
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Contains(t, rec.Body.String(), ">= 0")
+	assert.NotContains(t, rec.Body.String(), `\u003e`)
 }
 
 func TestBodyTooLarge(t *testing.T) {

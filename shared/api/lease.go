@@ -67,7 +67,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	names := slices.Sorted(maps.Keys(req.Adjust))
 	for _, name := range names {
 		if !c.Degraded && !c.holds(name) {
-			return nil, h.closedFirst(ctx, c, limits.Invalid("adjust "+name, name, "the lease on "+c.Entity+"/"+c.Resource+" holds no such limit"))
+			return nil, h.closedFirst(ctx, c, limits.Invalid("adjust", name, "the lease on "+c.Entity+"/"+c.Resource+" holds no such limit"))
 		}
 	}
 	// Millitoken deltas per bucket of the lease.
@@ -431,7 +431,7 @@ func (c *claims) overdrawn(it dynamo.Item, adds []map[string]int64) error {
 		for _, name := range slices.Sorted(maps.Keys(m)) {
 			held := c.Entries[i].Initial[name] + adj[i][name]
 			if d := m[name]; d < 0 && held+d < 0 {
-				return limits.Invalid("adjust "+name, strconv.FormatInt(d/milli, 10),
+				return limits.Invalid("adjust."+name, strconv.FormatInt(d/milli, 10),
 					fmt.Sprintf("the lease holds %s of %s on %s; it cannot give back more than it holds",
 						tokens(held), name, c.Entries[i].Entity))
 			}

@@ -145,11 +145,17 @@ func TestAdjustValidation(t *testing.T) {
 		`{"lease": "` + tok + `", "adjust": {"rpm": 1.5}}`,
 		`{"lease": "` + tok + `", "adjust": {"rpm": 1}, "rollback": true}`,
 		`{"adjust": {"rpm": 1}}`,
+		`{"LEASE": "` + tok + `", "adjust": {"rpm": 1}}`,
+		`{"lease": "` + tok + `", "Adjust": {"rpm": 1}}`,
+		`{"lease": "` + tok + `", "adjust": {"rpm": 1, "rpm": 2}}`,
+		`{"lease": "` + tok + `", "adjust": {"rpm": null}}`,
 	} {
 		errorBody(t, f.post(wire.PathAdjust, body), http.StatusBadRequest, wire.CodeInvalidRequest)
 	}
 	errorBody(t, f.post(wire.PathRelease, `{"lease": "`+tok+`", "rollback": "yes"}`), http.StatusBadRequest, wire.CodeInvalidRequest)
 	errorBody(t, f.post(wire.PathRelease, `{"lease": "`+tok+`", "adjust": {}}`), http.StatusBadRequest, wire.CodeInvalidRequest)
+	errorBody(t, f.post(wire.PathRelease, `{"lease": "`+tok+`", "Rollback": true}`), http.StatusBadRequest, wire.CodeInvalidRequest)
+	errorBody(t, f.post(wire.PathRelease, `{"lease": "`+tok+`", "rollback": false, "rollback": true}`), http.StatusBadRequest, wire.CodeInvalidRequest)
 	assert.Equal(t, 0, f.leaseItems(), "a rejected adjust writes nothing")
 	assert.Equal(t, map[string]int64{"u/rpm": 9}, f.avail("u", "r"))
 }

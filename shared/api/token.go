@@ -146,7 +146,7 @@ var (
 	errBadLease = &apiError{status: http.StatusBadRequest, code: wire.CodeInvalidLease,
 		msg: "the lease token is not valid: it is malformed, altered or signed with an unknown key"}
 	errExpired = &apiError{status: http.StatusGone, code: wire.CodeLeaseExpired,
-		msg: "the lease has expired; its consumption stays committed"}
+		msg: "the lease has expired: it can no longer be adjusted or released"}
 )
 
 // verify checks the token's signature against every key, then its expiry;

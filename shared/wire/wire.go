@@ -16,12 +16,13 @@ const (
 // MaxBodyBytes is the largest request body accepted (413 beyond).
 const MaxBodyBytes = 64 << 10
 
-// Limit is one limit in JSON.
+// Limit is one limit in JSON. All four fields are required in a request
+// (the `required` tag is read by the handler's strict decoder).
 type Limit struct {
-	Name                string `json:"name"`
-	Capacity            int64  `json:"capacity"`
-	RefillAmount        int64  `json:"refill_amount"`
-	RefillPeriodSeconds int64  `json:"refill_period_seconds"`
+	Name                string `json:"name" required:"true"`
+	Capacity            int64  `json:"capacity" required:"true"`
+	RefillAmount        int64  `json:"refill_amount" required:"true"`
+	RefillPeriodSeconds int64  `json:"refill_period_seconds" required:"true"`
 }
 
 // AcquireRequest is the body of POST /v1/acquire.
