@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/cobra"
 
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
@@ -50,7 +54,7 @@ func parseAmounts(specs []string) (map[string]int64, error) {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return nil, limits.Invalid("consume "+name, v, "must be a whole number >= 0")
+			return nil, limits.Invalid("consume."+name, v, "must be a whole number >= 0")
 		}
 		out[name] += n
 	}
@@ -142,6 +146,11 @@ func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
 	lim, err := env.limiter(ctx)
 	if err != nil {
+		// The namespace could not even be read: only a per-call allow
+		// admits (the stored policy is out of reach too).
+		if opts.OnUnavailable == limits.Allow && isUnreachable(err) {
+			return writeAdmitted(env, opts, nil, true)
+		}
 		return err
 	}
 	lease, err := lim.Acquire(ctx, limiter.Request{
@@ -161,17 +170,52 @@ func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	if err := lease.Commit(ctx); err != nil {
 		return err
 	}
-	if lease.Degraded() {
+	return writeAdmitted(env, opts, lease, lease.Degraded())
+}
+
+// writeAdmitted prints an admitted acquire; degraded means admitted without
+// a check under on_unavailable=allow (lease may then be nil).
+func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degraded bool) error {
+	consumed, sts := map[string]int64{}, []limits.Status(nil)
+	if lease != nil {
+		consumed, sts = lease.Consumed(), lease.Statuses()
+	}
+	if degraded {
 		env.progress("DynamoDB unavailable: admitted without a check (on_unavailable=allow)")
 	}
 	if opts.Output.json() {
-		return writeJSON(env.Out, map[string]any{
+		doc := map[string]any{
 			"entity_id": opts.EntityID, "resource": opts.Resource,
-			"consumed": lease.Consumed(), "limits": statusJSON(lease.Statuses(), false),
-		})
+			"consumed": consumed, "limits": statusJSON(sts, false),
+		}
+		if degraded {
+			doc["degraded"] = true
+		}
+		return writeJSON(env.Out, doc)
 	}
-	env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
-	return writeStatusTable(env, lease.Statuses(), false)
+	if !degraded {
+		env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
+	}
+	return writeStatusTable(env, sts, false)
+}
+
+// isUnreachable reports whether err is DynamoDB failing to answer (no
+// connection, a timeout, a 5xx or throttling after the SDK's retries), as
+// opposed to answering that something is missing or invalid.
+func isUnreachable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var re *smithyhttp.ResponseError
+	var ae smithy.APIError
+	switch {
+	case errors.As(err, &op), errors.As(err, &dns), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &re) && re.HTTPStatusCode() >= 500:
+		return true
+	case errors.As(err, &ae):
+		return retry.ThrottleErrorCode{Codes: retry.DefaultThrottleErrorCodes}.IsErrorThrottle(err).Bool()
+	}
+	return false
 }
 
 func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
@@ -188,7 +232,7 @@ func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
 	t := newTable(env.Out, "ENTITY", "RESOURCE", "LIMIT", "AVAILABLE", "REQUESTED", "RETRY AFTER")
 	for _, v := range ex.Violations() {
 		t.row(v.EntityID, v.Resource, v.Limit.Name, thousands(v.Available), thousands(v.Requested),
-			fmt.Sprintf("%.1fs", v.RetryAfter.Seconds()))
+			limits.FormatSeconds(v.RetryAfter))
 	}
 	return t.flush()
 }
@@ -215,7 +259,7 @@ func writeStatusTable(env *Env, sts []limits.Status, withWait bool) error {
 	for _, s := range sts {
 		row := []string{s.EntityID, s.Limit.Name, thousands(s.Available), thousands(s.Limit.Capacity)}
 		if withWait {
-			row = append(row, fmt.Sprintf("%.1fs", s.RetryAfter.Seconds()))
+			row = append(row, limits.FormatSeconds(s.RetryAfter))
 		}
 		t.row(row...)
 	}
@@ -294,11 +338,11 @@ func availableRun(ctx context.Context, opts *availableOptions) error {
 	}
 	if opts.Limits == nil {
 		if ns == nil {
-			return writeAvailable(env, opts.Output, nil)
+			return writeAvailable(env, opts, nil)
 		}
 		// Ids are valid: the only invalid outcome is "no limits configured".
 		if _, err := ns.ResolveLimits(ctx, opts.EntityID, opts.Resource); errors.Is(err, limits.ErrInvalid) {
-			return writeAvailable(env, opts.Output, nil)
+			return writeAvailable(env, opts, nil)
 		}
 	}
 	db, err := env.DynamoDB(ctx)
@@ -310,14 +354,15 @@ func availableRun(ctx context.Context, opts *availableOptions) error {
 	if err != nil {
 		return env.tableErr(err)
 	}
-	return writeAvailable(env, opts.Output, sts)
+	return writeAvailable(env, opts, sts)
 }
 
-func writeAvailable(env *Env, o outputFormat, sts []limits.Status) error {
-	if o.json() {
+func writeAvailable(env *Env, opts *availableOptions, sts []limits.Status) error {
+	if opts.Output.json() {
 		return writeJSON(env.Out, map[string]any{"limits": statusJSON(sts, true)})
 	}
 	if len(sts) == 0 {
+		env.progress("No limits for entity %q and resource %q in namespace %q", opts.EntityID, opts.Resource, env.Namespace)
 		return nil
 	}
 	return writeStatusTable(env, sts, true)
@@ -328,7 +373,7 @@ func writeAvailable(env *Env, o outputFormat, sts []limits.Status) error {
 type unwrittenNS struct{}
 
 func (unwrittenNS) ResolveLimits(_ context.Context, entityID, resource string) (store.Resolved, error) {
-	return store.Resolved{OnUnavailable: limits.Block}, limits.Invalid("limits", "none",
+	return store.Resolved{OnUnavailable: limits.Block}, limits.Invalid("limits", "",
 		fmt.Sprintf("no limits configured for entity %q and resource %q", entityID, resource))
 }
 

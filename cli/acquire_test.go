@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 
@@ -42,11 +44,11 @@ func TestNewCmdAcquire(t *testing.T) {
 			{name: "consume with :", args: []string{"acquire", "u1", "gpt-4", "-c", "rpm:1"},
 				wantCode: exitError, wantErr: `invalid consume "rpm:1"`},
 			{name: "negative amount", args: []string{"acquire", "u1", "gpt-4", "-c", "rpm=-1"},
-				wantCode: exitError, wantErr: `invalid consume rpm "-1": must be a whole number >= 0`},
+				wantCode: exitError, wantErr: `invalid consume.rpm "-1": must be a whole number >= 0`},
 			{name: "fractional amount", args: []string{"acquire", "u1", "gpt-4", "-c", "rpm=1.5"},
-				wantCode: exitError, wantErr: `invalid consume rpm "1.5"`},
+				wantCode: exitError, wantErr: `invalid consume.rpm "1.5"`},
 			{name: "empty amount", args: []string{"acquire", "u1", "gpt-4", "-c", "rpm="},
-				wantCode: exitError, wantErr: `invalid consume rpm ""`},
+				wantCode: exitError, wantErr: `invalid consume.rpm: must be`},
 			{name: "bad consume name", args: []string{"acquire", "u1", "gpt-4", "-c", "9rpm=1"},
 				wantCode: exitError, wantErr: `invalid limit name "9rpm"`},
 			{name: "reserved consume name", args: []string{"acquire", "u1", "gpt-4", "-c", "wcu=1"},
@@ -80,7 +82,7 @@ func TestNewCmdAvailable(t *testing.T) {
 			{name: "bad consume", args: []string{"available", "u1", "gpt-4", "-c", "tpm"},
 				wantCode: exitError, wantErr: `invalid consume "tpm"`},
 			{name: "negative amount", args: []string{"available", "u1", "gpt-4", "-c", "tpm=-5"},
-				wantCode: exitError, wantErr: `invalid consume tpm "-5"`},
+				wantCode: exitError, wantErr: `invalid consume.tpm "-5"`},
 			{name: "bad limit", args: []string{"available", "u1", "gpt-4", "-l", "rpm:0"},
 				wantCode: exitError, wantErr: `invalid limit rpm rate "0"`},
 			{name: "bad entity", args: []string{"available", "a b", "gpt-4"},
@@ -229,7 +231,7 @@ func TestAcquireStoredLimits(t *testing.T) {
 func TestAcquireUnknownName(t *testing.T) {
 	table, _ := freshTable(t)
 	ok(t, table, "resource", "set-defaults", "gpt-4", "-l", "rpm:10")
-	fails(t, exitError, `invalid consume tpm "tpm": no limit "tpm" applies to entity "u1" and resource "gpt-4"`,
+	fails(t, exitError, `invalid consume "tpm": no limit "tpm" applies to entity "u1" and resource "gpt-4"`,
 		table, "acquire", "u1", "gpt-4", "-c", "tpm=1", "-o", "json")
 	fails(t, exitError, `no limit "tpm" applies`, table, "acquire", "u1", "gpt-4", "-c", "rpm=1", "-c", "tpm=1", "-l", "rpm:5")
 	// No limits anywhere for the resource.
@@ -322,10 +324,11 @@ func TestAvailableEmpty(t *testing.T) {
 		assert.Empty(t, r.errOut)
 		r = ok(t, table, "available", "u1", "gpt-4")
 		assert.Empty(t, r.out, "table output of nothing")
+		assert.Contains(t, r.errOut, `No limits for entity "u1" and resource "gpt-4"`)
 		// With -l, the limits as a bucket that was never used has them: full.
 		r = ok(t, table, "available", "u1", "gpt-4", "-l", "rpm:5", "-c", "rpm=1", "-o", "json")
 		assert.JSONEq(t, `{"limits": [{"entity_id": "u1", "name": "rpm", "available": 5, "capacity": 5, "retry_after_seconds": 0}]}`, r.out)
-		fails(t, exitError, `namespace "nope" not found`, table, "available", "u1", "gpt-4", "-N", "nope")
+		assert.JSONEq(t, `{"limits": []}`, ok(t, table, "available", "u1", "gpt-4", "-N", "nope", "-o", "json").out)
 	}
 	t.Run("no namespace yet", func(t *testing.T) {
 		check(t)
@@ -351,4 +354,27 @@ func TestAcquireNoTable(t *testing.T) {
 	fails(t, exitError, want, table, "acquire", "u1", "gpt-4", "-c", "rpm=1", "-l", "rpm:5")
 	fails(t, exitError, want, table, "available", "u1", "gpt-4", "-o", "json")
 	fails(t, exitError, want, table, "bench", "--requests", "5")
+}
+
+// With DynamoDB out of reach even the namespace cannot be read: a per-call
+// --on-unavailable allow admits without a check, block (the default) fails.
+func TestAcquireUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+	run := func(args ...string) result {
+		var out, errw bytes.Buffer
+		args = append([]string{"acquire", "u1", "gpt-4", "-c", "rpm=1", "--endpoint-url", dead}, args...)
+		return result{Run(args, strings.NewReader(""), &out, &errw), out.String(), errw.String()}
+	}
+	r := run("--on-unavailable", "allow", "-o", "json")
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.JSONEq(t, `{"entity_id":"u1","resource":"gpt-4","consumed":{},"limits":[],"degraded":true}`, r.out)
+	assert.Contains(t, r.errOut, "admitted without a check")
+
+	r = run("-o", "json")
+	assert.Equal(t, exitError, r.code)
+	assert.Empty(t, r.out)
+	assert.Len(t, lines(r.errOut), 1, r.errOut)
 }

@@ -252,10 +252,14 @@ func TestEntityLifecycle(t *testing.T) {
 	ctx := context.Background()
 	ok(t, table, "entity", "create", "org-acme", "--display-name", "Acme Inc.", "--principal", "admin@acme")
 	ok(t, table, "entity", "create", "key-1", "--parent", "org-acme", "--cascade")
-	ok(t, table, "entity", "create", "key-2", "--parent", "org-acme")
+	r := ok(t, table, "entity", "create", "key-2", "--parent", "org-acme")
+	assert.NotContains(t, r.errOut, "does not exist")
+	r = ok(t, table, "entity", "create", "key-3", "--parent", "org-typo")
+	assert.Contains(t, r.errOut, `Note: parent "org-typo" does not exist (yet)`)
+	ok(t, table, "entity", "delete", "key-3", "-y")
 
 	// Duplicate: exit 1, one line, the record unchanged, no new audit event.
-	fails(t, exitError, `create entity "org-acme": already exists`, table, "entity", "create", "org-acme", "--display-name", "Other")
+	fails(t, exitError, `entity_id "org-acme" already exists in namespace "default": nothing changed`, table, "entity", "create", "org-acme", "--display-name", "Other")
 	e, err := ns(t, st, "default").GetEntity(ctx, "org-acme")
 	require.NoError(t, err)
 	assert.Equal(t, "Acme Inc.", e.Name)
@@ -286,7 +290,7 @@ func TestEntityLifecycle(t *testing.T) {
 	fails(t, exitUsage, "--yes is required", table, "entity", "delete", "key-2")
 	_, err = ns(t, st, "default").GetEntity(ctx, "key-2")
 	require.NoError(t, err)
-	r := ok(t, table, "entity", "delete", "key-2", "--yes")
+	r = ok(t, table, "entity", "delete", "key-2", "--yes")
 	assert.Empty(t, r.out)
 	assert.Contains(t, r.errOut, `Deleted entity "key-2"`)
 	_, err = ns(t, st, "default").GetEntity(ctx, "key-2")
@@ -319,12 +323,24 @@ func TestNamespaces(t *testing.T) {
 	table, st := freshTable(t)
 	ctx := context.Background()
 
-	// Writes to an unregistered namespace other than default fail.
-	fails(t, exitError, `namespace "tenant-a" not found: run 'zae-limiter namespace register tenant-a'`,
-		table, "entity", "set-limits", "u1", "-l", "rpm:1", "-N", "tenant-a")
-	fails(t, exitError, "namespace register tenant-a", table, "-N", "tenant-a", "entity", "list")
+	// Reads of a namespace never registered find nothing and register
+	// nothing; a bad name is an error naming it.
+	before := itemCount(t, table)
+	assert.JSONEq(t, `[]`, ok(t, table, "-N", "tenant-a", "entity", "list", "-o", "json").out)
+	assert.JSONEq(t, `{}`, ok(t, table, "-N", "tenant-a", "system", "get-defaults", "-o", "json").out)
+	assert.JSONEq(t, `[]`, ok(t, table, "-N", "tenant-a", "resource", "list", "-o", "json").out)
+	fails(t, exitError, `entity "u1" not found`, table, "-N", "tenant-a", "entity", "show", "u1")
+	fails(t, exitError, `invalid namespace "_"`, table, "-N", "_", "entity", "list")
+	assert.Equal(t, before, itemCount(t, table), "reads register nothing")
 
-	r := ok(t, table, "namespace", "register", "tenant-a", "tenant-b")
+	// The first write registers the namespace and says so on stderr.
+	r := ok(t, table, "-N", "tenant-c", "system", "set-defaults", "-l", "rpm:5")
+	assert.Contains(t, r.errOut, `Registered namespace "tenant-c"`)
+	r = ok(t, table, "-N", "tenant-c", "system", "set-defaults", "-l", "rpm:6")
+	assert.NotContains(t, r.errOut, "Registered")
+	fails(t, exitError, `invalid namespace "_"`, table, "-N", "_", "system", "set-defaults", "-l", "rpm:5")
+
+	r = ok(t, table, "namespace", "register", "tenant-a", "tenant-b")
 	rows := lines(r.out)
 	require.Len(t, rows, 3)
 	assert.Regexp(t, `^tenant-a\s+\S{11}$`, rows[1])
@@ -342,7 +358,7 @@ func TestNamespaces(t *testing.T) {
 	assert.Len(t, decode[[]entityJSON](t, ok(t, table, "entity", "list", "-o", "json", "-N", "tenant-a").out), 1)
 
 	list := decode[[]namespaceJSON](t, ok(t, table, "namespace", "list", "-o", "json").out)
-	require.Len(t, list, 2, "default was never written to")
+	require.Len(t, list, 3, "default was never written to")
 	assert.Equal(t, "tenant-a", list[0].Name)
 	shown := decode[namespaceJSON](t, ok(t, table, "namespace", "show", "tenant-a", "-o", "json").out)
 	assert.Equal(t, list[0], shown)

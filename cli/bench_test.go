@@ -51,7 +51,7 @@ func TestNewCmdBench(t *testing.T) {
 			{name: "bad consume", args: []string{"bench", "--requests", "10", "-c", "rpm"},
 				wantCode: exitError, wantErr: `invalid consume "rpm"`},
 			{name: "negative consume", args: []string{"bench", "--requests", "10", "-c", "rpm=-1"},
-				wantCode: exitError, wantErr: `invalid consume rpm "-1"`},
+				wantCode: exitError, wantErr: `invalid consume.rpm "-1"`},
 			{name: "bad limit", args: []string{"bench", "--requests", "10", "-l", "rpm:fast"},
 				wantCode: exitError, wantErr: `invalid limit rpm rate "fast"`},
 			{name: "reserved limit name", args: []string{"bench", "--requests", "10", "-l", "wcu:10"},
@@ -200,6 +200,6 @@ func TestBenchUnknownName(t *testing.T) {
 	assert.Equal(t, exitError, r.code, r.errOut)
 	errs := lines(r.errOut)
 	require.NotEmpty(t, errs)
-	assert.Contains(t, errs[len(errs)-1], `Error: invalid consume xpm "xpm": no limit "xpm" applies`)
+	assert.Contains(t, errs[len(errs)-1], `Error: invalid consume "xpm": no limit "xpm" applies`)
 	assert.Empty(t, r.out)
 }

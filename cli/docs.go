@@ -30,8 +30,9 @@ func WriteMarkdown(w io.Writer) error {
 - A limit in JSON is ` + "`{\"name\", \"capacity\", \"refill_amount\", \"refill_period_seconds\"}`" + `.
 - Limit syntax: ` + "`-l name:rate[/period][:burst]`" + `, period ` + "`[N]sec|min|hour|day`" + ` (default ` + "`/min`" + `); burst
   is the capacity (default: the rate).
-- The namespace ` + "`default`" + ` is registered on the first write; other namespaces need
-  ` + "`zae-limiter namespace register NAME`" + `. Data commands never create the table.
+- A namespace is registered by the first write to it (other than ` + "`default`" + `, a line on stderr says
+  so); reads of a namespace never registered find nothing and register nothing. Data commands never
+  create the table.
 - Destructive commands ask y/N on a terminal and need ` + "`-y/--yes`" + ` otherwise.
 
 ## Global flags

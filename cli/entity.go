@@ -102,10 +102,20 @@ func entityCreateRun(ctx context.Context, opts *entityCreateOptions) error {
 	e, err := ns.CreateEntity(ctx, store.Entity{
 		ID: opts.ID, Name: opts.DisplayName, ParentID: opts.Parent, Cascade: opts.Cascade,
 	})
+	if errors.Is(err, limits.ErrExists) {
+		return fmt.Errorf("entity_id %q already exists in namespace %q: nothing changed", opts.ID, env.Namespace)
+	}
 	if err != nil {
 		return env.tableErr(err)
 	}
 	env.progress("Created entity %q in namespace %q", e.ID, env.Namespace)
+	if e.ParentID != "" {
+		// Like the reference, a parent need not exist yet; say so, since a
+		// typo in --parent would otherwise go unseen.
+		if _, err := ns.GetEntity(ctx, e.ParentID); errors.Is(err, limits.ErrNotFound) {
+			env.progress("Note: parent %q does not exist (yet) in namespace %q", e.ParentID, env.Namespace)
+		}
+	}
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 	"golang.org/x/term"
 
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
@@ -74,7 +75,7 @@ func isTerminal(r any) bool {
 // rules of awsenv.
 func (e *Env) AWSConfig(ctx context.Context) (aws.Config, error) {
 	if e.cfg == nil {
-		cfg, err := awsenv.Load(ctx, awsenv.Options{Region: e.Region, EndpointURL: e.EndpointURL})
+		cfg, err := awsenv.Load(ctx, awsenv.Options{Region: e.Region, EndpointURL: e.EndpointURL, Logger: logging.Nop{}})
 		if err != nil {
 			return aws.Config{}, err
 		}
@@ -170,9 +171,9 @@ func (e *Env) tableErr(err error) error {
 	return err
 }
 
-// readNS opens the --namespace for a read. A missing default namespace is
-// an empty namespace (ns == nil, nil error): reads print an empty result.
-// Any other unknown namespace is an error naming `namespace register`.
+// readNS opens the --namespace for a read. A namespace never registered is
+// an empty namespace (ns == nil, nil error): reads print an empty result and
+// register nothing. A bad name is an error naming it.
 func (e *Env) readNS(ctx context.Context) (*store.NS, error) {
 	st, err := e.Store(ctx)
 	if err != nil {
@@ -182,16 +183,18 @@ func (e *Env) readNS(ctx context.Context) (*store.NS, error) {
 	switch {
 	case err == nil:
 		return ns, nil
-	case errors.Is(err, limits.ErrNotFound) && e.Namespace == defaultNamespace:
-		return nil, nil
 	case errors.Is(err, limits.ErrNotFound):
-		return nil, e.unknownNamespace()
+		if err := limits.ValidateNamespaceName(e.Namespace); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	}
 	return nil, e.tableErr(err)
 }
 
-// writeNS opens the --namespace for a write, registering "default" on first
-// use. Other namespaces must be registered first.
+// writeNS opens the --namespace for a write, registering it on first use
+// (as the reference's data commands do) and saying so on stderr, so a typo
+// in -N is seen at once.
 func (e *Env) writeNS(ctx context.Context) (*store.NS, error) {
 	st, err := e.Store(ctx)
 	if err != nil {
@@ -202,26 +205,23 @@ func (e *Env) writeNS(ctx context.Context) (*store.NS, error) {
 		return nil, err
 	}
 	ns, err := st.Namespace(ctx, e.Namespace)
-	if errors.Is(err, limits.ErrNotFound) && e.Namespace == defaultNamespace {
-		if _, err = st.RegisterNamespace(ctx, e.Namespace); err != nil && !errors.Is(err, limits.ErrExists) {
-			return nil, e.tableErr(err)
+	if errors.Is(err, limits.ErrNotFound) {
+		if err := limits.ValidateNamespaceName(e.Namespace); err != nil {
+			return nil, err
+		}
+		reg, rerr := st.RegisterNamespace(ctx, e.Namespace)
+		switch {
+		case rerr == nil && e.Namespace != defaultNamespace:
+			e.progress("Registered namespace %q (id %s)", e.Namespace, reg.ID)
+		case rerr != nil && !errors.Is(rerr, limits.ErrExists):
+			return nil, e.tableErr(rerr)
 		}
 		ns, err = st.Namespace(ctx, e.Namespace)
 	}
-	switch {
-	case err == nil:
-		return ns, nil
-	case errors.Is(err, limits.ErrNotFound):
-		return nil, e.unknownNamespace()
+	if err != nil {
+		return nil, e.tableErr(err)
 	}
-	return nil, e.tableErr(err)
-}
-
-func (e *Env) unknownNamespace() error {
-	if err := limits.ValidateNamespaceName(e.Namespace); err != nil {
-		return err
-	}
-	return fmt.Errorf("namespace %q not found: run 'zae-limiter namespace register %s'", e.Namespace, e.Namespace)
+	return ns, nil
 }
 
 // requireYes is the parse-time check of destructive commands: without --yes

@@ -81,10 +81,14 @@ func localUpRun(ctx context.Context, opts *localUpOptions) error {
 		}
 		return err
 	}
+	flags := "--endpoint-url " + st.Endpoint
+	if env.Name != defaultName {
+		flags = "-n " + env.Name + " " + flags
+	}
 	env.progress(`Table %q is ready. Use it with:
-  zae-limiter --endpoint-url %s ...
+  zae-limiter %s ...
 or set for every AWS client:
-  export AWS_ENDPOINT_URL=%s`, env.Name, st.Endpoint, st.Endpoint)
+  export AWS_ENDPOINT_URL=%s`, env.Name, flags, st.Endpoint)
 	_, err = env.Out.Write([]byte(st.Endpoint + "\n"))
 	return err
 }

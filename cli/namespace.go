@@ -337,7 +337,7 @@ func namespaceRecoverRun(ctx context.Context, opts *namespaceRecoverOptions) err
 	}
 	ns, err := st.RecoverNamespace(ctx, opts.ID)
 	if errors.Is(err, limits.ErrNotFound) {
-		return fmt.Errorf("namespace id %q not found", opts.ID)
+		return fmt.Errorf("namespace id %q not found (this takes an id, not a name: 'zae-limiter namespace orphans' lists deleted ones)", opts.ID)
 	}
 	if err != nil {
 		return env.tableErr(err)
@@ -426,7 +426,7 @@ func namespacePurgeRun(ctx context.Context, opts *namespacePurgeOptions) error {
 		}
 	})
 	if errors.Is(err, limits.ErrNotFound) {
-		return fmt.Errorf("namespace id %q not found", opts.ID)
+		return fmt.Errorf("namespace id %q not found (this takes an id, not a name: 'zae-limiter namespace orphans' lists deleted ones)", opts.ID)
 	}
 	if err != nil {
 		return env.tableErr(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/logging"
 	flag "github.com/spf13/pflag"
 
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
@@ -49,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := awsenv.Load(ctx, awsenv.Options{EndpointURL: endpoint})
+	cfg, err := awsenv.Load(ctx, awsenv.Options{EndpointURL: endpoint, Logger: logging.Nop{}})
 	if err != nil {
 		fmt.Fprintln(stderr, "zael-demo:", err)
 		return 1

@@ -37,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Defaults used against a custom endpoint when nothing else is configured.
@@ -53,6 +54,11 @@ type Options struct {
 	Region string
 	// EndpointURL is the endpoint of every service without its own.
 	EndpointURL string
+	// Logger receives the SDK's own log lines (such as its warning when IMDS
+	// falls back to IMDSv1); nil keeps the SDK's default, which writes to
+	// stderr. A CLI passes logging.Nop{} so that stderr holds only its own
+	// one-line errors.
+	Logger logging.Logger
 }
 
 // Load builds the SDK configuration from the default sources (environment,
@@ -95,6 +101,9 @@ func load(ctx context.Context, o Options, custom bool) (aws.Config, error) {
 	var lo []func(*config.LoadOptions) error
 	if o.Region != "" {
 		lo = append(lo, config.WithRegion(o.Region))
+	}
+	if o.Logger != nil {
+		lo = append(lo, config.WithLogger(o.Logger))
 	}
 	if custom {
 		lo = append(lo,

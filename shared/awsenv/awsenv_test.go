@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/logging"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -236,4 +237,27 @@ func TestLoadAssumeRoleProfileNeverCallsSTS(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, DummyAccessKeyID, creds(t, cfg).AccessKeyID)
 	assert.Zero(t, stsCalls.Load(), "STS must not be called")
+}
+
+type recLogger struct{ lines atomic.Int64 }
+
+func (r *recLogger) Logf(logging.Classification, string, ...any) { r.lines.Add(1) }
+
+// The SDK's own warnings (here: IMDS refusing a token, so the credential
+// chain falls back to IMDSv1) go to the given logger, not to stderr.
+func TestLoadLogger(t *testing.T) {
+	cleanEnv(t)
+	require.NoError(t, os.Unsetenv("AWS_EC2_METADATA_DISABLED"))
+	imdsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	t.Cleanup(imdsSrv.Close)
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imdsSrv.URL)
+
+	rec := &recLogger{}
+	cfg, err := Load(context.Background(), Options{Region: "us-west-2", Logger: rec})
+	require.NoError(t, err)
+	_, err = cfg.Credentials.Retrieve(context.Background())
+	require.Error(t, err)
+	assert.Positive(t, rec.lines.Load(), "the fallback warning reached the logger")
 }
