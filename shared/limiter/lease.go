@@ -173,7 +173,7 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 	for _, e := range ls.entries {
 		for name, d := range millis(deltas, e.has) {
 			if e.Consumed[name]+d < 0 {
-				return limits.Invalid("adjust "+name, fmt.Sprint(d/milli),
+				return limits.Invalid("adjust."+name, fmt.Sprint(d/milli),
 					fmt.Sprintf("the lease holds %d of %s on %s; it cannot give back more", e.Consumed[name]/milli, name, e.EntityID))
 			}
 		}

@@ -223,10 +223,10 @@ func validateAmounts(field string, m map[string]int64, signed bool) error {
 			return err
 		}
 		if !signed && n < 0 {
-			return limits.Invalid(field+" "+name, fmt.Sprint(n), "must be a whole number >= 0")
+			return limits.Invalid(field+"."+name, fmt.Sprint(n), "must be a whole number >= 0")
 		}
 		if n > limits.MaxTokens || n < -limits.MaxTokens {
-			return limits.Invalid(field+" "+name, fmt.Sprint(n), fmt.Sprintf("must be at most %d", limits.MaxTokens))
+			return limits.Invalid(field+"."+name, fmt.Sprint(n), fmt.Sprintf("must be at most %d", limits.MaxTokens))
 		}
 	}
 	return nil
@@ -285,7 +285,7 @@ func (l *Limiter) targets(ctx context.Context, entity, resource string, override
 			known = known || t.has(name)
 		}
 		if !known {
-			return nil, limits.Invalid("consume "+name, name,
+			return nil, limits.Invalid("consume", name,
 				fmt.Sprintf("no limit %q applies to entity %q and resource %q", name, entity, resource))
 		}
 	}

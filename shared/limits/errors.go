@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -40,6 +41,10 @@ func (e *ValidationError) Error() string {
 	v := e.Value
 	if len(v) > 50 {
 		v = v[:50] + "..."
+	}
+	if v == "" {
+		// Nothing was given (or nothing names the value): the field alone.
+		return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
 	}
 	return fmt.Sprintf("invalid %s %q: %s", e.Field, v, e.Reason)
 }
@@ -125,6 +130,25 @@ func (e *ExceededError) Error() string {
 	for _, v := range e.Violations() {
 		names = append(names, v.EntityID+"/"+v.Limit.Name)
 	}
-	return fmt.Sprintf("rate limit exceeded for %s/%s: [%s]; retry after %.1fs",
-		p.EntityID, p.Resource, strings.Join(names, ", "), p.RetryAfter.Seconds())
+	msg := fmt.Sprintf("rate limit exceeded for %s/%s: [%s]; retry after %s",
+		p.EntityID, p.Resource, strings.Join(names, ", "), FormatSeconds(p.RetryAfter))
+	for _, v := range e.Violations() {
+		if v.Requested > v.Limit.Capacity {
+			// Denied like any other (the reference's contract), but
+			// waiting will not help: say so.
+			msg += fmt.Sprintf("; %s/%s: requested %d exceeds the capacity %d, so it can never be admitted",
+				v.EntityID, v.Limit.Name, v.Requested, v.Limit.Capacity)
+		}
+	}
+	return msg
+}
+
+// FormatSeconds renders d in seconds with one decimal ("6.0s", "60.4s"),
+// or to the millisecond when shorter than 0.05 s ("0.001s"), so a wait that
+// exists never reads as "0.0s".
+func FormatSeconds(d time.Duration) string {
+	if d > 0 && d < 50*time.Millisecond {
+		return strconv.FormatFloat(math.Ceil(d.Seconds()*1000)/1000, 'f', 3, 64) + "s"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 }

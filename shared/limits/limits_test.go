@@ -114,3 +114,20 @@ func TestExceededError(t *testing.T) {
 	_, err = ParseOnUnavailable("maybe")
 	assert.ErrorIs(t, err, ErrInvalid)
 }
+
+func TestFormatSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0.0s", time.Millisecond: "0.001s", 49 * time.Millisecond: "0.049s", 50 * time.Millisecond: "0.1s",
+		6 * time.Second: "6.0s", 60400 * time.Millisecond: "60.4s", 1500 * time.Microsecond: "0.002s",
+	} {
+		assert.Equal(t, want, FormatSeconds(d), d.String())
+	}
+}
+
+func TestExceededErrorNamesNeverAdmissible(t *testing.T) {
+	ex := &ExceededError{Statuses: []Status{{
+		EntityID: "u", Resource: "r", Limit: PerMinute("rpm", 10, 0), Available: 10, Requested: 20,
+		Exceeded: true, RetryAfter: 60 * time.Second,
+	}}}
+	assert.Equal(t, "rate limit exceeded for u/r: [u/rpm]; retry after 60.0s; u/rpm: requested 20 exceeds the capacity 10, so it can never be admitted", ex.Error())
+}

@@ -128,7 +128,7 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 			return Resolved{Limits: slices.Clone(got[i].limits), Source: lv.source, OnUnavailable: on}, nil
 		}
 	}
-	return Resolved{OnUnavailable: on}, limits.Invalid("limits", "none", fmt.Sprintf(
+	return Resolved{OnUnavailable: on}, limits.Invalid("limits", "", fmt.Sprintf(
 		"no limits configured for entity %q and resource %q (set entity limits, resource or system defaults, or pass limits)",
 		entityID, resource))
 }
