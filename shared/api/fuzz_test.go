@@ -35,3 +35,34 @@ func FuzzDecodeAcquire(f *testing.F) {
 		assert.Equal(t, req, again)
 	})
 }
+
+// BenchmarkDecodeAcquire: the cost of reading an acquire body strictly
+// (the exact-case, duplicate and null walk, then the decode), against
+// encoding/json's decode alone.
+func BenchmarkDecodeAcquire(b *testing.B) {
+	body := []byte(`{"entity_id":"key-acme-1","resource":"gpt-4","consume":{"rpm":1,"tpm":500},` +
+		`"limits":[{"name":"rpm","capacity":100,"refill_amount":100,"refill_period_seconds":60},` +
+		`{"name":"tpm","capacity":50000,"refill_amount":50000,"refill_period_seconds":60}]}`)
+	b.Run("strict", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeAcquire(bytes.NewReader(body)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req struct {
+				EntityID string           `json:"entity_id"`
+				Resource string           `json:"resource"`
+				Consume  map[string]int64 `json:"consume"`
+				Limits   []map[string]any `json:"limits"`
+			}
+			if err := json.Unmarshal(body, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
