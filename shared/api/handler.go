@@ -327,9 +327,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // quoteTrunc quotes user input for a message, cut to 80 bytes.
 func quoteTrunc(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "..."
-	}
+	s = cut(s, 80)
 	b, _ := marshal(s)
 	return string(bytes.TrimSuffix(b, []byte("\n")))
 }

@@ -3,10 +3,15 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/zeroae/zae-limiter-go/shared/limits"
 )
 
 // strictCheck walks a request body against the Go type it decodes into and
@@ -21,6 +26,9 @@ import (
 // Syntax errors are left to the decoder that runs afterwards: the walk stops
 // quietly at the first one.
 func strictCheck(data []byte, t reflect.Type) error {
+	if !json.Valid(data) {
+		return nil // the decoder names the syntax error
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	w := walker{dec: dec}
@@ -45,7 +53,7 @@ func (w walker) token() (json.Token, error) {
 }
 
 // value checks the next JSON value against t (nil: anything, unchecked).
-// nullOK is false for map values and array elements.
+// nullOK is true only for optional (omitempty) struct fields.
 func (w walker) value(t reflect.Type, path string, nullOK bool) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -92,8 +100,12 @@ func scalar(tok json.Token, t reflect.Type, path string) error {
 	case json.Number:
 		switch t.Kind() {
 		case reflect.Int, reflect.Int64, reflect.Int32:
-			if _, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			_, err := strconv.ParseInt(string(v), 10, 64)
+			if err == nil {
 				return nil
+			}
+			if errors.Is(err, strconv.ErrRange) {
+				return invalid(fmt.Sprintf("%s must be at most %d in size, not %s", subject(path), limits.MaxTokens, truncate(string(v))))
 			}
 			return invalid(fmt.Sprintf("%s must be a whole number, not %s", subject(path), truncate(string(v))))
 		case reflect.Float64, reflect.Float32:
@@ -107,7 +119,7 @@ func scalar(tok json.Token, t reflect.Type, path string) error {
 }
 
 func (w walker) object(t reflect.Type, path string) error {
-	var fields map[string]reflect.StructField
+	var fields []field
 	switch {
 	case t == nil || t.Kind() == reflect.Map:
 	case t.Kind() == reflect.Struct:
@@ -128,17 +140,18 @@ func (w walker) object(t reflect.Type, path string) error {
 		}
 		seen[key] = true
 		var vt reflect.Type
-		nullOK := true
+		nullOK := false
 		switch {
 		case t == nil:
+			nullOK = true
 		case t.Kind() == reflect.Map:
 			vt, nullOK = t.Elem(), false
 		default:
-			f, ok := fields[key]
-			if !ok {
+			i := slices.IndexFunc(fields, func(f field) bool { return f.name == key })
+			if i < 0 {
 				return invalid(fmt.Sprintf("unknown field %s in the request body", quoteTrunc(sub)))
 			}
-			vt = f.Type
+			vt, nullOK = fields[i].typ, fields[i].optional
 		}
 		if err := w.value(vt, sub, nullOK); err != nil {
 			return err
@@ -147,9 +160,9 @@ func (w walker) object(t reflect.Type, path string) error {
 	if _, err := w.token(); err != nil { // '}'
 		return err
 	}
-	for key, f := range fields {
-		if f.Tag.Get("required") == "true" && !seen[key] {
-			return invalid(subject(join(path, key)) + " is required")
+	for _, f := range fields { // declaration order: the same body, the same message
+		if f.required && !seen[f.name] {
+			return invalid(subject(join(path, f.name)) + " is required")
 		}
 	}
 	return nil
@@ -172,23 +185,35 @@ func (w walker) array(t reflect.Type, path string) error {
 	return err
 }
 
-// jsonFields maps each exported field's JSON name (exactly as tagged) to
-// the field.
-func jsonFields(t reflect.Type) map[string]reflect.StructField {
-	out := make(map[string]reflect.StructField, t.NumField())
+// field is one JSON field of a struct: its exact name, its type, whether
+// it may be null (optional: tagged omitempty) and whether it must be given
+// (tagged required:"true").
+type field struct {
+	name               string
+	typ                reflect.Type
+	optional, required bool
+}
+
+// jsonFields lists t's exported fields by JSON name, in declaration order.
+func jsonFields(t reflect.Type) []field {
+	out := make([]field, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch name {
 		case "-":
 			continue
 		case "":
 			name = f.Name
 		}
-		out[name] = f
+		out = append(out, field{
+			name: name, typ: f.Type,
+			optional: slices.Contains(strings.Split(opts, ","), "omitempty"),
+			required: f.Tag.Get("required") == "true",
+		})
 	}
 	return out
 }
@@ -208,9 +233,16 @@ func subject(path string) string {
 	return "field " + quoteTrunc(path)
 }
 
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
+func truncate(s string) string { return cut(s, 40) }
+
+// cut shortens s to at most n bytes and an ellipsis, never splitting a
+// UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
