@@ -21,12 +21,22 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
-// limiter returns the in-process acquire engine for the --namespace,
-// registering "default" on first use (an acquire writes).
-func (e *Env) limiter(ctx context.Context) (*limiter.Limiter, error) {
-	ns, err := e.writeNS(ctx)
+// limiter returns the in-process acquire engine for the --namespace. With
+// register (the call brings its own limits, so it will write a bucket) a
+// namespace never registered is registered; without, it is read only: it
+// can hold no stored limits, so the acquire fails and leaves nothing behind
+// (a nil limiter and a nil error).
+func (e *Env) limiter(ctx context.Context, register bool) (*limiter.Limiter, error) {
+	open := e.readNS
+	if register {
+		open = e.writeNS
+	}
+	ns, err := open(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if ns == nil {
+		return nil, nil
 	}
 	db, err := e.DynamoDB(ctx)
 	if err != nil {
@@ -144,13 +154,18 @@ type violationJSON struct {
 
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
-	lim, err := env.limiter(ctx)
+	lim, err := env.limiter(ctx, opts.Limits != nil)
 	if err != nil {
 		// The namespace could not even be read: only a per-call allow
 		// admits (the stored policy is out of reach too).
-		if opts.OnUnavailable == limits.Allow && isUnreachable(err) {
+		if opts.OnUnavailable == limits.Allow && isUnreachable(err) && env.credentialsOK(ctx) {
 			return writeAdmitted(env, opts, nil, true)
 		}
+		return err
+	}
+	if lim == nil {
+		// A namespace never written holds no limits: nothing resolves.
+		_, err := unwrittenNS{}.ResolveLimits(ctx, opts.EntityID, opts.Resource)
 		return err
 	}
 	lease, err := lim.Acquire(ctx, limiter.Request{
@@ -197,6 +212,17 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 		env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
 	}
 	return writeStatusTable(env, sts, false)
+}
+
+// credentialsOK reports whether the SDK finds credentials: without them
+// DynamoDB was never asked, so a failure is a setup error, not an outage.
+func (e *Env) credentialsOK(ctx context.Context) bool {
+	cfg, err := e.AWSConfig(ctx)
+	if err != nil || cfg.Credentials == nil {
+		return false
+	}
+	_, err = cfg.Credentials.Retrieve(ctx)
+	return err == nil
 }
 
 // isUnreachable reports whether err is DynamoDB failing to answer (no
