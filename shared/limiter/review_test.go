@@ -206,3 +206,17 @@ func TestReviewParamPingPongAfterSetLimits(t *testing.T) {
 	bound := int64(1000) + int64(elapsed.Seconds()*1000/60) + 1 // even at the OLD, larger limit
 	assert.LessOrEqual(t, admitted, bound, "admitted in %v", elapsed)
 }
+
+// On a bucket split in two, each shard holds half of every limit: an amount
+// above half is denied on any shard, and the denial says why waiting alone
+// will not help.
+func TestShardShareNamedInDenial(t *testing.T) {
+	e := newEnv(t, exact)
+	ls := []limits.Limit{rpm(1000)}
+	split2(t, e, e.lim, ls)
+	_, err := e.lim.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"rpm": 600}, Limits: ls})
+	var ex *limits.ExceededError
+	require.ErrorAs(t, err, &ex)
+	assert.Equal(t, 2, ex.Violations()[0].Shards)
+	assert.Contains(t, ex.Error(), "requested 600 exceeds the 500 that each of the bucket's 2 shards holds")
+}

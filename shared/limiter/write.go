@@ -461,7 +461,7 @@ func key(pk string) map[string]types.AttributeValue {
 func statuses(t target, st *shardState, amounts map[string]int64, level int, now int64) []limits.Status {
 	out := make([]limits.Status, 0, len(t.limits))
 	for _, lm := range t.limits {
-		s := limits.Status{EntityID: t.entity, Resource: t.resource, Limit: lm, Requested: amounts[lm.Name] / milli}
+		s := limits.Status{EntityID: t.entity, Resource: t.resource, Limit: lm, Requested: amounts[lm.Name] / milli, Shards: level}
 		ls, ok := st.limits[lm.Name]
 		if !ok {
 			// Not on the item yet: a new limit starts full.

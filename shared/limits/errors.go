@@ -80,6 +80,18 @@ type Status struct {
 	Requested  int64         `json:"requested"`
 	Exceeded   bool          `json:"exceeded"`
 	RetryAfter time.Duration `json:"retry_after"`
+	// Shards is how many shards the bucket had when an acquire judged this
+	// limit on one of them (each holds Capacity/Shards); 0 or 1 unsharded.
+	Shards int `json:"shards,omitempty"`
+}
+
+// ShardCapacity is the most one acquire can take of this limit: the whole
+// capacity, or one shard's share of it.
+func (s Status) ShardCapacity() int64 {
+	if s.Shards > 1 {
+		return s.Limit.Capacity / int64(s.Shards)
+	}
+	return s.Limit.Capacity
 }
 
 // ExceededError is the denial of an acquire: every checked limit's status,
@@ -133,11 +145,15 @@ func (e *ExceededError) Error() string {
 	msg := fmt.Sprintf("rate limit exceeded for %s/%s: [%s]; retry after %s",
 		p.EntityID, p.Resource, strings.Join(names, ", "), FormatSeconds(p.RetryAfter))
 	for _, v := range e.Violations() {
-		if v.Requested > v.Limit.Capacity {
+		switch {
+		case v.Requested > v.Limit.Capacity:
 			// Denied like any other (the reference's contract), but
 			// waiting will not help: say so.
 			msg += fmt.Sprintf("; %s/%s: requested %d exceeds the capacity %d, so it can never be admitted",
 				v.EntityID, v.Limit.Name, v.Requested, v.Limit.Capacity)
+		case v.Requested > v.ShardCapacity():
+			msg += fmt.Sprintf("; %s/%s: requested %d exceeds the %d that each of the bucket's %d shards holds, so it cannot be admitted while the bucket is sharded",
+				v.EntityID, v.Limit.Name, v.Requested, v.ShardCapacity(), v.Shards)
 		}
 	}
 	return msg

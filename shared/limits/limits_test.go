@@ -131,3 +131,14 @@ func TestExceededErrorNamesNeverAdmissible(t *testing.T) {
 	}}}
 	assert.Equal(t, "rate limit exceeded for u/r: [u/rpm]; retry after 60.0s; u/rpm: requested 20 exceeds the capacity 10, so it can never be admitted", ex.Error())
 }
+
+func TestExceededErrorNamesShardShare(t *testing.T) {
+	ex := &ExceededError{Statuses: []Status{{
+		EntityID: "u", Resource: "r", Limit: PerMinute("tpm", 1000, 0), Available: 200, Requested: 300,
+		Exceeded: true, RetryAfter: 6 * time.Second, Shards: 4,
+	}}}
+	assert.Equal(t, int64(250), ex.Statuses[0].ShardCapacity())
+	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s; u/tpm: requested 300 exceeds the 250 that each of the bucket's 4 shards holds, so it cannot be admitted while the bucket is sharded", ex.Error())
+	ex.Statuses[0].Requested = 200
+	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s", ex.Error())
+}
