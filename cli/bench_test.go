@@ -127,11 +127,19 @@ func TestBench(t *testing.T) {
 	assert.Greater(t, b.ElapsedSeconds, 0.0)
 	assert.Equal(t, 4, b.Concurrency)
 	assert.False(t, b.Cascade)
+	// With 4 workers on one bucket and the real clock, a write can lose a
+	// race and retry (how often depends on the machine's load): bounded.
 	assert.GreaterOrEqual(t, b.RequestsPerAcq, 1.0)
-	assert.LessOrEqual(t, b.RequestsPerAcq, 1.2)
+	assert.LessOrEqual(t, b.RequestsPerAcq, 12.0, "at most MaxAttempts writes per acquire")
 	assert.GreaterOrEqual(t, b.Requests["UpdateItem"], int64(200), "%v", b.Requests)
 	assert.Empty(t, b.Baselines)
 	assert.Contains(t, r.errOut, "Bench: rpm=1 on bench-entity/bench")
+
+	// One worker never races: one write per acquire, plus the few cached
+	// config reads of a cold start.
+	b, _ = bench(t, table, "--requests", "200", "--concurrency", "1")
+	assert.InDelta(t, 1.0, b.RequestsPerAcq, 0.05, "%v", b.Requests)
+	assert.Equal(t, int64(200), b.Requests["UpdateItem"], "%v", b.Requests)
 
 	// Table output: the report on stdout, progress on stderr.
 	r = ok(t, table, "bench", "--requests", "20")
@@ -144,10 +152,11 @@ func TestBench(t *testing.T) {
 
 func TestBenchCascade(t *testing.T) {
 	table, st := freshTable(t)
-	b, _ := bench(t, table, "--entity", "key-1", "--resource", "gpt-4", "--cascade", "--requests", "200", "--concurrency", "4")
+	b, _ := bench(t, table, "--entity", "key-1", "--resource", "gpt-4", "--cascade", "--requests", "200", "--concurrency", "1")
 	assert.Equal(t, int64(200), b.Admitted)
 	assert.True(t, b.Cascade)
-	assert.InDelta(t, 2.0, b.RequestsPerAcq, 0.2, "one write to the entity's bucket and one to the parent's")
+	assert.InDelta(t, 2.0, b.RequestsPerAcq, 0.05, "one write to the entity's bucket and one to the parent's: %v", b.Requests)
+	assert.Equal(t, int64(400), b.Requests["UpdateItem"], "%v", b.Requests)
 
 	e, err := ns(t, st, "default").GetEntity(t.Context(), "key-1")
 	require.NoError(t, err)
@@ -171,7 +180,8 @@ func TestBenchBaseline(t *testing.T) {
 		assert.Greater(t, bl.P50ms, 0.0, bl.Name)
 		assert.Greater(t, bl.PerSecond, 0.0, bl.Name)
 	}
-	assert.LessOrEqual(t, b.RequestsPerAcq, 1.2, "the baselines' requests are not counted")
+	assert.LessOrEqual(t, b.RequestsPerAcq, 12.0, "the baselines' requests are not counted (at most MaxAttempts per acquire)")
+	assert.Less(t, b.Requests["UpdateItem"], int64(50*3), "the baselines' writes are not counted: %v", b.Requests)
 }
 
 // With -l the bench measures that limit: 50 a day admits exactly 50 of 100.
