@@ -200,9 +200,19 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 }
 
 // Release returns whole tokens the work did not use (Adjust with the
-// amounts negated).
+// amounts negated). Amounts must be >= 0.
 func (ls *Lease) Release(ctx context.Context, amounts map[string]int64) error {
+	if err := validateAmounts("release", amounts, false); err != nil {
+		return err
+	}
 	return ls.Adjust(ctx, negate(amounts))
+}
+
+// Closed reports whether Commit or Rollback has closed the lease.
+func (ls *Lease) Closed() bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.closed
 }
 
 // Commit keeps what the lease took and closes it. It writes nothing.

@@ -160,7 +160,9 @@ func (l *Limiter) Acquire(ctx context.Context, req Request) (*Lease, error) {
 }
 
 // Do acquires, runs fn and commits; when fn returns an error or panics the
-// lease is rolled back (and the panic continues).
+// lease is rolled back (and the panic continues). If fn itself committed or
+// rolled back the lease, Do leaves it alone and returns fn's error as is
+// (as client.Do does).
 func (l *Limiter) Do(ctx context.Context, req Request, fn func(context.Context, *Lease) error) (err error) {
 	lease, err := l.Acquire(ctx, req)
 	if err != nil {
@@ -172,7 +174,12 @@ func (l *Limiter) Do(ctx context.Context, req Request, fn func(context.Context, 
 			panic(p)
 		}
 	}()
-	if err := fn(ctx, lease); err != nil {
+	err = fn(ctx, lease)
+	if lease.Closed() {
+		// fn committed or rolled back itself: its choice stands.
+		return err
+	}
+	if err != nil {
 		if rerr := lease.Rollback(context.WithoutCancel(ctx)); rerr != nil {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
