@@ -239,9 +239,9 @@ func TestLease_adjustNothing(t *testing.T) {
 func TestLease_releaseNegative(t *testing.T) {
 	s, l := leaseServer(t)
 	err := l.Release(context.Background(), map[string]int64{"tpm": -1})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "negative amount")
-	assert.Equal(t, 1, s.count())
+	assert.ErrorIs(t, err, ErrInvalidRequest)
+	assert.Contains(t, err.Error(), "release.tpm -1 must be a whole number >= 0")
+	assert.Equal(t, 1, s.count(), "nothing sent beyond the acquire")
 }
 
 func TestLease_serverSaysClosed(t *testing.T) {

@@ -61,6 +61,15 @@ func (l *Lease) setClosed() {
 	l.mu.Unlock()
 }
 
+// zeroConsumed records a landed rollback: the lease holds nothing now.
+func (l *Lease) zeroConsumed() {
+	l.mu.Lock()
+	for name := range l.consumed {
+		l.consumed[name] = 0
+	}
+	l.mu.Unlock()
+}
+
 // Token is the opaque signed lease token; every copy names the same lease
 // (see Client.Lease).
 func (l *Lease) Token() string { return l.token }
@@ -166,7 +175,8 @@ func (l *Lease) Release(ctx context.Context, amounts map[string]int64) error {
 	deltas := make(map[string]int64, len(amounts))
 	for name, n := range amounts {
 		if n < 0 {
-			return fmt.Errorf("client: release %s: negative amount %d", name, n)
+			// Checked here, as the server would: nothing is sent.
+			return fmt.Errorf("%w: release.%s %d must be a whole number >= 0", ErrInvalidRequest, name, n)
 		}
 		deltas[name] = -n
 	}
@@ -214,12 +224,18 @@ func (l *Lease) release(ctx context.Context, rollback bool) error {
 	switch {
 	case res.status == http.StatusOK:
 		l.setClosed()
+		if rollback {
+			l.zeroConsumed()
+		}
 		return nil
 	case res.status == http.StatusConflict && res.mayHaveLanded:
 		apiErr := res.err()
 		if errors.Is(apiErr, ErrLeaseClosed) {
 			// An earlier attempt landed and closed the lease.
 			l.setClosed()
+			if rollback {
+				l.zeroConsumed()
+			}
 			return nil
 		}
 		return apiErr
