@@ -295,7 +295,12 @@ func waitGone(pid int, within time.Duration) bool {
 // (Local) answered it. It needs no SDK and no credentials: DynamoDB Local
 // does not check signatures.
 func Ping(ctx context.Context, endpoint string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	return ping(ctx, endpoint, time.Second)
+}
+
+// ping is Ping waiting at most timeout for the answer.
+func ping(ctx context.Context, endpoint string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", strings.NewReader(`{"Limit":1}`))
 	if err != nil {

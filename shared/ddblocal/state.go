@@ -136,14 +136,32 @@ func RemoveState(name string) error {
 	return nil
 }
 
-// Alive reports whether the state's process is alive and its endpoint answers.
+// AliveTimeout is how long Alive keeps asking a live process before it
+// calls it hung: a JVM on a busy machine can take seconds to answer, and a
+// stack wrongly called hung would be restarted (its data lost).
+var AliveTimeout = 15 * time.Second
+
+// Alive reports whether the state's process is alive and its endpoint
+// answers. While the process is DynamoDB Local it asks again, up to
+// AliveTimeout, before calling it hung.
 func Alive(s State) bool {
-	if !pidAlive(s.PID) || s.Endpoint == "" {
+	if s.Endpoint == "" || !pidAlive(s.PID) {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return Ping(ctx, s.Endpoint) == nil
+	if ping(context.Background(), s.Endpoint, 3*time.Second) == nil {
+		return true
+	}
+	if !isDynamoDBLocal(s.PID) {
+		return false
+	}
+	deadline := time.Now().Add(AliveTimeout)
+	for time.Now().Before(deadline) && pidAlive(s.PID) {
+		time.Sleep(200 * time.Millisecond)
+		if ping(context.Background(), s.Endpoint, 3*time.Second) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // UpOptions configure Up.
@@ -202,8 +220,10 @@ func Up(ctx context.Context, opts UpOptions) (State, bool, error) {
 			return State{}, false, &RunningError{Name: name, State: st}
 		}
 		// Stale: the process died or hangs. Never signal a pid that is no
-		// longer DynamoDB Local.
+		// longer DynamoDB Local, and never stop one without saying so.
 		if pidAlive(st.PID) && isDynamoDBLocal(st.PID) {
+			fmt.Fprintf(out, "DynamoDB Local (pid %d) on port %d did not answer for %v: stopping it and starting afresh.\n",
+				st.PID, st.Port, AliveTimeout)
 			_ = Stop(st.PID)
 		}
 		if err := RemoveState(name); err != nil {
