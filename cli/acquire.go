@@ -195,6 +195,10 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 	if lease != nil {
 		consumed, sts = lease.Consumed(), lease.Statuses()
 	}
+	if degraded && !opts.Output.json() {
+		_, err := fmt.Fprintln(env.Out, "Admitted without a check: DynamoDB unavailable (on_unavailable=allow); nothing consumed")
+		return err
+	}
 	if degraded {
 		env.progress("DynamoDB unavailable: admitted without a check (on_unavailable=allow)")
 	}
@@ -379,6 +383,14 @@ func availableRun(ctx context.Context, opts *availableOptions) error {
 	sts, err := lim.Available(ctx, opts.EntityID, opts.Resource, opts.Needed, opts.Limits)
 	if err != nil {
 		return env.tableErr(err)
+	}
+	for _, st := range sts {
+		if st.Requested > st.ShardCapacity() {
+			// The wait shown is when the amount would have accrued, but a
+			// bucket never holds more than its capacity.
+			env.note(fmt.Sprintf("%s/%s: %d exceeds the %d the bucket can hold, so it is never available at once",
+				st.EntityID, st.Limit.Name, st.Requested, st.ShardCapacity()))
+		}
 	}
 	return writeAvailable(env, opts, sts)
 }

@@ -294,6 +294,12 @@ func TestAvailable(t *testing.T) {
 	assert.Equal(t, 0.0, *m["u1/rpm"].RetryAfterSeconds)
 	assert.InDelta(t, 100*86.4, *m["u1/tpm"].RetryAfterSeconds, 10)
 
+	// More than the bucket can hold: the wait is shown, with a note that
+	// it never comes at once.
+	r = ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=5000", "-o", "json")
+	assert.Contains(t, r.errOut, `Note: u1/tpm: 5000 exceeds the 1000 the bucket can hold, so it is never available at once`)
+	assert.NotContains(t, ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=700").errOut, "exceeds")
+
 	// Table output.
 	rows := lines(ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=700").out)
 	require.Len(t, rows, 3)
@@ -372,6 +378,9 @@ func TestAcquireUnreachable(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.errOut)
 	assert.JSONEq(t, `{"entity_id":"u1","resource":"gpt-4","consumed":{},"limits":[],"degraded":true}`, r.out)
 	assert.Contains(t, r.errOut, "admitted without a check")
+	r = run("--on-unavailable", "allow")
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.Equal(t, "Admitted without a check: DynamoDB unavailable (on_unavailable=allow); nothing consumed\n", r.out)
 
 	r = run("-o", "json")
 	assert.Equal(t, exitError, r.code)

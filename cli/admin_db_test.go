@@ -326,7 +326,9 @@ func TestNamespaces(t *testing.T) {
 	// Reads of a namespace never registered find nothing and register
 	// nothing; a bad name is an error naming it.
 	before := itemCount(t, table)
-	assert.JSONEq(t, `[]`, ok(t, table, "-N", "tenant-a", "entity", "list", "-o", "json").out)
+	r := ok(t, table, "-N", "tenant-a", "entity", "list", "-o", "json")
+	assert.JSONEq(t, `[]`, r.out)
+	assert.Contains(t, r.errOut, `Note: namespace "tenant-a" is not registered`)
 	assert.JSONEq(t, `{}`, ok(t, table, "-N", "tenant-a", "system", "get-defaults", "-o", "json").out)
 	assert.JSONEq(t, `[]`, ok(t, table, "-N", "tenant-a", "resource", "list", "-o", "json").out)
 	fails(t, exitError, `entity "u1" not found`, table, "-N", "tenant-a", "entity", "show", "u1")
@@ -334,7 +336,7 @@ func TestNamespaces(t *testing.T) {
 	assert.Equal(t, before, itemCount(t, table), "reads register nothing")
 
 	// The first write registers the namespace and says so on stderr.
-	r := ok(t, table, "-N", "tenant-c", "system", "set-defaults", "-l", "rpm:5")
+	r = ok(t, table, "-N", "tenant-c", "system", "set-defaults", "-l", "rpm:5")
 	assert.Contains(t, r.errOut, `Registered namespace "tenant-c"`)
 	r = ok(t, table, "-N", "tenant-c", "system", "set-defaults", "-l", "rpm:6")
 	assert.NotContains(t, r.errOut, "Registered")

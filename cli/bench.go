@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -347,9 +348,16 @@ func benchSetup(ctx context.Context, env *Env, ns *store.NS, opts *benchOptions)
 			return err
 		}
 	}
-	env.progress("Bench: %s on %s/%s (%s), %d workers", formatAmounts(opts.Consume), opts.EntityID, opts.Resource,
-		strings.Join(limitSpecs(ls), " "), opts.Concurrency)
+	env.progress("Bench: %s on %s/%s (%s), %s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource,
+		strings.Join(limitSpecs(ls), " "), workers(opts.Concurrency))
 	return nil
+}
+
+func workers(n int) string {
+	if n == 1 {
+		return "1 worker"
+	}
+	return strconv.Itoa(n) + " workers"
 }
 
 func limitSpecs(ls []limits.Limit) []string {

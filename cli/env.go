@@ -54,6 +54,7 @@ type Env struct {
 	cfg   *aws.Config
 	db    *dynamodb.Client
 	store *store.Store
+	notes []string // printed on stderr after a command that succeeds
 }
 
 func newEnv(in io.Reader, out, errw io.Writer, getenv func(string) string) *Env {
@@ -187,6 +188,10 @@ func (e *Env) readNS(ctx context.Context) (*store.NS, error) {
 		if err := limits.ValidateNamespaceName(e.Namespace); err != nil {
 			return nil, err
 		}
+		if e.Namespace != defaultNamespace {
+			// A typo in -N would otherwise read as an empty namespace.
+			e.note(fmt.Sprintf("namespace %q is not registered", e.Namespace))
+		}
 		return nil, nil
 	}
 	return nil, e.tableErr(err)
@@ -286,6 +291,10 @@ func (e *Env) deleteInNS(ctx context.Context, d nsDeletion) (deleted bool, err e
 	}
 	return true, nil
 }
+
+// note keeps a line for stderr after a command that succeeds (a failing
+// one prints its one error line only).
+func (e *Env) note(line string) { e.notes = append(e.notes, line) }
 
 // progress prints a progress or success line on stderr.
 func (e *Env) progress(format string, a ...any) {

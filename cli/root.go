@@ -80,6 +80,9 @@ func execute(ctx context.Context, root *cobra.Command, env *Env, args []string) 
 	if err != nil {
 		return reportError(env.Err, cmd, err)
 	}
+	for _, n := range env.notes {
+		env.progress("Note: %s", n)
+	}
 	return exitOK
 }
 

@@ -139,11 +139,15 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	// Fail fast on a missing table; an unregistered namespace only answers
-	// 404 until it is registered.
-	if _, err := st.Namespace(ctx, env.Namespace); errors.Is(err, limits.ErrNotFound) {
+	// 404 until it is registered, and a DynamoDB out of reach 503 until it
+	// answers (as the Lambda does).
+	switch _, err := st.Namespace(ctx, env.Namespace); {
+	case errors.Is(err, limits.ErrNotFound):
 		log.Warn("namespace not registered: requests to it answer 404 until 'zae-limiter namespace register "+env.Namespace+"'",
 			"namespace", env.Namespace)
-	} else if err != nil {
+	case err != nil && isUnreachable(err):
+		log.Warn("DynamoDB does not answer: requests answer 503 until it does", "endpoint", env.endpoint(), "cause", err.Error())
+	case err != nil:
 		return env.tableErr(err)
 	}
 	keys := opts.LeaseKeys

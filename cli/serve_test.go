@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
@@ -154,4 +156,40 @@ func TestServeMissingTable(t *testing.T) {
 	assert.Equal(t, exitError, r.code)
 	assert.Contains(t, r.errOut, `table "no-such-table" not found`)
 	assert.Empty(t, r.out)
+}
+
+// With DynamoDB out of reach at start-up, serve starts anyway and answers
+// 503 unavailable (as the Lambda would), rather than refusing to start.
+func TestServeWithoutDynamoDB(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+
+	env, _, _ := testEnv(false)
+	pr, pw := io.Pipe()
+	env.Out = pw
+	var logs syncio.Buffer
+	env.Err = &logs
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- execute(ctx, newRootCmd(env), env, []string{"serve", "--addr", "127.0.0.1:0", "--endpoint-url", dead})
+		_ = pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err, "the URL on stdout: %s", logs.String())
+	url := strings.TrimSpace(line)
+
+	body := `{"entity_id":"u","resource":"gpt-4","consume":{"rpm":1}}`
+	resp, err := http.Post(url+wire.PathAcquire, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", b)
+	assert.Contains(t, string(b), `"error":"unavailable"`)
+
+	stop()
+	assert.Equal(t, exitOK, <-done, logs.String())
+	assert.Contains(t, logs.String(), "DynamoDB does not answer")
 }
