@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -340,6 +341,9 @@ func FreePort() (int, error) {
 func checkPortFree(port int) error {
 	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("port %d is taken by another program (%w): pick another with --port, or omit it for a free one", port, ErrPortInUse)
+		}
 		return fmt.Errorf("%w: cannot listen on port %d: %v", ErrPortInUse, port, err)
 	}
 	return l.Close()

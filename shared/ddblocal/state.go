@@ -225,6 +225,11 @@ func Up(ctx context.Context, opts UpOptions) (State, bool, error) {
 			fmt.Fprintf(out, "DynamoDB Local (pid %d) on port %d did not answer for %v: stopping it and starting afresh.\n",
 				st.PID, st.Port, AliveTimeout)
 			_ = Stop(st.PID)
+			// Its port is released when the last process of its group
+			// exits, which may trail the leader.
+			for deadline := time.Now().Add(5 * time.Second); checkPortFree(st.Port) != nil && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
 		}
 		if err := RemoveState(name); err != nil {
 			return State{}, false, err
