@@ -5,6 +5,9 @@ package ddblocal
 import (
 	"bytes"
 	"context"
+	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +35,11 @@ func TestUpRestartsHungStackSayingSo(t *testing.T) {
 	require.True(t, started)
 	require.NoError(t, syscall.Kill(st.PID, syscall.SIGSTOP))
 	t.Cleanup(func() { _ = syscall.Kill(st.PID, syscall.SIGCONT) })
+	// The stop is delivered asynchronously: wait until ps shows it.
+	require.Eventually(t, func() bool {
+		out, err := exec.Command("ps", "-o", "stat=", "-p", strconv.Itoa(st.PID)).Output()
+		return err == nil && strings.HasPrefix(strings.TrimSpace(string(out)), "T")
+	}, 10*time.Second, 20*time.Millisecond, "the JVM is stopped")
 
 	var out bytes.Buffer
 	// No port asked: the restart need not wait for the old one's port.
