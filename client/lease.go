@@ -25,10 +25,11 @@ type Lease struct {
 
 	// sem serialises the lease's calls (a channel so waiting honours ctx).
 	sem chan struct{}
-	// releaseMayHaveLanded (guarded by sem): a release of this lease may
-	// have reached the server without us seeing the answer; a later 409
-	// lease_closed then means it landed.
-	releaseMayHaveLanded bool
+	// mayHaveLanded (guarded by sem) records, per kind (index 0 commit, 1
+	// rollback), that a release of this lease may have reached the server
+	// without us seeing the answer: a later 409 lease_closed then means one
+	// of them landed, and the kind tells what it did to the tokens.
+	mayHaveLanded [2]bool
 
 	mu                 sync.Mutex // guards the fields below; closed is written with sem held
 	entityID, resource string
@@ -192,6 +193,21 @@ func (l *Lease) Commit(ctx context.Context) error { return l.release(ctx, false)
 // request.
 func (l *Lease) Rollback(ctx context.Context) error { return l.release(ctx, true) }
 
+// releaseKind indexes Lease.mayHaveLanded.
+func releaseKind(rollback bool) int {
+	if rollback {
+		return 1
+	}
+	return 0
+}
+
+func kindName(kind int) string {
+	if kind == 1 {
+		return "rollback"
+	}
+	return "commit"
+}
+
 // rollbackDetached rolls back even when ctx is done, within CleanupTimeout.
 func (l *Lease) rollbackDetached(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CleanupTimeout)
@@ -202,7 +218,9 @@ func (l *Lease) rollbackDetached(ctx context.Context) error {
 // release is POST /v1/leases/release, retried like a GET: the server closes
 // a lease once, so a second copy changes nothing. If an earlier attempt (of
 // this call or an earlier call on this Lease) may have reached the server,
-// a 409 lease_closed is that attempt's success.
+// a 409 lease_closed is that attempt's success: this call's own when only
+// its kind (commit or rollback) may have landed, else an ErrLeaseClosed
+// naming what closed the lease.
 func (l *Lease) release(ctx context.Context, rollback bool) error {
 	if err := l.lock(ctx); err != nil {
 		return err
@@ -211,14 +229,17 @@ func (l *Lease) release(ctx context.Context, rollback bool) error {
 	if l.Closed() {
 		return ErrLeaseClosed
 	}
+	kind := releaseKind(rollback)
 	res, landed, err := l.c.send(ctx, call{
 		method: http.MethodPost,
 		path:   wire.PathRelease,
 		body:   mustJSON(wire.ReleaseRequest{Lease: l.token, Rollback: rollback}),
 		policy: retryIdempotent,
-	}, l.releaseMayHaveLanded)
+	}, false)
+	if landed {
+		l.mayHaveLanded[kind] = true
+	}
 	if err != nil {
-		l.releaseMayHaveLanded = landed
 		return err
 	}
 	switch {
@@ -228,20 +249,30 @@ func (l *Lease) release(ctx context.Context, rollback bool) error {
 			l.zeroConsumed()
 		}
 		return nil
-	case res.status == http.StatusConflict && res.mayHaveLanded:
+	case res.status == http.StatusConflict && (l.mayHaveLanded[0] || l.mayHaveLanded[1]):
 		apiErr := res.err()
-		if errors.Is(apiErr, ErrLeaseClosed) {
-			// An earlier attempt landed and closed the lease.
-			l.setClosed()
+		if !errors.Is(apiErr, ErrLeaseClosed) {
+			return apiErr
+		}
+		// An earlier attempt landed and closed the lease.
+		l.setClosed()
+		same, other := l.mayHaveLanded[kind], l.mayHaveLanded[1-kind]
+		switch {
+		case same && !other:
 			if rollback {
 				l.zeroConsumed()
 			}
-			return nil
+			return nil // this very release landed
+		case other && !same:
+			if !rollback {
+				l.zeroConsumed() // the rollback that landed returned everything
+			}
+			return fmt.Errorf("%w: an earlier %s whose answer was lost closed it", ErrLeaseClosed, kindName(1-kind))
 		}
-		return apiErr
+		return fmt.Errorf("%w: an earlier commit or rollback whose answer was lost closed it, which one is unknown", ErrLeaseClosed)
 	case retryableStatus(res.status):
 		// A 5xx after the retries: the release may have been applied.
-		l.releaseMayHaveLanded = true
+		l.mayHaveLanded[kind] = true
 		return res.err()
 	default:
 		err := res.err()
