@@ -154,11 +154,14 @@ type violationJSON struct {
 
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
+	if err := namesInLimits(opts.Consume, opts.Limits); err != nil {
+		return err // before anything is registered: a failing acquire writes nothing
+	}
 	lim, err := env.limiter(ctx, opts.Limits != nil)
 	if err != nil {
 		// The namespace could not even be read: only a per-call allow
 		// admits (the stored policy is out of reach too).
-		if opts.OnUnavailable == limits.Allow && isUnreachable(err) && env.credentialsOK(ctx) {
+		if opts.OnUnavailable == limits.Allow && isUnreachable(err) {
 			return writeAdmitted(env, opts, nil, true)
 		}
 		return err
@@ -218,21 +221,13 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 	return writeStatusTable(env, sts, false)
 }
 
-// credentialsOK reports whether the SDK finds credentials: without them
-// DynamoDB was never asked, so a failure is a setup error, not an outage.
-func (e *Env) credentialsOK(ctx context.Context) bool {
-	cfg, err := e.AWSConfig(ctx)
-	if err != nil || cfg.Credentials == nil {
-		return false
-	}
-	_, err = cfg.Credentials.Retrieve(ctx)
-	return err == nil
-}
-
 // isUnreachable reports whether err is DynamoDB failing to answer (no
 // connection, a timeout, a 5xx or throttling after the SDK's retries), as
 // opposed to answering that something is missing or invalid.
 func isUnreachable(err error) bool {
+	if credentialsFailed(err) {
+		return false // a setup error, whatever the chain's last attempt met
+	}
 	var op *net.OpError
 	var dns *net.DNSError
 	var re *smithyhttp.ResponseError
@@ -421,4 +416,19 @@ func (unwrittenNS) CachedEntity(context.Context, string) (store.Entity, bool, er
 
 func (unwrittenNS) OnUnavailable(context.Context) (limits.OnUnavailable, error) {
 	return limits.Block, nil
+}
+
+// namesInLimits checks, when the call brings its own limits, that each
+// consumed name is one of them (the limiter checks it again; this runs
+// before the namespace is registered).
+func namesInLimits(consume map[string]int64, ls []limits.Limit) error {
+	if ls == nil {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(consume)) {
+		if !slices.ContainsFunc(ls, func(l limits.Limit) bool { return l.Name == name }) {
+			return limits.Invalid("consume", name, fmt.Sprintf("no limit %q among those given with -l", name))
+		}
+	}
+	return nil
 }

@@ -233,7 +233,7 @@ func TestAcquireUnknownName(t *testing.T) {
 	ok(t, table, "resource", "set-defaults", "gpt-4", "-l", "rpm:10")
 	fails(t, exitError, `invalid consume "tpm": no limit "tpm" applies to entity "u1" and resource "gpt-4"`,
 		table, "acquire", "u1", "gpt-4", "-c", "tpm=1", "-o", "json")
-	fails(t, exitError, `no limit "tpm" applies`, table, "acquire", "u1", "gpt-4", "-c", "rpm=1", "-c", "tpm=1", "-l", "rpm:5")
+	fails(t, exitError, `no limit "tpm" among those given with -l`, table, "acquire", "u1", "gpt-4", "-c", "rpm=1", "-c", "tpm=1", "-l", "rpm:5")
 	// No limits anywhere for the resource.
 	fails(t, exitError, `no limits configured for entity "u1" and resource "claude"`,
 		table, "acquire", "u1", "claude", "-c", "rpm=1")

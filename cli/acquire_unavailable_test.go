@@ -59,3 +59,17 @@ func TestAcquireAllowNoCredentials(t *testing.T) {
 	assert.Equal(t, exitError, code, "no credentials is not 'DynamoDB unavailable': stdout %s stderr %s", out.String(), errw.String())
 	assert.NotContains(t, out.String(), `"degraded"`)
 }
+
+// ADR-006: "a command that fails writes nothing". An acquire that brings -l
+// but whose -c names a limit none of them has is a validation error; it must
+// not register the namespace on the way.
+func TestAcquireWithLimitsInvalidRegistersNothing(t *testing.T) {
+	table, _ := freshTable(t)
+	before := itemCount(t, table)
+	r := zl(t, table, "acquire", "u1", "gpt-4", "-c", "tpm=1", "-l", "rpm:5", "-N", "tenant-x")
+	require.Equal(t, exitError, r.code, r.errOut)
+	assert.NotContains(t, r.errOut, `Registered namespace "tenant-x"`)
+	assert.Contains(t, r.errOut, `invalid consume "tpm": no limit "tpm" among those given with -l`)
+	assert.Equal(t, before, itemCount(t, table), "a failing acquire writes nothing")
+	assert.JSONEq(t, `[]`, ok(t, table, "namespace", "list", "-o", "json").out)
+}

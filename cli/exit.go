@@ -76,8 +76,14 @@ func oneLine(err error) string {
 	return msg
 }
 
+// credentialsFailed reports whether err is the SDK's credential chain
+// finding no credentials (DynamoDB was never asked).
+func credentialsFailed(err error) bool {
+	return strings.Contains(err.Error(), "failed to refresh cached credentials")
+}
+
 func causeText(err error) string {
-	if strings.Contains(err.Error(), "failed to refresh cached credentials") {
+	if credentialsFailed(err) {
 		return "no usable AWS credentials (configure a profile or AWS_ACCESS_KEY_ID, or pass --endpoint-url for a local DynamoDB): " +
 			innermost(err).Error()
 	}

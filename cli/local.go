@@ -148,7 +148,7 @@ symmetry with 'local up': the state file names what is stopped.`,
 func localDownRun(opts *localDownOptions) error {
 	env := opts.env
 	if opts.Port != 0 {
-		if st, _, err := ddblocal.Status(env.Name); err == nil && st.Port != 0 && st.Port != opts.Port {
+		if st, err := ddblocal.ReadState(env.Name); err == nil && st.Port != 0 && st.Port != opts.Port {
 			env.progress("Note: DynamoDB Local for %q was started on port %d, not %d; stopping it", env.Name, st.Port, opts.Port)
 		}
 	}
