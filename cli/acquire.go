@@ -383,7 +383,7 @@ func availableRun(ctx context.Context, opts *availableOptions) error {
 		if st.Requested > st.ShardCapacity() {
 			// The wait shown is when the amount would have accrued, but a
 			// bucket never holds more than its capacity.
-			env.note(fmt.Sprintf("%s/%s: %d exceeds the %d the bucket can hold, so it is never available at once",
+			env.note(fmt.Sprintf("%s/%s: %d exceeds the %d one acquire can take, so it is never available at once",
 				st.EntityID, st.Limit.Name, st.Requested, st.ShardCapacity()))
 		}
 	}

@@ -297,7 +297,7 @@ func TestAvailable(t *testing.T) {
 	// More than the bucket can hold: the wait is shown, with a note that
 	// it never comes at once.
 	r = ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=5000", "-o", "json")
-	assert.Contains(t, r.errOut, `Note: u1/tpm: 5000 exceeds the 1000 the bucket can hold, so it is never available at once`)
+	assert.Contains(t, r.errOut, `Note: u1/tpm: 5000 exceeds the 1000 one acquire can take, so it is never available at once`)
 	assert.NotContains(t, ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=700").errOut, "exceeds")
 
 	// Table output.

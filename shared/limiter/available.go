@@ -109,6 +109,7 @@ func summarize(t target, shards []*shardState, needed map[string]int64, now int6
 				continue
 			}
 			seen = true
+			s.Shards = max(s.Shards, st.level) // one acquire can take one shard's share
 			level := int64(st.level)
 			total += bucket.Level(ls.W, bucket.Clock(ls.P, now), ls.P) / level
 			if n := needed[lm.Name]; n > 0 {

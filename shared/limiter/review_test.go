@@ -220,4 +220,9 @@ func TestShardShareNamedInDenial(t *testing.T) {
 	require.ErrorAs(t, err, &ex)
 	assert.Equal(t, 2, ex.Violations()[0].Shards)
 	assert.Contains(t, ex.Error(), "requested 600 exceeds the 500 that each of the bucket's 2 shards holds")
+
+	sts, err := e.lim.Available(e.ctx, "u", "r", map[string]int64{"rpm": 600}, ls)
+	require.NoError(t, err)
+	assert.Equal(t, 2, sts[0].Shards)
+	assert.Equal(t, int64(500), sts[0].ShardCapacity(), "available knows no acquire can take 600")
 }
