@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 
@@ -365,10 +364,7 @@ func TestAcquireNoTable(t *testing.T) {
 // With DynamoDB out of reach even the namespace cannot be read: a per-call
 // --on-unavailable allow admits without a check, block (the default) fails.
 func TestAcquireUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
+	dead := deadURL(t)
 	run := func(args ...string) result {
 		var out, errw bytes.Buffer
 		args = append([]string{"acquire", "u1", "gpt-4", "-c", "rpm=1", "--endpoint-url", dead}, args...)

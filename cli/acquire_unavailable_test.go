@@ -34,24 +34,7 @@ func TestAcquireFailingRegistersNothing(t *testing.T) {
 // refuses connections) never talks to DynamoDB at all: a setup error, exit
 // 1, not an outage to admit through.
 func TestAcquireAllowNoCredentials(t *testing.T) {
-	for _, k := range []string{
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_STS",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_EC2_METADATA_DISABLED", principalEnv,
-	} {
-		t.Setenv(k, "")
-	}
-	dir := t.TempDir()
-	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
-	t.Setenv("AWS_REGION", "us-east-1")
-	// No metadata service: a closed local port (refused at once).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	imds := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
-	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds)
+	noCredentials(t)
 
 	var out, errw bytes.Buffer
 	code := Run([]string{"acquire", "u1", "gpt-4", "-c", "rpm=1", "--on-unavailable", "allow", "-o", "json", "--principal", "p"},
@@ -72,4 +55,34 @@ func TestAcquireWithLimitsInvalidRegistersNothing(t *testing.T) {
 	assert.Contains(t, r.errOut, `invalid consume "tpm": no limit "tpm" among those given with -l`)
 	assert.Equal(t, before, itemCount(t, table), "a failing acquire writes nothing")
 	assert.JSONEq(t, `[]`, ok(t, table, "namespace", "list", "-o", "json").out)
+}
+
+// noCredentials leaves the SDK's credential chain nothing to find: no keys,
+// profiles or files, and a metadata service that refuses connections (the
+// case that ends the chain on a network error, like an outage would).
+func noCredentials(t *testing.T) {
+	t.Helper()
+	for _, k := range []string{
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_STS",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_EC2_METADATA_DISABLED", principalEnv,
+	} {
+		t.Setenv(k, "")
+	}
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", deadURL(t))
+}
+
+// deadURL is a local URL where nothing listens (connections are refused).
+func deadURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	u := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+	return u
 }

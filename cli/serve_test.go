@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -161,10 +160,7 @@ func TestServeMissingTable(t *testing.T) {
 // With DynamoDB out of reach at start-up, serve starts anyway and answers
 // 503 unavailable (as the Lambda would), rather than refusing to start.
 func TestServeWithoutDynamoDB(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
+	dead := deadURL(t)
 
 	env, _, _ := testEnv(false)
 	pr, pw := io.Pipe()
