@@ -198,13 +198,6 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 	if lease != nil {
 		consumed, sts = lease.Consumed(), lease.Statuses()
 	}
-	if degraded && !opts.Output.json() {
-		_, err := fmt.Fprintln(env.Out, "Admitted without a check: DynamoDB unavailable (on_unavailable=allow); nothing consumed")
-		return err
-	}
-	if degraded {
-		env.progress("DynamoDB unavailable: admitted without a check (on_unavailable=allow)")
-	}
 	if opts.Output.json() {
 		doc := map[string]any{
 			"entity_id": opts.EntityID, "resource": opts.Resource,
@@ -212,12 +205,15 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 		}
 		if degraded {
 			doc["degraded"] = true
+			env.progress("DynamoDB unavailable: admitted without a check (on_unavailable=allow)")
 		}
 		return writeJSON(env.Out, doc)
 	}
-	if !degraded {
-		env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
+	if degraded {
+		_, err := fmt.Fprintln(env.Out, "Admitted without a check: DynamoDB unavailable (on_unavailable=allow); nothing consumed")
+		return err
 	}
+	env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
 	return writeStatusTable(env, sts, false)
 }
 
