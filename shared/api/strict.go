@@ -17,14 +17,14 @@ import (
 // strictCheck walks a request body against the Go type it decodes into and
 // rejects what encoding/json would let through silently: a key that matches
 // a field only case-insensitively ("Entity_ID" for entity_id), a key given
-// twice in one object (the last would win), null as an amount or an array
-// element (it would decode as 0 or vanish), a number where a whole number is
-// wanted, a value of the wrong JSON kind, and a missing field tagged
-// `required:"true"`. Every error names the path of the value, e.g.
-// consume.rpm or limits[1].capacity.
+// twice in one object (the last would win), null anywhere but an optional
+// (omitempty) field (it would decode as a zero nobody sent), a number where
+// a whole number is wanted or out of its range, a value of the wrong JSON
+// kind, and a missing field tagged `required:"true"`. Every error names the
+// path of the value, e.g. consume.rpm or limits[1].capacity.
 //
-// Syntax errors are left to the decoder that runs afterwards: the walk stops
-// quietly at the first one.
+// Malformed JSON is left to the decoder that runs afterwards, which names
+// the syntax error.
 func strictCheck(data []byte, t reflect.Type) error {
 	if !json.Valid(data) {
 		return nil // the decoder names the syntax error
@@ -33,7 +33,7 @@ func strictCheck(data []byte, t reflect.Type) error {
 	dec.UseNumber()
 	w := walker{dec: dec}
 	err := w.value(t, "", false)
-	if err == errSyntax {
+	if errors.Is(err, errSyntax) {
 		return nil
 	}
 	return err
@@ -42,7 +42,7 @@ func strictCheck(data []byte, t reflect.Type) error {
 type walker struct{ dec *json.Decoder }
 
 // errSyntax stops the walk at malformed JSON; decodeJSON reports it.
-var errSyntax = fmt.Errorf("syntax")
+var errSyntax = errors.New("syntax")
 
 func (w walker) token() (json.Token, error) {
 	tok, err := w.dec.Token()
