@@ -406,6 +406,10 @@ func (unwrittenNS) ResolveLimits(_ context.Context, entityID, resource string) (
 		fmt.Sprintf("no limits configured for entity %q and resource %q", entityID, resource))
 }
 
+func (u unwrittenNS) RefreshLimits(ctx context.Context, entityID, resource string) (store.Resolved, error) {
+	return u.ResolveLimits(ctx, entityID, resource)
+}
+
 func (unwrittenNS) CachedEntity(context.Context, string) (store.Entity, bool, error) {
 	return store.Entity{}, false, nil
 }

@@ -65,6 +65,18 @@ func (u *Update) IfExists(attr string) *Update { return u.If("attribute_exists($
 // IfNotExists requires the item to be absent (attribute_not_exists on attr).
 func (u *Update) IfNotExists(attr string) *Update { return u.If("attribute_not_exists($)", attr) }
 
+// OrIfNotExists relaxes every condition added so far to "the item is
+// absent (attribute_not_exists on attr, a key), or all of them hold": an
+// upsert. Conditions added afterwards apply in both cases.
+func (u *Update) OrIfNotExists(attr string) *Update {
+	inner := u.Condition()
+	if inner == "" {
+		return u.IfNotExists(attr)
+	}
+	u.conds = []string{"attribute_not_exists(" + u.e.Name(attr) + ") OR (" + inner + ")"}
+	return u
+}
+
 // Empty reports an update with no clause at all.
 func (u *Update) Empty() bool { return len(u.sets)+len(u.adds)+len(u.removes) == 0 }
 
@@ -95,7 +107,7 @@ func (u *Update) Condition() string {
 }
 
 // Names and Values are the aliases, nil when empty.
-func (u *Update) Names() map[string]string                 { return u.e.Names() }
+func (u *Update) Names() map[string]string                { return u.e.Names() }
 func (u *Update) Values() map[string]types.AttributeValue { return u.e.Values() }
 
 // Input is the UpdateItemInput of this update on key, returning the item

@@ -93,6 +93,17 @@ func (n *NS) evictEntityConfig(id, resource string) {
 	n.mu.Unlock()
 }
 
+// evictLevels drops every cached level (entity, resource) resolves through.
+func (n *NS) evictLevels(id, resource string) {
+	n.mu.Lock()
+	n.gen++
+	delete(n.entityCfg, [2]string{id, resource})
+	delete(n.entityCfg, [2]string{id, limits.DefaultResource})
+	delete(n.resources, resource)
+	n.system = nil
+	n.mu.Unlock()
+}
+
 func (n *NS) evictResource(resource string) {
 	n.mu.Lock()
 	n.gen++

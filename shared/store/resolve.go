@@ -24,6 +24,10 @@ type Resolved struct {
 	Source string
 	// OnUnavailable is the system setting, limits.Block when not set.
 	OnUnavailable limits.OnUnavailable
+	// Version is the namespace's config version the limits were read at
+	// (at least): buckets record it, so a process holding an older config
+	// learns from a bucket that its cache is stale (see RefreshLimits).
+	Version int64
 }
 
 type level struct {
@@ -131,6 +135,13 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 	return Resolved{OnUnavailable: on}, limits.Invalid("limits", "", fmt.Sprintf(
 		"no limits configured for entity %q and resource %q (set entity limits, resource or system defaults, or pass limits)",
 		entityID, resource))
+}
+
+// RefreshLimits is ResolveLimits with every level of (entity, resource)
+// read afresh: a bucket showed limits of a newer config than the cached one.
+func (n *NS) RefreshLimits(ctx context.Context, entityID, resource string) (Resolved, error) {
+	n.evictLevels(entityID, resource)
+	return n.ResolveLimits(ctx, entityID, resource)
 }
 
 // OnUnavailable returns the namespace's on_unavailable policy from the
