@@ -166,8 +166,8 @@ func TestExpiredShardRecreatedAtTheBucketsLevel(t *testing.T) {
 	e.spendWCU("u", "r", 0)
 	acqOn(e.lim, 1) // count 2: shard 0 split into 0 and 1
 	e.spendWCU("u", "r", 1)
-	acqOn(e.lim, 3) // count 4: shard 1 split into 1 and 3
-	acqOn(e.lim, 2) // shard 0 split into 0 and 2
+	acqOn(e.lim, 3)                  // count 4: shard 1 split into 1 and 3
+	acqOn(e.lim, 2)                  // shard 0 split into 0 and 2
 	e.clock.Advance(3 * time.Second) // the spent write budgets refill
 	for j := range 4 {
 		require.Equal(t, int64(4), e.shardLevel("u", "r", j), "shard %d", j)
