@@ -277,3 +277,14 @@ func (d *flakyDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInp
 	}
 	return d.Client.BatchGetItem(ctx, in, o...)
 }
+
+func (d *flakyDB) TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error) {
+	var first dynamo.Item
+	if len(in.TransactItems) > 0 && in.TransactItems[0].Get != nil {
+		first = in.TransactItems[0].Get.Key
+	}
+	if err := d.check("TransactGetItems", first); err != nil {
+		return nil, err
+	}
+	return d.Client.TransactGetItems(ctx, in, o...)
+}

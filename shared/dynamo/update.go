@@ -25,6 +25,7 @@ type Update struct {
 	sets    []string
 	adds    []string
 	removes []string
+	deletes []string
 	conds   []string
 }
 
@@ -43,6 +44,12 @@ func (u *Update) SetExpr(attr, tmpl string, args ...any) *Update {
 // Add adds the number v to attr (an absent attribute counts as 0).
 func (u *Update) Add(attr string, v any) *Update {
 	u.adds = append(u.adds, u.e.Name(attr)+" "+u.value(v))
+	return u
+}
+
+// Delete removes the elements of the set v from the set attr.
+func (u *Update) Delete(attr string, v any) *Update {
+	u.deletes = append(u.deletes, u.e.Name(attr)+" "+u.value(v))
 	return u
 }
 
@@ -78,7 +85,7 @@ func (u *Update) OrIfNotExists(attr string) *Update {
 }
 
 // Empty reports an update with no clause at all.
-func (u *Update) Empty() bool { return len(u.sets)+len(u.adds)+len(u.removes) == 0 }
+func (u *Update) Empty() bool { return len(u.sets)+len(u.adds)+len(u.removes)+len(u.deletes) == 0 }
 
 // Expression is the update expression ("" when Empty).
 func (u *Update) Expression() string {
@@ -91,6 +98,9 @@ func (u *Update) Expression() string {
 	}
 	if len(u.removes) > 0 {
 		b = append(b, "REMOVE "+strings.Join(u.removes, ", "))
+	}
+	if len(u.deletes) > 0 {
+		b = append(b, "DELETE "+strings.Join(u.deletes, ", "))
 	}
 	return strings.Join(b, " ")
 }

@@ -56,14 +56,14 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	// this process in flight on it, on the shared grid (see quantum).
 	concurrent := l.enter(pk)
 	defer l.leave(pk)
-	st := exact
-	if st == nil {
-		st = l.cached(pk)
+	st := l.cached(pk)
+	if st == nil && exact != nil {
+		st = exact.Clone()
 	}
 	tk := shard.Take{
 		Amounts: amounts, Budget: budget && cfg.Level < shard.MaxShards, Now: now,
 		Grid:  func(p bucket.Params) int64 { return l.quantum(p, concurrent) },
-		Exact: exact != nil, Ordered: ordered, TTLMultiplier: l.o.TTLMultiplier,
+		Judge: exact, Ordered: ordered, TTLMultiplier: l.o.TTLMultiplier,
 	}
 	plan, verdict, err := shard.PlanTake(id, st, cfg, tk)
 	if err != nil {

@@ -68,11 +68,14 @@ type Take struct {
 	Now int64
 	// Grid is a limit's booking grid in millitokens (nil: exact, 1).
 	Grid func(bucket.Params) int64
-	// Exact says the state came back from DynamoDB in this very acquire: a
-	// request that does not fit is denied without another write. A state
-	// from the cache may be stale (another process may have returned
-	// tokens), so the write is sent and its condition decides.
-	Exact bool
+	// Judge is the state a failed write of this very acquire returned
+	// (exact, nil when none): a request it cannot take is denied without
+	// another write. A cached state may be stale (another process may have
+	// returned tokens), so with a cached state alone the write is sent and
+	// its condition decides. The write itself is always planned from the
+	// state passed to PlanTake (the cache, with this process's writes in
+	// flight projected onto it, predicts the forms best).
+	Judge *State
 	// Ordered makes a writer with an older config than the item's defer to
 	// it (Newer) instead of rewriting its parameters.
 	Ordered bool
@@ -171,29 +174,28 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 	if sync && tk.Ordered && cfg.Version > 0 && st.PE > cfg.Version {
 		return Plan{Next: st}, Newer, nil
 	}
-	base := st
-	if !known {
-		base = &State{Level: cfg.Level, Limits: map[string]Limit{}}
+	if j := tk.Judge; j != nil && j.Exists && j.Level == cfg.Level {
+		judged := j
+		if cfg.Differs(j) {
+			judged = Carry(j, cfg, tk.Now)
+		}
+		if !fits(judged, tk.Amounts, cfg.Level, tk.Now) {
+			if cfg.Differs(j) {
+				return planSync(id, j, cfg, tk), SyncOnly, nil
+			}
+			return Plan{Next: judged}, Deny, nil
+		}
+		if tk.Budget && !budgetFits(j, tk.Now) {
+			return Plan{Next: judged}, OutOfBudget, nil
+		}
 	}
-	judged := base
-	if sync {
-		judged = Carry(st, cfg, tk.Now)
-	}
-	if sync && !fits(judged, tk.Amounts, cfg.Level, tk.Now) {
+	if sync && !fits(Carry(st, cfg, tk.Now), tk.Amounts, cfg.Level, tk.Now) {
 		// What the item holds under the new parameters cannot take the
 		// request: write the parameters alone, then deny. (Judged on a
 		// cached state this may deny a request another process's refund
 		// would have let through: conservative, and the write's condition
 		// still checks the state it assumed.)
 		return planSync(id, st, cfg, tk), SyncOnly, nil
-	}
-	if tk.Exact && known {
-		if !fits(judged, tk.Amounts, cfg.Level, tk.Now) {
-			return Plan{Next: judged}, Deny, nil
-		}
-		if tk.Budget && !budgetFits(st, tk.Now) {
-			return Plan{Next: judged}, OutOfBudget, nil
-		}
 	}
 	return planWrite(id, st, known, sync, cfg, tk), Write, nil
 }

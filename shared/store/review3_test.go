@@ -13,8 +13,9 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 )
 
-// holdDB runs BatchGetItem against the real table, then (when armed) holds
-// the answer until released, so a read can straddle a write.
+// holdDB runs config reads (TransactGetItems) against the real table, then
+// (when armed) holds the answer until released, so a read can straddle a
+// write.
 type holdDB struct {
 	DynamoDB
 	mu      sync.Mutex
@@ -29,8 +30,8 @@ func (h *holdDB) arm() {
 	h.mu.Unlock()
 }
 
-func (h *holdDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
-	out, err := h.DynamoDB.BatchGetItem(ctx, in, o...)
+func (h *holdDB) TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error) {
+	out, err := h.DynamoDB.TransactGetItems(ctx, in, o...)
 	h.mu.Lock()
 	armed, entered, release := h.armed, h.entered, h.release
 	h.armed = false
