@@ -211,6 +211,38 @@ func TestAdjustFailureRacingRefund(t *testing.T) {
 	assert.Equal(t, before, f.avail("u", "r"))
 }
 
+// An adjust passes the gate, then its bucket write fails while a release
+// with rollback runs in between and reads the gate's record. The rollback
+// must not return the adjustment the buckets never got: the adjust, unable
+// to take its record back from the closed lease, writes it to the buckets
+// again, so the books balance and no token is minted.
+func TestAdjustFailureRacingRollback(t *testing.T) {
+	f := newFixture(t)
+	f.setDefaults("", limits.PerMinute("tpm", 10_000, 0))
+	f.acquire(wire.AcquireRequest{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 5000}})
+	tok := f.acquire(wire.AcquireRequest{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 500}}).Lease
+	before := f.avail("u", "r") // 4500
+
+	var rel *int
+	f.db.failWhen(func(op, pk string) error {
+		if op == "UpdateItem" && strings.Contains(pk, "/BUCKET#") {
+			f.db.failWhen(nil)          // once
+			rec := f.release(tok, true) // another caller releases meanwhile
+			code := rec.Code
+			rel = &code
+			return injected
+		}
+		return nil
+	})
+	rec := f.adjust(tok, map[string]int64{"tpm": 1000})
+	require.NotNil(t, rel)
+	require.Equal(t, http.StatusOK, *rel)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	// The lease took 500 and its adjustment never reached the bucket: the
+	// rollback must give back 500, no more.
+	assert.Equal(t, map[string]int64{"u/tpm": before["u/tpm"] + 500}, f.avail("u", "r"))
+}
+
 // A gate whose outcome is unknown may have recorded its charges: they go
 // to the buckets all the same (here it was not sent: tokens lost, not
 // minted). A gate known not to have landed changes nothing.

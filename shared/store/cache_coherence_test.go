@@ -1,5 +1,8 @@
 package store
 
+// Shared reads (one read per cache miss, however many callers) and the
+// caches stay coherent with writes made through the same handle.
+
 import (
 	"context"
 	"sync"
@@ -46,7 +49,7 @@ func (h *holdDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInpu
 	return out, err
 }
 
-func review3Store(t *testing.T, f *fixture) (*holdDB, *NS) {
+func holdingStore(t *testing.T, f *fixture) (*holdDB, *NS) {
 	h := &holdDB{DynamoDB: f.raw}
 	st := New(h, Options{Table: f.table, Now: f.st.now})
 	ns, err := st.Namespace(f.ctx, "default")
@@ -54,12 +57,12 @@ func review3Store(t *testing.T, f *fixture) (*holdDB, *NS) {
 	return h, ns
 }
 
-// A caller whose context is cancelled while it leads a shared read fails
-// every caller that joined it, although their own contexts are fine.
-func TestReview3CancelledLeaderFailsJoiners(t *testing.T) {
+// A caller whose context is cancelled while it leads a shared read must not
+// fail the callers that joined it: their own contexts are fine.
+func TestSharedRead_cancelledLeaderDoesNotFailJoiners(t *testing.T) {
 	f := setup(t, Options{})
 	require.NoError(t, f.ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
-	h, ns := review3Store(t, f)
+	h, ns := holdingStore(t, f)
 	h.arm()
 
 	actx, cancel := context.WithCancel(context.Background())
@@ -79,13 +82,13 @@ func TestReview3CancelledLeaderFailsJoiners(t *testing.T) {
 	assert.NoError(t, berr, "B's context was never cancelled")
 }
 
-// A read in flight when SetLimits evicts the slot puts the old value back
-// into the cache for a full TTL, and a resolve started after SetLimits
-// returned (same handle) may join that read: read-your-writes is broken.
-func TestReview3InFlightReadRecachesStaleLimits(t *testing.T) {
+// Read-your-writes through one handle: a config read in flight when
+// SetLimits evicts the slot must not put the old value back into the cache,
+// and a resolve started after SetLimits returned must not join that read.
+func TestCache_configReadInFlightDuringSetLimitsIsNotRecached(t *testing.T) {
 	f := setup(t, Options{})
 	require.NoError(t, f.ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
-	h, ns := review3Store(t, f)
+	h, ns := holdingStore(t, f)
 	h.arm()
 
 	aDone := make(chan struct{})
@@ -100,9 +103,9 @@ func TestReview3InFlightReadRecachesStaleLimits(t *testing.T) {
 	assert.Equal(t, int64(99), r.Limits[0].Capacity, "SetLimits through this handle returned before this resolve")
 }
 
-// Same for the entity cache: CreateEntity through a handle, yet the handle
-// keeps answering "no such entity" for a TTL.
-func TestReview3InFlightEntityReadRecachesAbsence(t *testing.T) {
+// Same for the entity cache: an entity read in flight during CreateEntity
+// through the handle must not cache the absence for a TTL.
+func TestCache_entityReadInFlightDuringCreateIsNotRecached(t *testing.T) {
 	f := setup(t, Options{})
 	g := &getHoldDB{DynamoDB: f.raw}
 	st := New(g, Options{Table: f.table, Now: f.st.now})
