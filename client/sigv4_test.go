@@ -195,3 +195,38 @@ func signedHeaders(auth string) []string {
 	list, _, _ := strings.Cut(rest, ",")
 	return strings.Split(list, ";")
 }
+
+// A local serve (http://) needs no signature: WithDefaultCredentials sends
+// it unsigned, with no region or credentials anywhere, and so New succeeds
+// where it used to refuse a host that names no region.
+func TestDefaultCredentials_plainHTTPIsUnsigned(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	t.Setenv("AWS_PROFILE", "")
+
+	var reqs []*http.Request
+	var bodies []string
+	c, err := newClient("http://127.0.0.1:8080", capture(`{}`, &reqs, &bodies), WithDefaultCredentials())
+	require.NoError(t, err)
+	require.NoError(t, c.Health(context.Background()))
+	require.Len(t, reqs, 1)
+	assert.Empty(t, reqs[0].Header.Get("Authorization"))
+	assert.Empty(t, reqs[0].Header.Get(headerContentSHA256))
+
+	// Over https the same environment has no region to sign for: a clear
+	// error at New, not a nil client.
+	_, err = New("https://limiter.example.com", WithDefaultCredentials())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no region")
+
+	// A bearer token (serve --token) goes with it over http.
+	reqs = nil
+	c, err = newClient("http://127.0.0.1:8080", capture(`{}`, &reqs, &bodies), WithDefaultCredentials(), WithBearerToken("s3cret"))
+	require.NoError(t, err)
+	require.NoError(t, c.Health(context.Background()))
+	assert.Equal(t, "Bearer s3cret", reqs[0].Header.Get("Authorization"))
+}
