@@ -16,9 +16,11 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/cobra"
 
+	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 // limiter returns the in-process acquire engine for the --namespace. With
@@ -136,22 +138,6 @@ func validateTarget(entity, resource string) error {
 	return limits.ValidateResource(resource)
 }
 
-type limitJSON struct {
-	EntityID          string   `json:"entity_id"`
-	Name              string   `json:"name"`
-	Available         int64    `json:"available"`
-	Capacity          int64    `json:"capacity"`
-	RetryAfterSeconds *float64 `json:"retry_after_seconds,omitempty"`
-}
-
-type violationJSON struct {
-	EntityID  string `json:"entity_id"`
-	Resource  string `json:"resource"`
-	Limit     string `json:"limit"`
-	Available int64  `json:"available"`
-	Requested int64  `json:"requested"`
-}
-
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
 	if err := namesInLimits(opts.Consume, opts.Limits); err != nil {
@@ -239,16 +225,10 @@ func isUnreachable(err error) bool {
 	return false
 }
 
+// writeDenial prints a denial; its JSON is the HTTP API's 429 body.
 func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
-	var vs []violationJSON
-	for _, v := range ex.Violations() {
-		vs = append(vs, violationJSON{v.EntityID, v.Resource, v.Limit.Name, v.Available, v.Requested})
-	}
 	if o.json() {
-		return writeJSON(env.Out, map[string]any{
-			"error": "rate_limited", "message": ex.Error(),
-			"retry_after_seconds": roundSeconds(ex.RetryAfter().Seconds()), "violations": vs,
-		})
+		return writeJSON(env.Out, api.Denial(ex))
 	}
 	t := newTable(env.Out, "ENTITY", "RESOURCE", "LIMIT", "AVAILABLE", "REQUESTED", "RETRY AFTER")
 	for _, v := range ex.Violations() {
@@ -258,10 +238,11 @@ func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
 	return t.flush()
 }
 
-func statusJSON(sts []limits.Status, withWait bool) []limitJSON {
-	out := make([]limitJSON, 0, len(sts))
+// statusJSON renders statuses as the HTTP API's limit states.
+func statusJSON(sts []limits.Status, withWait bool) []wire.LimitState {
+	out := make([]wire.LimitState, 0, len(sts))
 	for _, s := range sts {
-		l := limitJSON{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity}
+		l := api.LimitState(s)
 		if withWait {
 			w := roundSeconds(s.RetryAfter.Seconds())
 			l.RetryAfterSeconds = &w

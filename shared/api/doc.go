@@ -26,8 +26,11 @@
 //	409 lease_closed       adjust or release of a released lease; nothing changes
 //	410 lease_expired      the token's expiry has passed
 //	413 request_too_large  a body over wire.MaxBodyBytes (64 KiB)
-//	429 rate_limited       with retry_after_seconds (ms precision), violations and
-//	                       Retry-After (whole seconds, rounded up)
+//	429 rate_limited       with retry_after_seconds (ms precision), violations,
+//	                       retryable (false when the request asks a limit for
+//	                       more than its capacity: never admissible at the
+//	                       current limits, the message says so) and Retry-After
+//	                       (whole seconds, rounded up)
 //	503 unavailable        DynamoDB failed (and, on acquire, the namespace's
 //	                       on_unavailable policy is block), or the request was
 //	                       cancelled

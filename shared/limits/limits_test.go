@@ -108,6 +108,7 @@ func TestExceededError(t *testing.T) {
 	assert.Equal(t, 30*time.Second+time.Millisecond, ex.RetryAfter())
 	assert.Equal(t, "31", ex.RetryAfterHeader(), "whole seconds, rounded up")
 	assert.Equal(t, "rate limit exceeded for p/gpt-4: [u/tpm, p/tpm]; retry after 30.0s", ex.Error())
+	assert.True(t, ex.Retryable(), "every violation fits its capacity: waiting helps")
 	on, err := ParseOnUnavailable("allow")
 	assert.NoError(t, err)
 	assert.Equal(t, Allow, on)
@@ -130,6 +131,19 @@ func TestExceededErrorNamesNeverAdmissible(t *testing.T) {
 		Exceeded: true, RetryAfter: 60 * time.Second,
 	}}}
 	assert.Equal(t, "rate limit exceeded for u/r: [u/rpm]; retry after 60.0s; u/rpm: requested 20 exceeds the capacity 10, so it can never be admitted", ex.Error())
+	assert.False(t, ex.Retryable())
+}
+
+// One violation above capacity makes the whole request never admissible,
+// whatever the others; a request at exactly the capacity is retryable, and
+// a non-violated status above capacity (impossible in practice) is ignored.
+func TestExceededErrorRetryable(t *testing.T) {
+	within := Status{EntityID: "u", Resource: "r", Limit: PerMinute("tpm", 100, 0), Requested: 100, Exceeded: true, RetryAfter: time.Minute}
+	above := Status{EntityID: "p", Resource: "r", Limit: PerMinute("tpm", 50, 0), Requested: 100, Exceeded: true, RetryAfter: time.Minute}
+	assert.True(t, NewExceeded([]Status{within}).Retryable())
+	assert.False(t, NewExceeded([]Status{within, above}).Retryable())
+	above.Exceeded = false
+	assert.True(t, NewExceeded([]Status{within, above}).Retryable())
 }
 
 func TestExceededErrorNamesShardShare(t *testing.T) {
@@ -139,6 +153,7 @@ func TestExceededErrorNamesShardShare(t *testing.T) {
 	}}}
 	assert.Equal(t, int64(250), ex.Statuses[0].ShardCapacity())
 	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s; u/tpm: requested 300 exceeds the 250 that each of the bucket's 4 shards holds, so it cannot be admitted while the bucket is sharded", ex.Error())
+	assert.True(t, ex.Retryable(), "the limit itself can hold it")
 	ex.Statuses[0].Requested = 200
 	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s", ex.Error())
 }

@@ -94,13 +94,18 @@ type Violation struct {
 	Requested int64  `json:"requested"`
 }
 
-// Error is every non-200 body. RetryAfterSeconds and Violations are set on
-// 429 only.
+// Error is every non-200 body. RetryAfterSeconds, Violations and
+// Retryable are set on 429 only.
 type Error struct {
 	Code              string      `json:"error"`
 	Message           string      `json:"message"`
 	RetryAfterSeconds float64     `json:"retry_after_seconds,omitempty"`
 	Violations        []Violation `json:"violations,omitempty"`
+	// Retryable is false when the request can never be admitted at the
+	// current limits (it asks a limit for more than its capacity): the
+	// 429's wait is then no promise, and a retry loop should stop. A 429
+	// always carries it; absent (an older server) means true.
+	Retryable *bool `json:"retryable,omitempty"`
 }
 
 // Error codes.
