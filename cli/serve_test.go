@@ -107,6 +107,9 @@ func TestServe(t *testing.T) {
 		}
 		req, err := http.NewRequest(method, url+path, rd)
 		require.NoError(t, err)
+		if body != nil {
+			req.Header.Set("Content-Type", wire.ContentType)
+		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}

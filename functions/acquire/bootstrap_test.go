@@ -136,6 +136,13 @@ var expectations = map[string]expectation{
 		ra, err := strconv.Atoi(header(resp, wire.HeaderRetryAfter))
 		assert.NoError(t, err, "Retry-After is whole seconds")
 		assert.GreaterOrEqual(t, ra, 1)
+		assert.Equal(t, false, body["retryable"], "10 never fits a capacity of 5")
+		assert.Contains(t, body["message"], "can never be admitted at the current limits")
+	},
+	"wrong-content-type.json": func(t *testing.T, resp events.LambdaFunctionURLResponse, body map[string]any, _ string) {
+		assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+		assert.Equal(t, wire.CodeUnsupportedType, body["error"])
+		assert.Contains(t, body["message"], "Content-Type: application/json")
 	},
 	"bad-request.json": func(t *testing.T, resp events.LambdaFunctionURLResponse, body map[string]any, _ string) {
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)

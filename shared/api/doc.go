@@ -6,9 +6,9 @@
 //
 // # Routes and answers
 //
-//	POST /v1/acquire          200 AcquireResponse | 400 | 404 | 413 | 429 | 503
-//	POST /v1/leases/adjust    200 AdjustResponse  | 400 | 404 | 409 | 410 | 413 | 503
-//	POST /v1/leases/release   200 ReleaseResponse | 400 | 404 | 409 | 410 | 413 | 503
+//	POST /v1/acquire          200 AcquireResponse | 400 | 404 | 413 | 415 | 429 | 503
+//	POST /v1/leases/adjust    200 AdjustResponse  | 400 | 404 | 409 | 410 | 413 | 415 | 503
+//	POST /v1/leases/release   200 ReleaseResponse | 400 | 404 | 409 | 410 | 413 | 415 | 503
 //	GET  /v1/available        200 AvailableResponse | 400 | 404 | 503
 //	GET  /healthz             200 {"status": "ok"} (no DynamoDB call, no token)
 //
@@ -26,6 +26,11 @@
 //	409 lease_closed       adjust or release of a released lease; nothing changes
 //	410 lease_expired      the token's expiry has passed
 //	413 request_too_large  a body over wire.MaxBodyBytes (64 KiB)
+//	415 unsupported_media_type
+//	                       a POST whose Content-Type is not application/json
+//	                       (parameters such as charset allowed; checked after
+//	                       the token): a web page cannot post a form or a
+//	                       "simple" request to an unauthenticated serve
 //	429 rate_limited       with retry_after_seconds (ms precision), violations,
 //	                       retryable (false when the request asks a limit for
 //	                       more than its capacity: never admissible at the

@@ -194,6 +194,31 @@ func TestBodyTooLarge(t *testing.T) {
 	errorBody(t, f.post(wire.PathAcquire, pad), http.StatusRequestEntityTooLarge, wire.CodeTooLarge)
 }
 
+// Every POST body must be declared application/json (charset allowed):
+// anything else, or nothing, is 415 with the JSON error shape and changes
+// nothing, so a web page cannot post a form to an unauthenticated serve.
+func TestPostRequiresJSONContentType(t *testing.T) {
+	f := newFixture(t)
+	f.setDefaults("", limits.PerMinute("rpm", 10, 0))
+	body := `{"entity_id":"u","resource":"r","consume":{"rpm":1}}`
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+		"application/jsonx", "application/json;;", "text/json"} {
+		for _, path := range []string{wire.PathAcquire, wire.PathAdjust, wire.PathRelease} {
+			e := errorBody(t, f.do(nil, http.MethodPost, path, body, "Content-Type", ct), http.StatusUnsupportedMediaType, wire.CodeUnsupportedType)
+			assert.Contains(t, e.Message, "Content-Type: application/json", "%s %q", path, ct)
+		}
+	}
+	assert.Equal(t, map[string]int64{"u/rpm": 10}, f.avail("u", "r"), "nothing was taken")
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		rec := f.do(nil, http.MethodPost, wire.PathAcquire, body, "Content-Type", ct)
+		assert.Equal(t, http.StatusOK, rec.Code, "%q: %s", ct, rec.Body.String())
+	}
+	// GET routes take no body and need no Content-Type; auth comes first.
+	assert.Equal(t, http.StatusOK, f.do(nil, http.MethodGet, wire.PathHealth, nil).Code)
+	g := newFixture(t, func(o *Options) { o.Token = "s3cret" })
+	errorBody(t, g.do(nil, http.MethodPost, wire.PathAcquire, body, "Content-Type", "text/plain"), http.StatusUnauthorized, wire.CodeUnauthorized)
+}
+
 func TestRouting(t *testing.T) {
 	f := newFixture(t)
 	errorBody(t, f.do(nil, http.MethodGet, "/v1/nope", nil), http.StatusNotFound, wire.CodeNotFound)

@@ -16,6 +16,10 @@ const (
 // MaxBodyBytes is the largest request body accepted (413 beyond).
 const MaxBodyBytes = 64 << 10
 
+// ContentType is the media type every POST body must declare (415
+// otherwise); parameters such as charset=utf-8 are allowed.
+const ContentType = "application/json"
+
 // Limit is one limit in JSON. All four fields are required in a request
 // (the `required` tag is read by the handler's strict decoder).
 type Limit struct {
@@ -118,6 +122,7 @@ const (
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeTooLarge         = "request_too_large"
+	CodeUnsupportedType  = "unsupported_media_type"
 	CodeUnauthorized     = "unauthorized"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal_error"
