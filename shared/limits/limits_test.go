@@ -32,6 +32,32 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// A burst below the rate is refused, naming the value, the rate and, when
+// there is one, the same bucket written with a shorter period (which parses
+// to exactly what the refused spec meant).
+func TestParseRejectsBurstBelowRate(t *testing.T) {
+	_, err := Parse("rpm:10:5")
+	require.Error(t, err)
+	assert.Equal(t, `invalid limit rpm burst "5": is below the rate 10: a bucket of 5 can never hold one period's refill (10/min); `+
+		`for that rate with at most 5 at once write rpm:5/30sec`, err.Error())
+	same, err := Parse("rpm:5/30sec")
+	require.NoError(t, err)
+	assert.Equal(t, Limit{"rpm", 5, 5, 30}, same, "capacity 5, 10 a minute")
+
+	_, err = Parse("rps:3/sec:2")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `invalid limit rps burst "2": is below the rate 3`)
+	assert.Contains(t, err.Error(), "give a burst of at least 3, or none", "2/(2/3 s) has no whole period")
+
+	l, err := Parse("rpm:10/min:10")
+	require.NoError(t, err, "a burst equal to the rate is the default written out")
+	assert.Equal(t, PerMinute("rpm", 10, 0), l)
+	// The stored model keeps accepting a capacity below the refill amount
+	// (the HTTP API's limits, configurations written before): only the
+	// syntax refuses it.
+	assert.NoError(t, Limit{"rpm", 5, 10, 60}.Validate())
+}
+
 func TestParseRejects(t *testing.T) {
 	for in, field := range map[string]string{
 		"rpm":                 "limit",
@@ -43,6 +69,8 @@ func TestParseRejects(t *testing.T) {
 		"rpm:10/0min":         "limit period",
 		"rpm:10/min:0":        "limit rpm burst",
 		"rpm:10/min:x":        "limit rpm burst",
+		"rpm:10:5":            "limit rpm burst",
+		"tpm:10000/day:9999":  "limit tpm burst",
 		"a:b:c:d":             "limit",
 		"123rpm:10":           "limit name",
 		"wcu:10":              "limit name",
