@@ -94,7 +94,9 @@ func newCmdAcquire(env *Env, runF func(*acquireOptions) error) *cobra.Command {
 		Short: "Consume capacity once (exit 3 when rate limited)",
 		Long: `Acquire capacity for an entity and resource and keep it (the lease is committed at once).
 Limits come from the stored configuration (entity > entity default > resource > system) unless -l
-gives them. Exits 3 and prints the violations and the wait when the request is rate limited.`,
+gives them. Exits 3 and prints the violations and the wait when the request is rate limited (with -o json,
+the HTTP API's 429 body: "retryable" is false when the request asks a limit for more than its capacity,
+which waiting never fixes). A namespace that is not registered is an error naming it (-l registers it).`,
 		Example: `  zae-limiter acquire user-123 gpt-4 -c rpm=1 -c tpm=500
   zae-limiter acquire user-123 gpt-4 -c rpm=1 -l rpm:10 -o json`,
 		Args: exactArgs("ENTITY_ID", "RESOURCE"),
@@ -153,9 +155,10 @@ func acquireRun(ctx context.Context, opts *acquireOptions) error {
 		return err
 	}
 	if lim == nil {
-		// A namespace never written holds no limits: nothing resolves.
-		_, err := unwrittenNS{}.ResolveLimits(ctx, opts.EntityID, opts.Resource)
-		return err
+		// A namespace never registered holds no limits: say which is
+		// missing, as the HTTP API does (a typo in -N shows at once).
+		return fmt.Errorf("namespace %q is not registered: register it with 'zae-limiter namespace register %s' (or pass -l: a write registers it)",
+			env.Namespace, env.Namespace)
 	}
 	lease, err := lim.Acquire(ctx, limiter.Request{
 		EntityID: opts.EntityID, Resource: opts.Resource, Consume: opts.Consume,
