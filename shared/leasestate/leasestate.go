@@ -297,20 +297,19 @@ func (l Lease) bounds(u *dynamo.Update, per []map[string]int64) {
 			}
 			a, init := AdjAttr(i, name), l.initial(i, name)
 			if floor := -init - d; d < 0 {
-				cond(u, a, ">=", floor, floor <= 0)
+				if floor <= 0 {
+					u.If("$ >= ? OR attribute_not_exists($)", a, floor, a)
+				} else {
+					u.If("$ >= ?", a, floor)
+				}
 			}
-			ceil := MaxNet - init - d
-			cond(u, a, "<=", ceil, ceil >= 0)
+			if ceil := MaxNet - init - d; ceil >= 0 {
+				u.If("$ <= ? OR attribute_not_exists($)", a, ceil, a)
+			} else {
+				u.If("$ <= ?", a, ceil)
+			}
 		}
 	}
-}
-
-func cond(u *dynamo.Update, attr, op string, v int64, absentOK bool) {
-	if absentOK {
-		u.If("$ "+op+" ? OR attribute_not_exists($)", attr, v, attr)
-		return
-	}
-	u.If("$ "+op+" ?", attr, v)
 }
 
 func (l Lease) initial(i int, name string) int64 {

@@ -140,3 +140,13 @@ func TestKeyAndTokens(t *testing.T) {
 	assert.True(t, Empty(adj(map[string]int64{"tpm": 0}, nil)))
 	assert.False(t, Empty(adj(nil, map[string]int64{"tpm": -1})))
 }
+
+// The planner's cost per adjust of a cascading lease (two buckets, two
+// deltas): rendering the gate and its input.
+func BenchmarkGate(b *testing.B) {
+	r := Request{Adds: adj(map[string]int64{"tpm": 700 * k, "rpm": -1 * k}, map[string]int64{"tpm": 700 * k})}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Gate(cascade, r).Input("limiter", cascade.Key())
+	}
+}
