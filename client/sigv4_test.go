@@ -154,15 +154,21 @@ func TestSigV4_eachAttemptSignedAfresh(t *testing.T) {
 	assert.Equal(t, "20260101T000007Z", reqs[1].Header.Get("X-Amz-Date"))
 }
 
-func TestDefaultCredentials(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+// awsEnv sets the SDK's environment to exactly the given credentials and
+// region (empty: none), with no config files or profile.
+func awsEnv(t *testing.T, keyID, secret, region string) {
+	t.Setenv("AWS_ACCESS_KEY_ID", keyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
 	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-west-2")
+	t.Setenv("AWS_REGION", region)
+	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 	t.Setenv("AWS_PROFILE", "")
+}
 
+func TestDefaultCredentials(t *testing.T) {
+	awsEnv(t, "AKIDENV", "secret", "us-west-2")
 	var reqs []*http.Request
 	var bodies []string
 	c, err := newClient("https://limiter.example.com", capture(`{}`, &reqs, &bodies), WithDefaultCredentials())
@@ -200,14 +206,7 @@ func signedHeaders(auth string) []string {
 // it unsigned, with no region or credentials anywhere, and so New succeeds
 // where it used to refuse a host that names no region.
 func TestDefaultCredentials_plainHTTPIsUnsigned(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-	t.Setenv("AWS_PROFILE", "")
-
+	awsEnv(t, "", "", "")
 	var reqs []*http.Request
 	var bodies []string
 	c, err := newClient("http://127.0.0.1:8080", capture(`{}`, &reqs, &bodies), WithDefaultCredentials())

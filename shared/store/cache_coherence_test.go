@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,10 +17,13 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 )
 
-// holdDB runs BatchGetItem against the real table, then (when armed) holds
-// the answer until released, so a read can straddle a write.
+// holdDB runs reads against the real table and, when armed, holds the
+// answer of the next call of op ("BatchGetItem", or "GetItem" for an
+// eventually consistent read) until released, so a read can straddle a
+// write.
 type holdDB struct {
 	DynamoDB
+	op      string
 	mu      sync.Mutex
 	armed   bool
 	entered chan struct{}
@@ -32,25 +36,47 @@ func (h *holdDB) arm() {
 	h.mu.Unlock()
 }
 
+// hold blocks a call of op while armed (once), until released or ctx ends.
+func (h *holdDB) hold(ctx context.Context, op string) error {
+	h.mu.Lock()
+	armed, entered, release := h.armed && h.op == op, h.entered, h.release
+	if armed {
+		h.armed = false
+	}
+	h.mu.Unlock()
+	if !armed {
+		return nil
+	}
+	close(entered)
+	select {
+	case <-release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (h *holdDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
 	out, err := h.DynamoDB.BatchGetItem(ctx, in, o...)
-	h.mu.Lock()
-	armed, entered, release := h.armed, h.entered, h.release
-	h.armed = false
-	h.mu.Unlock()
-	if armed {
-		close(entered)
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	if herr := h.hold(ctx, "BatchGetItem"); herr != nil {
+		return nil, herr
+	}
+	return out, err
+}
+
+func (h *holdDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	out, err := h.DynamoDB.GetItem(ctx, in, o...)
+	if !aws.ToBool(in.ConsistentRead) {
+		if herr := h.hold(ctx, "GetItem"); herr != nil {
+			return nil, herr
 		}
 	}
 	return out, err
 }
 
-func holdingStore(t *testing.T, f *fixture) (*holdDB, *NS) {
-	h := &holdDB{DynamoDB: f.raw}
+// holdingStore is a store over f's table whose reads of op can be held.
+func holdingStore(t *testing.T, f *fixture, op string) (*holdDB, *NS) {
+	h := &holdDB{DynamoDB: f.raw, op: op}
 	st := New(h, Options{Table: f.table, Now: f.st.now})
 	ns, err := st.Namespace(f.ctx, "default")
 	require.NoError(t, err)
@@ -62,7 +88,7 @@ func holdingStore(t *testing.T, f *fixture) (*holdDB, *NS) {
 func TestSharedRead_cancelledLeaderDoesNotFailJoiners(t *testing.T) {
 	f := setup(t, Options{})
 	require.NoError(t, f.ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
-	h, ns := holdingStore(t, f)
+	h, ns := holdingStore(t, f, "BatchGetItem")
 	h.arm()
 
 	actx, cancel := context.WithCancel(context.Background())
@@ -88,7 +114,7 @@ func TestSharedRead_cancelledLeaderDoesNotFailJoiners(t *testing.T) {
 func TestCache_configReadInFlightDuringSetLimitsIsNotRecached(t *testing.T) {
 	f := setup(t, Options{})
 	require.NoError(t, f.ns.SetLimits(f.ctx, "e1", "gpt-4", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
-	h, ns := holdingStore(t, f)
+	h, ns := holdingStore(t, f, "BatchGetItem")
 	h.arm()
 
 	aDone := make(chan struct{})
@@ -107,49 +133,16 @@ func TestCache_configReadInFlightDuringSetLimitsIsNotRecached(t *testing.T) {
 // through the handle must not cache the absence for a TTL.
 func TestCache_entityReadInFlightDuringCreateIsNotRecached(t *testing.T) {
 	f := setup(t, Options{})
-	g := &getHoldDB{DynamoDB: f.raw}
-	st := New(g, Options{Table: f.table, Now: f.st.now})
-	ns, err := st.Namespace(f.ctx, "default")
-	require.NoError(t, err)
+	g, ns := holdingStore(t, f, "GetItem")
 	g.arm()
 	aDone := make(chan struct{})
 	go func() { defer close(aDone); _, _, _ = ns.CachedEntity(f.ctx, "e1") }()
 	<-g.entered
-	_, err = ns.CreateEntity(f.ctx, Entity{ID: "e1", ParentID: "p"})
+	_, err := ns.CreateEntity(f.ctx, Entity{ID: "e1", ParentID: "p"})
 	require.NoError(t, err)
 	close(g.release)
 	<-aDone
 	_, found, err := ns.CachedEntity(f.ctx, "e1")
 	require.NoError(t, err)
 	assert.True(t, found, "CreateEntity through this handle returned before this read")
-}
-
-type getHoldDB struct {
-	DynamoDB
-	mu      sync.Mutex
-	armed   bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (h *getHoldDB) arm() {
-	h.mu.Lock()
-	h.armed, h.entered, h.release = true, make(chan struct{}), make(chan struct{})
-	h.mu.Unlock()
-}
-
-func (h *getHoldDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	out, err := h.DynamoDB.GetItem(ctx, in, o...)
-	h.mu.Lock()
-	armed := h.armed && !*in.ConsistentRead
-	if armed {
-		h.armed = false
-	}
-	entered, release := h.entered, h.release
-	h.mu.Unlock()
-	if armed {
-		close(entered)
-		<-release
-	}
-	return out, err
 }
