@@ -51,6 +51,10 @@ type Env struct {
 	Namespace   string
 	Principal   string
 
+	// CacheTTL is the store's Options.CacheTTL (0: its default); serve
+	// sets it from --config-cache-ttl before the store is built.
+	CacheTTL time.Duration
+
 	cfg   *aws.Config
 	db    *dynamodb.Client
 	store *store.Store
@@ -109,7 +113,7 @@ func (e *Env) Store(ctx context.Context) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.store = store.New(db, store.Options{Table: e.Name, PrincipalFunc: e.principal})
+	e.store = store.New(db, store.Options{Table: e.Name, PrincipalFunc: e.principal, CacheTTL: e.CacheTTL})
 	return e.store, nil
 }
 

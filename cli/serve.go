@@ -14,6 +14,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 // Environment variables of serve.
@@ -35,6 +36,9 @@ type serveOptions struct {
 	LeaseKeys [][]byte
 	LeaseTTL  time.Duration
 	LogLevel  slog.Level
+	// ConfigCacheTTL is how long the limits configuration, entities and
+	// namespaces are cached (0: not at all).
+	ConfigCacheTTL time.Duration
 }
 
 func newCmdServe(env *Env, runF func(*serveOptions) error) *cobra.Command {
@@ -53,7 +57,10 @@ SIGTERM, letting requests in flight finish.
 No authentication unless --token (or ` + apiTokenEnv + `) is given: then every route but /healthz
 needs "Authorization: Bearer <token>". Lease tokens are signed with the first --lease-key (or the
 first key of ` + leaseKeysEnv + `, comma-separated) and verified with any of them, so keys can be
-rotated; without one a random key is used and leases do not survive a restart.`,
+rotated; without one a random key is used and leases do not survive a restart.
+
+Limits, entities and namespaces read from the table are cached for --config-cache-ttl (60s by default):
+a change made elsewhere (another process, the CLI) reaches this server within that time.`,
 		Example: `  zae-limiter serve --endpoint-url http://localhost:8000
   zae-limiter serve --addr 127.0.0.1:0 --token s3cret --lease-key "$(openssl rand -hex 32)"`,
 		Args: noArgs,
@@ -84,6 +91,9 @@ rotated; without one a random key is used and leases do not survive a restart.`,
 			if opts.LeaseTTL <= 0 || opts.LeaseTTL > maxLeaseTTL {
 				return limits.Invalid("lease-ttl", opts.LeaseTTL.String(), "must be positive and at most 168h")
 			}
+			if opts.ConfigCacheTTL < 0 || opts.ConfigCacheTTL > store.MaxCacheTTL {
+				return limits.Invalid("config-cache-ttl", opts.ConfigCacheTTL.String(), "must be between 0 (no cache) and 1h")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -95,6 +105,7 @@ rotated; without one a random key is used and leases do not survive a restart.`,
 	f.StringVar(&opts.Token, "token", "", "bearer `TOKEN` required on every route but /healthz (e.g. --token s3cret; env "+apiTokenEnv+")")
 	f.StringArrayVar(&keys, "lease-key", nil, "`KEY` signing lease tokens (at least 16 bytes), repeatable: the first signs, all verify (e.g. --lease-key \"$(openssl rand -hex 32)\"; env "+leaseKeysEnv+", comma-separated; default: random)")
 	f.DurationVar(&opts.LeaseTTL, "lease-ttl", api.DefaultLeaseTTL, "how long a lease token is valid, `D` (e.g. --lease-ttl 1h)")
+	f.DurationVar(&opts.ConfigCacheTTL, "config-cache-ttl", store.DefaultCacheTTL, "how long limits, entities and namespaces read from the table are cached, `D`: a limit change reaches this server within it; 0 reads them on every request (e.g. --config-cache-ttl 10s)")
 	f.Var(level, "log-level", "`LEVEL` of the JSON logs on stderr: debug (every request), info, warn or error (e.g. --log-level debug)")
 	return cmd
 }
@@ -130,6 +141,7 @@ func (v logLevel) Type() string { return "level" }
 func serveRun(ctx context.Context, opts *serveOptions) error {
 	env := opts.env
 	log := slog.New(slog.NewJSONHandler(env.Err, &slog.HandlerOptions{Level: opts.LogLevel}))
+	env.CacheTTL = store.CacheTTLSetting(opts.ConfigCacheTTL)
 	st, err := env.Store(ctx)
 	if err != nil {
 		return err
@@ -178,7 +190,8 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	log.Info("listening", "url", url, "table", env.Name, "namespace", env.Namespace,
-		"auth", opts.Token != "", "lease_keys", len(keys), "lease_ttl", opts.LeaseTTL.String())
+		"auth", opts.Token != "", "lease_keys", len(keys), "lease_ttl", opts.LeaseTTL.String(),
+		"config_cache_ttl", opts.ConfigCacheTTL.String())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

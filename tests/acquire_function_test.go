@@ -35,6 +35,7 @@ var acquireEnv = []string{
 	"DEFAULT_NAMESPACE",
 	"LEASE_KEYS_PARAMETER",
 	"LEASE_TTL",
+	"CONFIG_CACHE_TTL",
 	"AWS_XRAY_TRACING_ENABLED",
 }
 
@@ -113,6 +114,13 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, int(api.DefaultLeaseTTL/time.Second), ttl["Default"], "LeaseTTLSeconds default != api.DefaultLeaseTTL")
 	assert.Equal(t, 1, ttl["MinValue"])
 	assert.Equal(t, int(24*time.Hour/time.Second), ttl["MaxValue"], "config.go accepts at most 24h")
+
+	assert.Equal(t, ref("ConfigCacheTTLSeconds"), vars["CONFIG_CACHE_TTL"])
+	cache := param(t, tpl, "ConfigCacheTTLSeconds")
+	assert.Equal(t, "Number", cache["Type"])
+	assert.Equal(t, int(store.DefaultCacheTTL/time.Second), cache["Default"], "ConfigCacheTTLSeconds default != store.DefaultCacheTTL")
+	assert.Equal(t, 0, cache["MinValue"], "0 turns the cache off")
+	assert.Equal(t, int(store.MaxCacheTTL/time.Second), cache["MaxValue"], "config.go accepts at most store.MaxCacheTTL")
 
 	keys := param(t, tpl, "LeaseKeysParameterName")
 	assert.Equal(t, "String", keys["Type"])

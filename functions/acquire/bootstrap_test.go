@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,6 +112,38 @@ func TestBootstrap(t *testing.T) {
 	t.Run("init error", func(t *testing.T) { testInitError(t, s) })
 	t.Run("tracing", func(t *testing.T) { testTracing(t, s) })
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
+	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
+}
+
+// testConfigCacheTTL: CONFIG_CACHE_TTL reaches the function's store. A
+// limit change made elsewhere is seen at once by an instance with no cache
+// (0), and not by one with the default 60 s cache that read the old one.
+func testConfigCacheTTL(t *testing.T, s stack, ns *store.NS) {
+	ctx := context.Background()
+	require.NoError(t, ns.SetResourceDefaults(ctx, "claude", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
+	ev, err := os.ReadFile(filepath.Join(eventsDir, "available.json"))
+	require.NoError(t, err)
+	ev = bytes.ReplaceAll(ev, []byte("gpt-4"), []byte("claude"))
+	capacity := func(r *lambdarun.Runner) float64 {
+		t.Helper()
+		res, err := r.Invoke(ctx, ev)
+		require.NoError(t, err)
+		require.Nil(t, res.Err)
+		var resp events.LambdaFunctionURLResponse
+		require.NoError(t, json.Unmarshal(res.Payload, &resp))
+		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		var body wire.AvailableResponse
+		require.NoError(t, json.Unmarshal([]byte(resp.Body), &body))
+		require.Len(t, body.Limits, 1, resp.Body)
+		return float64(body.Limits[0].Capacity)
+	}
+	cached, _ := s.start(t, lambdarun.Options{Env: s.env()})
+	uncached, _ := s.start(t, lambdarun.Options{Env: s.env("CONFIG_CACHE_TTL=0")})
+	assert.Equal(t, 10.0, capacity(cached))
+	assert.Equal(t, 10.0, capacity(uncached))
+	require.NoError(t, ns.SetResourceDefaults(ctx, "claude", []limits.Limit{limits.PerMinute("rpm", 20, 0)}))
+	assert.Equal(t, 10.0, capacity(cached), "the default cache keeps the limits it read for 60 s")
+	assert.Equal(t, 20.0, capacity(uncached), "CONFIG_CACHE_TTL=0 reads them on every request")
 }
 
 // expectation checks one event's response; lease is the token of the
@@ -136,6 +169,13 @@ var expectations = map[string]expectation{
 		ra, err := strconv.Atoi(header(resp, wire.HeaderRetryAfter))
 		assert.NoError(t, err, "Retry-After is whole seconds")
 		assert.GreaterOrEqual(t, ra, 1)
+		assert.Equal(t, false, body["retryable"], "10 never fits a capacity of 5")
+		assert.Contains(t, body["message"], "can never be admitted at the current limits")
+	},
+	"wrong-content-type.json": func(t *testing.T, resp events.LambdaFunctionURLResponse, body map[string]any, _ string) {
+		assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+		assert.Equal(t, wire.CodeUnsupportedType, body["error"])
+		assert.Contains(t, body["message"], "Content-Type: application/json")
 	},
 	"bad-request.json": func(t *testing.T, resp events.LambdaFunctionURLResponse, body map[string]any, _ string) {
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)

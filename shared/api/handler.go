@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -167,7 +168,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, &apiError{status: http.StatusUnauthorized, code: wire.CodeUnauthorized,
 			msg: "missing or wrong bearer token: send Authorization: Bearer <token>"}
 	}
+	if rt.method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: wire.CodeUnsupportedType,
+			msg: "the request body must be sent with Content-Type: " + wire.ContentType + ", not " + quoteTrunc(r.Header.Get("Content-Type"))}
+	}
 	return rt.serve(w, r)
+}
+
+// isJSON reports a Content-Type of application/json, parameters (charset)
+// allowed. Requiring it keeps a web page from posting to a local serve: a
+// cross-site form or a "simple" fetch can send only form or text types,
+// and application/json needs a CORS preflight, which the API never grants.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == wire.ContentType
 }
 
 func (h *Handler) authorized(r *http.Request) bool {

@@ -95,6 +95,9 @@ func (f *fixture) do(h *Handler, method, path string, body any, hdr ...string) *
 		rd = bytes.NewReader(js)
 	}
 	req := httptest.NewRequest(method, path, rd)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", wire.ContentType) // hdr may replace it
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

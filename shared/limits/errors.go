@@ -155,6 +155,21 @@ func (e *ExceededError) RetryAfter() time.Duration {
 	return e.Primary().RetryAfter
 }
 
+// Retryable reports whether waiting can ever admit the request at the
+// current limits: false when a violation requests more than its limit's
+// whole capacity, which no bucket ever holds. RetryAfter is then still
+// finite (when that much would have accrued) but the request is denied
+// again then. A request above one shard's share of a sharded bucket is
+// retryable: the limit itself can hold it (a shard count is not a limit).
+func (e *ExceededError) Retryable() bool {
+	for _, v := range e.Violations() {
+		if v.Requested > v.Limit.Capacity {
+			return false
+		}
+	}
+	return true
+}
+
 // RetryAfterHeader renders RetryAfter as whole seconds rounded up.
 func (e *ExceededError) RetryAfterHeader() string {
 	return fmt.Sprintf("%d", int64(math.Ceil(e.RetryAfter().Seconds())))

@@ -117,9 +117,28 @@ func Parse(spec string) (Limit, error) {
 		if err != nil || burst <= 0 {
 			return Limit{}, Invalid("limit "+name+" burst", parts[2], "must be a positive whole number")
 		}
+		if burst < rate {
+			return Limit{}, Invalid("limit "+name+" burst", parts[2], burstBelowRate(l, burst))
+		}
 		l.Capacity = burst
 	}
 	return l, l.Validate()
+}
+
+// burstBelowRate explains why the syntax refuses a burst below the rate:
+// in `name:rate/period:burst` the burst is what the bucket holds on top of
+// a steady rate, and a bucket that holds less than one period's refill
+// almost always means the two numbers were swapped. The same bucket can
+// still be written with a shorter period, which the reason names when one
+// exists. (Limits given as capacity and refill_amount, in the HTTP API and
+// stored configurations, may have a capacity below the refill amount.)
+func burstBelowRate(l Limit, burst int64) string {
+	reason := fmt.Sprintf("is below the rate %d: a bucket of %d can never hold one period's refill (%d/%s)",
+		l.RefillAmount, burst, l.RefillAmount, FormatPeriod(l.RefillPeriodSeconds))
+	if p := l.RefillPeriodSeconds * burst; p%l.RefillAmount == 0 {
+		return reason + fmt.Sprintf("; for that rate with at most %d at once write %s:%d/%s", burst, l.Name, burst, FormatPeriod(p/l.RefillAmount))
+	}
+	return reason + fmt.Sprintf("; give a burst of at least %d, or none", l.RefillAmount)
 }
 
 var units = []struct {

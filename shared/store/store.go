@@ -38,6 +38,21 @@ const (
 	UnknownPrincipal = "unknown"
 )
 
+// MaxCacheTTL is the longest cache lifetime the deployables accept
+// (`zae-limiter serve --config-cache-ttl`, the acquire function's
+// CONFIG_CACHE_TTL): a limit change reaches them within it.
+const MaxCacheTTL = time.Hour
+
+// CacheTTLSetting is Options.CacheTTL for a configured lifetime d, where 0
+// means no cache (every acquire reads the configuration), as the
+// deployables' settings spell it.
+func CacheTTLSetting(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // Options configure a Store. Only Table is required.
 type Options struct {
 	// Table is the DynamoDB table name (the stack name).
