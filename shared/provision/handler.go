@@ -202,22 +202,16 @@ func (h *Handler) customResource(ctx context.Context, ev cfn.Event) (string, map
 	ns := stringProp(props, manifest.PropNamespace, DefaultNamespace)
 	id := PhysicalID(table, ns)
 	log := h.Log.With("request_type", string(ev.RequestType), "logical_id", ev.LogicalResourceID, "physical_id", id)
-	if table != h.Engine.Table {
-		return "", nil, fmt.Errorf("%s %q: this provisioner serves table %q; use the ServiceToken of that stack's provisioner (!ImportValue %s)",
-			manifest.PropTableName, table, h.Engine.Table, manifest.ProvisionerExport(table))
-	}
-	if err := limits.ValidateNamespaceName(ns); err != nil {
-		return "", nil, err
-	}
 	req := Request{Namespace: ns, Principal: ev.StackID}
 	if limits.ValidatePrincipal(req.Principal) != nil {
 		req.Principal = ""
 	}
-
 	if ev.RequestType == cfn.RequestDelete {
-		if ev.PhysicalResourceID != id {
-			// A create that failed before applying anything: nothing to undo.
-			log.InfoContext(ctx, "delete of a resource never applied: nothing to do")
+		if ev.PhysicalResourceID != id || table != h.Engine.Table {
+			// A create that failed before applying anything (its physical
+			// id is the request id), or one this provisioner refused: there
+			// is nothing to undo, and failing would block the stack's delete.
+			log.InfoContext(ctx, "delete of a resource never applied here: nothing to do")
 			return ev.PhysicalResourceID, nil, nil
 		}
 		req.Manifest = &manifest.Manifest{Namespace: ns}
@@ -228,6 +222,13 @@ func (h *Handler) customResource(ctx context.Context, ev cfn.Event) (string, map
 			return id, nil, nil
 		}
 		return h.answer(ctx, log, id, res, err)
+	}
+	if table != h.Engine.Table {
+		return "", nil, fmt.Errorf("%s %q: this provisioner serves table %q; use the ServiceToken of that stack's provisioner (!ImportValue %s)",
+			manifest.PropTableName, table, h.Engine.Table, manifest.ProvisionerExport(table))
+	}
+	if err := limits.ValidateNamespaceName(ns); err != nil {
+		return "", nil, err
 	}
 
 	m, err := manifest.ParseCFN(props)
