@@ -97,15 +97,12 @@ func newCmdLimitsRun(env *Env, action string, runF func(*limitsOptions) error) *
   zae-limiter limits diff -f limits.yaml -o json`
 	}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if opts.File == "" {
-			return usageErrorf("-f/--file is required")
-		}
-		if action == provision.EventApply {
+		if action == provision.EventApply && opts.File != "" {
 			if err := env.requireYes(opts.Yes); err != nil {
 				return err
 			}
 		}
-		m, err := readManifest(env, opts.File, cmd.Flags().Changed("namespace"))
+		m, err := fileManifest(cmd, env, opts.File)
 		if err != nil {
 			return err
 		}
@@ -127,6 +124,14 @@ func newCmdLimitsRun(env *Env, action string, runF func(*limitsOptions) error) *
 
 func addFileFlag(cmd *cobra.Command, file *string) {
 	cmd.Flags().StringVarP(file, "file", "f", "", "limits manifest `FILE` (YAML; e.g. -f limits.yaml)")
+}
+
+// fileManifest is the -f manifest of cmd, read and checked (-f is required).
+func fileManifest(cmd *cobra.Command, env *Env, file string) (*manifest.Manifest, error) {
+	if file == "" {
+		return nil, usageErrorf("-f/--file is required")
+	}
+	return readManifest(env, file, cmd.Flags().Changed("namespace"))
 }
 
 // readManifest reads and checks the file, and settles its namespace with
@@ -339,13 +344,10 @@ every limit it manages. Makes no network call.
   aws cloudformation deploy --template-file limits-stack.yaml --stack-name my-app-limits`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.File == "" {
-				return usageErrorf("-f/--file is required")
-			}
 			if err := validateTableName(env.Name); err != nil {
 				return err
 			}
-			m, err := readManifest(env, opts.File, cmd.Flags().Changed("namespace"))
+			m, err := fileManifest(cmd, env, opts.File)
 			if err != nil {
 				return err
 			}
