@@ -115,7 +115,7 @@ func newCmdLimitsRun(env *Env, action string, runF func(*limitsOptions) error) *
 	addFileFlag(cmd, &opts.File)
 	addOutputFlag(cmd, &opts.Output)
 	cmd.Flags().BoolVar(&opts.Direct, "direct", false,
-		"run here with your own DynamoDB credentials instead of the stack's provisioner function")
+		"run here with your own DynamoDB credentials instead of the stack's provisioner function (e.g. --direct --endpoint-url http://localhost:8000)")
 	if action == provision.EventApply {
 		addYesFlag(cmd, &opts.Yes)
 	}
