@@ -327,7 +327,14 @@ func statementActions(t *testing.T, v any) []string {
 // values of its env* string constants: the variables the function reads.
 func acquireConfigEnv(t *testing.T) (string, []string) {
 	t.Helper()
-	path := filepath.Join("..", acquireCodeURI, "config.go")
+	return functionConfigEnv(t, acquireCodeURI)
+}
+
+// functionConfigEnv returns codeURI/config.go's source and the values of
+// its env* string constants.
+func functionConfigEnv(t *testing.T, codeURI string) (string, []string) {
+	t.Helper()
+	path := filepath.Join("..", codeURI, "config.go")
 	src, err := os.ReadFile(path)
 	require.NoError(t, err)
 	f, err := parser.ParseFile(token.NewFileSet(), path, src, 0)
