@@ -197,7 +197,14 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 		// still checks the state it assumed.)
 		return planSync(id, st, cfg, tk), SyncOnly, nil
 	}
-	return planWrite(id, st, known, sync, cfg, tk), Write, nil
+	plan := planWrite(id, st, known, sync, cfg, tk)
+	if n := plan.Update.Size(); n > dynamo.MaxExpressionSize {
+		// limits.MaxLimits keeps every write far below this: a request
+		// that got here anyway is the caller's input, never an outage.
+		return Plan{}, 0, limits.Invalid("limits", fmt.Sprintf("%d limits", len(cfg.Limits)),
+			fmt.Sprintf("the write for bucket %s would be %d bytes, above DynamoDB's %d", id.Bucket(), n, dynamo.MaxExpressionSize))
+	}
+	return plan, Write, nil
 }
 
 // fits reports whether every amount can be taken from st (configured
