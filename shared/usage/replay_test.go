@@ -1,0 +1,180 @@
+package usage_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/stream"
+	"github.com/zeroae/zae-limiter-go/shared/usage"
+	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
+)
+
+// traffic is a busy stretch of real limiter traffic on e's table: plain
+// acquires, a cascade (every acquire of the child also writes the
+// parent's bucket), an adjustment into more consumption, a refund, a
+// rollback, and a bucket spread over four shards. It returns every stream
+// record it caused, in stream order.
+func traffic(t *testing.T, e *usagetest.Env) []events.DynamoDBEventRecord {
+	t.Helper()
+	e.Cascade("key-1", "org")
+	for range 3 {
+		e.Acquire("key-1", "gpt", map[string]int64{"rpm": 1, "tpm": 100}) // child and parent
+	}
+	lease := e.Acquire("key-1", "gpt", map[string]int64{"rpm": 1, "tpm": 500})
+	require.NoError(t, lease.Adjust(e.Ctx, map[string]int64{"tpm": 250}))  // used more than estimated
+	require.NoError(t, lease.Adjust(e.Ctx, map[string]int64{"tpm": -100})) // a refund
+	require.NoError(t, lease.Commit(e.Ctx))
+	rolled := e.Acquire("solo", "gpt", map[string]int64{"rpm": 2, "tpm": 700})
+	require.NoError(t, rolled.Rollback(e.Ctx))
+	e.Acquire("solo", "gpt", map[string]int64{"rpm": 1, "tpm": 40})
+
+	e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": 10})
+	e.Shard("hot", "gpt", 4)
+	for j := range 4 {
+		e.Pick.Store(int64(j))
+		e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": int64(10 * (j + 1))})
+	}
+	e.Pick.Store(-1)
+	// 4 child + 4 parent acquires, 2 adjustments, 3 for solo, and for hot
+	// 5 acquires, the count bump, 3 splits and 3 twins, at least.
+	return e.Records(30)
+}
+
+// consumed is the oracle: each bucket's net consumption from its shard
+// items (the counters TC as stored, not the stream).
+func consumed(e *usagetest.Env) map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for _, b := range []string{"key-1", "org", "solo", "hot"} {
+		out[b] = e.Consumed(b, "gpt")
+	}
+	return out
+}
+
+// totals adds up every snapshot of one window per entity and limit, with
+// the events.
+func totals(t *testing.T, e *usagetest.Env, w usage.Window) (map[string]map[string]int64, map[string]int64) {
+	t.Helper()
+	snaps, err := usage.List(e.Ctx, e.DB, e.Table, usage.Filter{Namespace: e.NS.ID, Resource: "gpt", Windows: []usage.Window{w}})
+	require.NoError(t, err)
+	out, evs := map[string]map[string]int64{}, map[string]int64{}
+	for _, s := range snaps {
+		if out[s.EntityID] == nil {
+			out[s.EntityID] = map[string]int64{}
+		}
+		for n, v := range s.Counters {
+			out[s.EntityID][n] += v
+		}
+		evs[s.EntityID] += s.Events
+	}
+	return out, evs
+}
+
+func handler(e *usagetest.Env) *usage.Handler {
+	return &usage.Handler{
+		Aggregator: &usage.Aggregator{DB: e.DB, Table: e.Table, Windows: usage.Windows, Retention: 90 * 24 * time.Hour},
+		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}
+}
+
+// deliver runs recs through the handler as one batch and requires that
+// nothing failed.
+func deliver(t *testing.T, h *usage.Handler, recs []events.DynamoDBEventRecord) {
+	t.Helper()
+	var ev stream.Event
+	for _, r := range recs {
+		ev.Records = append(ev.Records, stream.Received{DynamoDBEventRecord: r})
+	}
+	resp, err := h.Handle(context.Background(), ev)
+	require.NoError(t, err)
+	require.Empty(t, resp.BatchItemFailures)
+}
+
+// The replay test (DECISIONS §3.20): real traffic's records delivered once
+// give snapshots whose totals, in every window, equal each bucket's net
+// consumption; delivering them again, whole, bisected, retried from a
+// point in the middle with the batch running further, or record by record
+// in any mix, changes no total and no event count.
+func TestReplayChangesNoTotal(t *testing.T) {
+	e := usagetest.New(t, "")
+	recs := traffic(t, e)
+	want := consumed(e)
+	require.Equal(t, map[string]int64{"rpm": 4, "tpm": 300 + 500 + 250 - 100}, want["key-1"])
+	require.Equal(t, want["key-1"], want["org"], "the cascade charges the parent alike")
+	require.Equal(t, map[string]int64{"rpm": 1, "tpm": 40}, want["solo"], "the rollback returned everything")
+	require.Equal(t, map[string]int64{"rpm": 5, "tpm": 10 + 10 + 20 + 30 + 40}, want["hot"], "every shard counts")
+
+	h := handler(e)
+	deliver(t, h, recs)
+	check := func(when string) {
+		t.Helper()
+		for _, w := range usage.Windows {
+			got, evs := totals(t, e, w)
+			assert.Equal(t, want, got, "%s: %s totals", when, w)
+			// Events: the writes that moved a counter: 4 acquires and 2
+			// adjustments of key-1, the same on org (a lease holds the
+			// parent's bucket too), solo's 2 acquires and its rollback,
+			// hot's 5 acquires (splits and twins move none).
+			assert.Equal(t, map[string]int64{"key-1": 6, "org": 6, "solo": 3, "hot": 5}, evs, "%s: %s events", when, w)
+		}
+	}
+	check("delivered once")
+
+	deliver(t, h, recs)
+	check("delivered twice")
+
+	half := len(recs) / 2
+	deliver(t, h, recs[:half])
+	deliver(t, h, recs[half:])
+	check("bisected")
+
+	for i := len(recs) - 1; i >= 0; i-- {
+		deliver(t, h, recs[i:i+1])
+	}
+	check("record by record, backwards")
+}
+
+// An event source mapping retries from the first failed record and may
+// hand a longer batch on the retry: the records before the failure were
+// written, the ones after it partly. Every way of cutting the stream into
+// such deliveries (random checkpoints, batches that overlap what was
+// written, on a table of their own) ends with the same totals as one
+// clean delivery.
+func TestRetriedOverlappingBatchesCountOnce(t *testing.T) {
+	e := usagetest.New(t, "")
+	recs := traffic(t, e)
+	want := consumed(e)
+	for seed := range uint64(4) {
+		// The snapshots of each run go to a table of their own.
+		fresh := &usagetest.Env{T: t, Ctx: e.Ctx, Table: ddbtest.NewTable(t), DB: e.DB, NS: e.NS}
+		h := handler(fresh)
+		rnd := rand.New(rand.NewPCG(seed, 7))
+		done := 0 // the mapping's checkpoint
+		for done < len(recs) {
+			end := min(len(recs), done+1+rnd.IntN(12))
+			batch := recs[done:end]
+			if rnd.IntN(3) == 0 && len(batch) > 1 {
+				// A failure in the middle: a prefix of the batch was
+				// written, then the mapping retries from an earlier record
+				// with a batch that runs past the first one's end.
+				deliver(t, h, batch[:1+rnd.IntN(len(batch)-1)])
+				done = max(0, done-rnd.IntN(3))
+				continue
+			}
+			deliver(t, h, batch)
+			done = end
+		}
+		for _, w := range usage.Windows {
+			got, _ := totals(t, fresh, w)
+			assert.Equal(t, want, got, "seed %d, %s", seed, w)
+		}
+	}
+}
