@@ -50,8 +50,8 @@ func rollbackOf(t *testing.T, recs []events.DynamoDBEventRecord, entity string, 
 // deletion (not consumption: ignored).
 func TestHandler_poisonedRecordFailsAlone(t *testing.T) {
 	e := usagetest.New(t, "")
-	recs := traffic(t, e)
-	want := consumed(e)
+	recs := usagetest.Busy(e)
+	want := e.ConsumedBy(usagetest.BusyBuckets...)
 	bad := rollbackOf(t, recs, "solo", 700)
 	poisoned := recs[bad]
 	img := map[string]events.DynamoDBAttributeValue{}

@@ -18,47 +18,6 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
 )
 
-// traffic is a busy stretch of real limiter traffic on e's table: plain
-// acquires, a cascade (every acquire of the child also writes the
-// parent's bucket), an adjustment into more consumption, a refund, a
-// rollback, and a bucket spread over four shards. It returns every stream
-// record it caused, in stream order.
-func traffic(t *testing.T, e *usagetest.Env) []events.DynamoDBEventRecord {
-	t.Helper()
-	e.Cascade("key-1", "org")
-	for range 3 {
-		e.Acquire("key-1", "gpt", map[string]int64{"rpm": 1, "tpm": 100}) // child and parent
-	}
-	lease := e.Acquire("key-1", "gpt", map[string]int64{"rpm": 1, "tpm": 500})
-	require.NoError(t, lease.Adjust(e.Ctx, map[string]int64{"tpm": 250}))  // used more than estimated
-	require.NoError(t, lease.Adjust(e.Ctx, map[string]int64{"tpm": -100})) // a refund
-	require.NoError(t, lease.Commit(e.Ctx))
-	rolled := e.Acquire("solo", "gpt", map[string]int64{"rpm": 2, "tpm": 700})
-	require.NoError(t, rolled.Rollback(e.Ctx))
-	e.Acquire("solo", "gpt", map[string]int64{"rpm": 1, "tpm": 40})
-
-	e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": 10})
-	e.Shard("hot", "gpt", 4)
-	for j := range 4 {
-		e.Pick.Store(int64(j))
-		e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": int64(10 * (j + 1))})
-	}
-	e.Pick.Store(-1)
-	// 4 child + 4 parent acquires, 2 adjustments, 3 for solo, and for hot
-	// 5 acquires, the count bump, 3 splits and 3 twins, at least.
-	return e.Records(30)
-}
-
-// consumed is the oracle: each bucket's net consumption from its shard
-// items (the counters TC as stored, not the stream).
-func consumed(e *usagetest.Env) map[string]map[string]int64 {
-	out := map[string]map[string]int64{}
-	for _, b := range []string{"key-1", "org", "solo", "hot"} {
-		out[b] = e.Consumed(b, "gpt")
-	}
-	return out
-}
-
 // totals adds up every snapshot of one window per entity and limit, with
 // the events.
 func totals(t *testing.T, e *usagetest.Env, w usage.Window) (map[string]map[string]int64, map[string]int64) {
@@ -105,8 +64,8 @@ func deliver(t *testing.T, h *usage.Handler, recs []events.DynamoDBEventRecord) 
 // in any mix, changes no total and no event count.
 func TestReplayChangesNoTotal(t *testing.T) {
 	e := usagetest.New(t, "")
-	recs := traffic(t, e)
-	want := consumed(e)
+	recs := usagetest.Busy(e)
+	want := e.ConsumedBy(usagetest.BusyBuckets...)
 	require.Equal(t, map[string]int64{"rpm": 4, "tpm": 300 + 500 + 250 - 100}, want["key-1"])
 	require.Equal(t, want["key-1"], want["org"], "the cascade charges the parent alike")
 	require.Equal(t, map[string]int64{"rpm": 1, "tpm": 40}, want["solo"], "the rollback returned everything")
@@ -150,8 +109,8 @@ func TestReplayChangesNoTotal(t *testing.T) {
 // clean delivery.
 func TestRetriedOverlappingBatchesCountOnce(t *testing.T) {
 	e := usagetest.New(t, "")
-	recs := traffic(t, e)
-	want := consumed(e)
+	recs := usagetest.Busy(e)
+	want := e.ConsumedBy(usagetest.BusyBuckets...)
 	for seed := range uint64(4) {
 		// The snapshots of each run go to a table of their own.
 		fresh := &usagetest.Env{T: t, Ctx: e.Ctx, Table: ddbtest.NewTable(t), DB: e.DB, NS: e.NS}

@@ -160,3 +160,55 @@ func (e *Env) Records(n int) []events.DynamoDBEventRecord {
 func Event(recs []events.DynamoDBEventRecord) events.DynamoDBEvent {
 	return events.DynamoDBEvent{Records: recs}
 }
+
+// ConsumedBy is Consumed of each entity's bucket on resource "gpt".
+func (e *Env) ConsumedBy(entities ...string) map[string]map[string]int64 {
+	e.T.Helper()
+	out := map[string]map[string]int64{}
+	for _, b := range entities {
+		out[b] = e.Consumed(b, "gpt")
+	}
+	return out
+}
+
+// BusyBuckets are the entities Busy writes to (resource "gpt").
+var BusyBuckets = []string{"key-1", "org", "solo", "hot"}
+
+// Busy is a busy stretch of real limiter traffic on resource "gpt": plain
+// acquires, a cascade (key-1 cascades to org: every acquire of the child
+// also writes the parent's bucket), an adjustment into more consumption, a
+// refund, a rollback, and a bucket spread over four shards. Net, in whole
+// tokens: key-1 and org rpm 4, tpm 950; solo rpm 1, tpm 40 (its rolled
+// back lease returned everything); hot rpm 5, tpm 110 over four shards.
+// Bucket changes that moved a counter (events): key-1 and org 6, solo 3,
+// hot 5. It returns every stream record it caused, in stream order.
+func Busy(e *Env) []events.DynamoDBEventRecord {
+	e.T.Helper()
+	must := func(err error) {
+		if err != nil {
+			e.T.Fatalf("usagetest: %v", err)
+		}
+	}
+	e.Cascade("key-1", "org")
+	for range 3 {
+		e.Acquire("key-1", "gpt", map[string]int64{"rpm": 1, "tpm": 100})
+	}
+	lease := e.Acquire("key-1", "gpt", map[string]int64{"rpm": 1, "tpm": 500})
+	must(lease.Adjust(e.Ctx, map[string]int64{"tpm": 250}))  // used more than estimated
+	must(lease.Adjust(e.Ctx, map[string]int64{"tpm": -100})) // a refund
+	must(lease.Commit(e.Ctx))
+	rolled := e.Acquire("solo", "gpt", map[string]int64{"rpm": 2, "tpm": 700})
+	must(rolled.Rollback(e.Ctx))
+	e.Acquire("solo", "gpt", map[string]int64{"rpm": 1, "tpm": 40})
+
+	e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": 10})
+	e.Shard("hot", "gpt", 4)
+	for j := range 4 {
+		e.Pick.Store(int64(j))
+		e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": int64(10 * (j + 1))})
+	}
+	e.Pick.Store(-1)
+	// At least: 4 child and 4 parent acquires, 4 adjustments, 3 writes
+	// for solo, and for hot 5 acquires, the count bump, 3 splits, 3 twins.
+	return e.Records(30)
+}
