@@ -101,8 +101,9 @@ func TestWindows(t *testing.T) {
 	assert.Equal(t, []Window{Hourly, Monthly}, ws)
 	_, err = ParseWindows("hourly,weekly")
 	assert.ErrorContains(t, err, `window "weekly": want hourly, daily or monthly`)
-	_, err = ParseWindows("daily,daily")
-	assert.ErrorContains(t, err, "given twice")
+	ws, err = ParseWindows("daily,daily")
+	require.NoError(t, err)
+	assert.Equal(t, []Window{Daily}, ws)
 	_, err = ParseWindows("")
 	assert.Error(t, err)
 }

@@ -34,16 +34,13 @@ func ParseWindow(s string) (Window, error) {
 }
 
 // ParseWindows reads a comma-separated list of window names (spaces
-// around names are ignored; duplicates are an error), finest first.
+// around names and repeated names are ignored), finest first.
 func ParseWindows(s string) ([]Window, error) {
 	seen := map[Window]bool{}
 	for _, part := range strings.Split(s, ",") {
 		w, err := ParseWindow(strings.TrimSpace(part))
 		if err != nil {
 			return nil, err
-		}
-		if seen[w] {
-			return nil, fmt.Errorf("window %q given twice", w)
 		}
 		seen[w] = true
 	}
