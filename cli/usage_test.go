@@ -3,13 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -76,26 +73,11 @@ func TestParseTimeArg(t *testing.T) {
 	}
 }
 
-// aggregate folds records into the table's snapshots, as the aggregator
-// function does.
-func aggregate(t *testing.T, table string, recs []events.DynamoDBEventRecord) {
-	t.Helper()
-	h := &usage.Handler{Aggregator: &usage.Aggregator{DB: ddbtest.Client(t), Table: table, Windows: usage.Windows},
-		Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
-	var ev stream.Event
-	for _, r := range recs {
-		ev.Records = append(ev.Records, stream.Received{DynamoDBEventRecord: r})
-	}
-	resp, err := h.Handle(context.Background(), ev)
-	require.NoError(t, err)
-	require.Empty(t, resp.BatchItemFailures)
-}
-
 // The usage commands on the snapshots of real traffic: the totals are each
 // bucket's net consumption, in the pinned JSON shapes.
 func TestUsageCommands(t *testing.T) {
 	e := usagetest.New(t, "")
-	aggregate(t, e.Table, usagetest.Busy(e))
+	usagetest.Deliver(t, usagetest.Handler(e.DB, e.Table), usagetest.Busy(e))
 	want := e.ConsumedBy(usagetest.BusyBuckets...)
 
 	// summary: every window adds up to the same totals.

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
+	"github.com/zeroae/zae-limiter-go/shared/lambdarun/lambdatest"
 	"github.com/zeroae/zae-limiter-go/shared/shard"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/usage"
@@ -25,31 +25,6 @@ import (
 func TestMain(m *testing.M) { ddbtest.Main(m) }
 
 const eventsDir = "../../events/aggregator"
-
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// bootstrap builds the real function once per test process (a native
-// build, the way it is deployed otherwise: lambda.norpc, stripped).
-func bootstrap(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "aggregator-bootstrap")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "bootstrap")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		built.err = lambdarun.Build(ctx, lambdarun.BuildOptions{Package: ".", Output: built.path})
-	})
-	require.NoError(t, built.err)
-	return built.path
-}
 
 // function is the real bootstrap running against table, writing every
 // window.
@@ -61,27 +36,11 @@ type function struct {
 
 func startFunction(t *testing.T, table string) *function {
 	t.Helper()
-	f := &function{table: table, out: &syncio.Buffer{}}
-	r, err := lambdarun.Start(context.Background(), lambdarun.Options{
-		Binary: bootstrap(t), Output: f.out, FunctionName: table + "-aggregator", Timeout: time.Minute,
-		Env: []string{
-			"TABLE_NAME=" + table,
-			"SNAPSHOT_WINDOWS=hourly,daily,monthly",
-			"AWS_ENDPOINT_URL_DYNAMODB=" + ddbtest.Endpoint(t),
-			"AWS_ACCESS_KEY_ID=dummy", "AWS_SECRET_ACCESS_KEY=dummy",
-			"AWS_LAMBDA_LOG_FORMAT=JSON",
-		},
+	f := &function{table: table}
+	f.runner, f.out = lambdatest.Start(t, lambdarun.Options{
+		Binary: lambdatest.Bootstrap(t, "."), FunctionName: table + "-aggregator", Timeout: time.Minute,
+		Env: lambdatest.Env(t, table, "SNAPSHOT_WINDOWS=hourly,daily,monthly"),
 	})
-	t.Cleanup(func() {
-		if r != nil {
-			_ = r.Close()
-		}
-		if t.Failed() {
-			t.Logf("function output:\n%s", f.out.String())
-		}
-	})
-	require.NoError(t, err)
-	f.runner = r
 	return f
 }
 

@@ -18,9 +18,7 @@ import (
 
 // Querier lists the calls the usage reads make (Query on the table and on
 // GSI2). *dynamodb.Client satisfies it.
-type Querier interface {
-	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
-}
+type Querier = dynamo.Querier
 
 // Filter selects snapshots.
 type Filter struct {
@@ -80,7 +78,7 @@ func List(ctx context.Context, db Querier, table string, f Filter) ([]Snapshot, 
 	}
 	var out []Snapshot
 	for _, in := range ins {
-		err := queryAll(ctx, db, in, func(it dynamo.Item) error {
+		err := dynamo.QueryAll(ctx, db, in, func(it dynamo.Item) error {
 			s, err := Decode(it)
 			if err != nil {
 				return err
@@ -91,7 +89,7 @@ func List(ctx context.Context, db Querier, table string, f Filter) ([]Snapshot, 
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("query usage snapshots: %w", err)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -158,24 +156,6 @@ func keyQuery(table, index, pkAttr, pk, skAttr, lo, hi string) *dynamodb.QueryIn
 		in.IndexName = aws.String(index)
 	}
 	return in
-}
-
-func queryAll(ctx context.Context, db Querier, in *dynamodb.QueryInput, fn func(dynamo.Item) error) error {
-	for {
-		out, err := db.Query(ctx, in)
-		if err != nil {
-			return fmt.Errorf("query usage snapshots: %w", err)
-		}
-		for _, it := range out.Items {
-			if err := fn(it); err != nil {
-				return err
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
 }
 
 // Summary adds up the snapshots of one window.

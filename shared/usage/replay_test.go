@@ -1,19 +1,14 @@
 package usage_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
-	"github.com/zeroae/zae-limiter-go/shared/stream"
 	"github.com/zeroae/zae-limiter-go/shared/usage"
 	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
 )
@@ -37,24 +32,11 @@ func totals(t *testing.T, e *usagetest.Env, w usage.Window) (map[string]map[stri
 	return out, evs
 }
 
-func handler(e *usagetest.Env) *usage.Handler {
-	return &usage.Handler{
-		Aggregator: &usage.Aggregator{DB: e.DB, Table: e.Table, Windows: usage.Windows, Retention: 90 * 24 * time.Hour},
-		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}
-}
+func handler(e *usagetest.Env) *usage.Handler { return usagetest.Handler(e.DB, e.Table) }
 
-// deliver runs recs through the handler as one batch and requires that
-// nothing failed.
 func deliver(t *testing.T, h *usage.Handler, recs []events.DynamoDBEventRecord) {
 	t.Helper()
-	var ev stream.Event
-	for _, r := range recs {
-		ev.Records = append(ev.Records, stream.Received{DynamoDBEventRecord: r})
-	}
-	resp, err := h.Handle(context.Background(), ev)
-	require.NoError(t, err)
-	require.Empty(t, resp.BatchItemFailures)
+	usagetest.Deliver(t, h, recs)
 }
 
 // The replay test (DECISIONS §3.20): real traffic's records delivered once

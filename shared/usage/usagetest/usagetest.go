@@ -7,6 +7,8 @@ package usagetest
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/shard"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/stream"
 	"github.com/zeroae/zae-limiter-go/shared/stream/streamtest"
 	"github.com/zeroae/zae-limiter-go/shared/usage"
 )
@@ -211,4 +214,30 @@ func Busy(e *Env) []events.DynamoDBEventRecord {
 	// At least: 4 child and 4 parent acquires, 4 adjustments, 3 writes
 	// for solo, and for hot 5 acquires, the count bump, 3 splits, 3 twins.
 	return e.Records(30)
+}
+
+// Handler is the aggregator function's handler on table (every window,
+// 90 days' retention, logs discarded).
+func Handler(db usage.DynamoDB, table string) *usage.Handler {
+	return &usage.Handler{
+		Aggregator: &usage.Aggregator{DB: db, Table: table, Windows: usage.Windows, Retention: 90 * 24 * time.Hour},
+		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}
+}
+
+// Deliver runs recs through h as one batch, as the mapping would, and
+// fails t unless every record was processed.
+func Deliver(t testing.TB, h *usage.Handler, recs []events.DynamoDBEventRecord) {
+	t.Helper()
+	var ev stream.Event
+	for _, r := range recs {
+		ev.Records = append(ev.Records, stream.Received{DynamoDBEventRecord: r})
+	}
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatalf("usagetest: deliver %d records: %v", len(recs), err)
+	}
+	if len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("usagetest: records failed: %v", resp.BatchItemFailures)
+	}
 }
