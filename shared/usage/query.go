@@ -51,8 +51,10 @@ func List(ctx context.Context, db Querier, table string, f Filter) ([]Snapshot, 
 	var ins []*dynamodb.QueryInput
 	switch {
 	case f.EntityID != "" && f.Resource == "":
+		// Every snapshot of the entity: SKs "#USAGE#{res}#..." ('~' sorts
+		// after every character a resource, window or time holds).
 		ins = append(ins, keyQuery(table, "", schema.PK, schema.EntityPK(f.Namespace, f.EntityID), schema.SK,
-			schema.SKUsagePrefix, "~"))
+			schema.SKUsagePrefix, schema.SKUsagePrefix+"~"))
 	default:
 		for _, w := range windows {
 			lo, hi := "", "~"

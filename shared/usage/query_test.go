@@ -6,10 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/usage"
 )
 
@@ -37,6 +41,13 @@ func history(t *testing.T) string {
 	}
 	out := a.Apply(context.Background(), changes)
 	require.Empty(t, out.Errors)
+	// Other items of the entity's partition, before and after the
+	// snapshots in sort order: never read as snapshots.
+	for _, sk := range []string{schema.SKMeta, schema.SKConfigPrefix + "gpt", "#ZZZ"} {
+		_, err := ddbtest.Client(t).PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table),
+			Item: dynamo.Item{schema.PK: dynamo.S(schema.EntityPK("ns1", "alice")), schema.SK: dynamo.S(sk)}})
+		require.NoError(t, err)
+	}
 	return table
 }
 
