@@ -28,8 +28,8 @@ type Handler struct {
 	FunctionName string
 }
 
-// Report is what one invocation did.
-type Report struct {
+// report is what one invocation did.
+type report struct {
 	// Records in the batch; Changes among them that showed consumption;
 	// Ignored those that showed none (other items, deletions, writes that
 	// consumed nothing).
@@ -71,13 +71,13 @@ func (h *Handler) Handle(ctx context.Context, ev stream.Event) (events.DynamoDBE
 
 // process decodes the batch, applies its changes and returns the report
 // and the failed records (logging each failure).
-func (h *Handler) process(ctx context.Context, ev stream.Event) (Report, *stream.Failures) {
+func (h *Handler) process(ctx context.Context, ev stream.Event) (report, *stream.Failures) {
 	failures := &stream.Failures{}
 	fail := func(seq string, err error) {
 		failures.Add(seq)
 		h.Log.WarnContext(ctx, "stream record not processed", "sequence_number", seq, "error", err.Error())
 	}
-	rep := Report{Records: len(ev.Records)}
+	rep := report{Records: len(ev.Records)}
 	var recs []stream.Record
 	var changes []Change
 	for _, rc := range ev.Records {
