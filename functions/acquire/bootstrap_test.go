@@ -113,6 +113,7 @@ func TestBootstrap(t *testing.T) {
 	t.Run("tracing", func(t *testing.T) { testTracing(t, s) })
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
 	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
+	t.Run("frozen DynamoDB", func(t *testing.T) { testFrozen(t, s) })
 }
 
 // testConfigCacheTTL: CONFIG_CACHE_TTL reaches the function's store. A
