@@ -36,6 +36,7 @@ var acquireEnv = []string{
 	"LEASE_KEYS_PARAMETER",
 	"LEASE_TTL",
 	"CONFIG_CACHE_TTL",
+	"REQUEST_TIMEOUT",
 	"AWS_XRAY_TRACING_ENABLED",
 }
 
@@ -106,6 +107,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, api.DefaultNamespace, vars["DEFAULT_NAMESPACE"])
 	assert.Equal(t, ref("LeaseKeysParameterName"), vars["LEASE_KEYS_PARAMETER"])
 	assert.Equal(t, ref("LeaseTTLSeconds"), vars["LEASE_TTL"])
+	assert.Equal(t, ref("AcquireRequestTimeoutSeconds"), vars["REQUEST_TIMEOUT"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"],
 		"X-Ray instrumentation must follow EnableTracing")
 
