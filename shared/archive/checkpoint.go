@@ -164,4 +164,3 @@ func (l *lease) release(ctx context.Context, day string) error {
 	}
 	return nil
 }
-
