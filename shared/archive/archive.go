@@ -65,8 +65,9 @@ type Options struct {
 	// LeaseDuration is the lease's life between renewals. 0 means
 	// DefaultLeaseDuration.
 	LeaseDuration time.Duration
-	// Reserve: a run starts no new object once less than this is left
-	// before Request.Deadline. 0 means DefaultReserve.
+	// Reserve: a run starts no new object once less than this (or a quarter
+	// of the time it was given) is left before Request.Deadline. 0 means
+	// DefaultReserve.
 	Reserve time.Duration
 	// DeleteConcurrency is the number of BatchWriteItem calls in flight. 0
 	// means DefaultDeleteConcurrency.
@@ -249,8 +250,15 @@ func (r *run) keep(day string) {
 	}
 }
 
+// pastDeadline reports whether less than the reserve is left before the
+// deadline: Options.Reserve, or a quarter of the run's whole time when that
+// is shorter (a short Lambda timeout still gets work done).
 func (r *run) pastDeadline() bool {
-	return !r.req.Deadline.IsZero() && r.a.o.Now().Add(r.a.o.Reserve).After(r.req.Deadline)
+	if r.req.Deadline.IsZero() {
+		return false
+	}
+	reserve := min(r.a.o.Reserve, r.req.Deadline.Sub(r.start)/4)
+	return r.a.o.Now().Add(reserve).After(r.req.Deadline)
 }
 
 // due reports whether rec is archived by this run.
