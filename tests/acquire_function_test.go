@@ -94,7 +94,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	}
 	assert.ElementsMatch(t, acquireEnv, got, "acquire function environment")
 
-	src, read := acquireConfigEnv(t)
+	src, read := configEnv(t, acquireCodeURI)
 	for _, name := range acquireEnv {
 		assert.True(t, strings.Contains(src, strconv.Quote(name)), "functions/acquire/config.go no longer reads %s", name)
 	}
@@ -315,11 +315,11 @@ func statementActions(t *testing.T, v any) []string {
 	return out
 }
 
-// acquireConfigEnv returns functions/acquire/config.go's source and the
+// configEnv returns the config.go source of the function at codeURI and the
 // values of its env* string constants: the variables the function reads.
-func acquireConfigEnv(t *testing.T) (string, []string) {
+func configEnv(t *testing.T, codeURI string) (string, []string) {
 	t.Helper()
-	path := filepath.Join("..", acquireCodeURI, "config.go")
+	path := filepath.Join("..", codeURI, "config.go")
 	src, err := os.ReadFile(path)
 	require.NoError(t, err)
 	f, err := parser.ParseFile(token.NewFileSet(), path, src, 0)
