@@ -39,7 +39,7 @@ const (
 	// starts no new object.
 	DefaultReserve = 30 * time.Second
 	// DefaultDeleteConcurrency is the number of BatchWriteItem calls in flight.
-	DefaultDeleteConcurrency = 4
+	DefaultDeleteConcurrency = 8
 
 	// dayLag keeps the checkpoint at least a day behind now.
 	dayLag = 24 * time.Hour

@@ -38,7 +38,7 @@ var t0 = time.Now().UTC().Truncate(24 * time.Hour).Add(12 * time.Hour)
 // fixture is a fresh table with the namespace "default", an in-process S3
 // with the archive bucket, and a settable clock shared by both sides.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	table string
 	raw   *dynamodb.Client
@@ -48,7 +48,7 @@ type fixture struct {
 	ns    *store.NS
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), table: ddbtest.NewTable(t), raw: ddbtest.Client(t), clock: clocktest.New(t0)}
 	f.s3 = s3test.Start(t, testBucket)
