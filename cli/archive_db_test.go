@@ -2,10 +2,6 @@ package cli
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +14,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/archive"
 	"github.com/zeroae/zae-limiter-go/shared/archive/s3test"
-	"github.com/zeroae/zae-limiter-go/shared/syncio"
+	"github.com/zeroae/zae-limiter-go/shared/mototest"
 )
 
 // archiveStack is a fresh table and an S3 server that the CLI reaches
@@ -132,11 +128,7 @@ func TestAgeValue(t *testing.T) {
 // AuditArchiveBucketName, read through CloudFormation: moto_server stands
 // in for it (on the machine image; skipped where it is missing).
 func TestArchiveBucketFromStack(t *testing.T) {
-	moto, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not installed: the stack-output lookup is not exercised")
-	}
-	endpoint := startMotoServer(t, moto)
+	endpoint := mototest.Start(t, "the stack-output lookup")
 	t.Setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", endpoint)
 	t.Setenv("AWS_ACCESS_KEY_ID", "dummy")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "dummy")
@@ -164,31 +156,4 @@ func TestArchiveBucketFromStack(t *testing.T) {
 	assert.ErrorContains(t, err, `stack "without-archive" has no audit archive`)
 	_, err = bucket("no-stack")
 	assert.ErrorContains(t, err, `stack "no-stack" not found`)
-}
-
-// startMotoServer runs moto_server on a free loopback port until the test ends.
-func startMotoServer(t *testing.T, bin string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	var out syncio.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		require.True(t, time.Now().Before(deadline), "moto_server did not answer: %v\n%s", err, out.String())
-		time.Sleep(100 * time.Millisecond)
-	}
 }
