@@ -388,6 +388,7 @@ func (r *run) complete(ctx context.Context, p pending, keys []schema.Key) error 
 // is in S3 and intact, exactly its events are deleted; when it is not
 // there, the put never landed and its events are still due.
 func (r *run) recover(ctx context.Context, p pending) error {
+	r.day, _ = parseKey(p.Key)
 	body, err := r.get(ctx, p.Key)
 	if isNotFound(err) {
 		return r.lease.write(ctx, "clear pending object "+p.Key, (&dynamo.Update{}).
