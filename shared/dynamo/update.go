@@ -95,7 +95,7 @@ func (u *Update) Condition() string {
 }
 
 // Names and Values are the aliases, nil when empty.
-func (u *Update) Names() map[string]string                 { return u.e.Names() }
+func (u *Update) Names() map[string]string                { return u.e.Names() }
 func (u *Update) Values() map[string]types.AttributeValue { return u.e.Values() }
 
 // Input is the UpdateItemInput of this update on key, returning the item
