@@ -173,6 +173,9 @@ func addBucketFlag(cmd *cobra.Command, b *string) {
 
 func auditArchiveRun(ctx context.Context, opts *auditArchiveOptions) error {
 	env := opts.env
+	if err := validateTableName(env.Name); err != nil {
+		return err
+	}
 	res := auditArchiveJSON{Objects: []string{}}
 	nsID := ""
 	if !opts.AllNamespaces {
