@@ -96,7 +96,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	}
 	assert.ElementsMatch(t, acquireEnv, got, "acquire function environment")
 
-	src, read := acquireConfigEnv(t)
+	src, read := configEnv(t, acquireCodeURI)
 	for _, name := range acquireEnv {
 		assert.True(t, strings.Contains(src, strconv.Quote(name)), "functions/acquire/config.go no longer reads %s", name)
 	}
@@ -325,16 +325,9 @@ func statementActions(t *testing.T, v any) []string {
 	return out
 }
 
-// acquireConfigEnv returns functions/acquire/config.go's source and the
+// configEnv returns the config.go source of the function at codeURI and the
 // values of its env* string constants: the variables the function reads.
-func acquireConfigEnv(t *testing.T) (string, []string) {
-	t.Helper()
-	return functionConfigEnv(t, acquireCodeURI)
-}
-
-// functionConfigEnv returns codeURI/config.go's source and the values of
-// its env* string constants.
-func functionConfigEnv(t *testing.T, codeURI string) (string, []string) {
+func configEnv(t *testing.T, codeURI string) (string, []string) {
 	t.Helper()
 	path := filepath.Join("..", codeURI, "config.go")
 	src, err := os.ReadFile(path)
