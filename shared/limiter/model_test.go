@@ -122,7 +122,7 @@ type model struct {
 	tainted map[bkey]bool
 	// lastWrite is when a bucket was last written (its parameters synced).
 	lastWrite map[bkey]time.Time
-	stats   map[string]int
+	stats     map[string]int
 }
 
 var modelEntities = []string{"u1", "u2", "c1", "c2", "p"}
