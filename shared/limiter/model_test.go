@@ -602,6 +602,42 @@ func (m *model) war(round int) {
 	m.stats["war"]++
 }
 
+// lowered lowers a bucket's limits under a lease taken before, then keeps
+// using both: the lease's checked consumes must take the limits in force,
+// never put the old ones back.
+func (m *model) lowered() {
+	ent := []string{"u1", "u2"}[m.rng.IntN(2)]
+	cur := m.resolvedAt(ent, m.now())
+	if len(cur) == 0 {
+		return
+	}
+	name := cur[m.rng.IntN(len(cur))].Name
+	p := m.procs[m.rng.IntN(len(m.procs))]
+	lease, err := p.lim.Acquire(m.e.ctx, limiter.Request{EntityID: ent, Resource: "r", Consume: map[string]int64{name: 1}})
+	if err != nil {
+		return
+	}
+	m.charge(lease.Entries(), nil, true, "acquire")
+	lower := append([]limits.Limit(nil), cur...)
+	for i := range lower {
+		d := int64(2 + m.rng.IntN(10))
+		lower[i].Capacity = max(1, lower[i].Capacity/d)
+		lower[i].RefillAmount = max(1, lower[i].RefillAmount/d)
+	}
+	m.setConfig("entity:"+ent, lower)
+	m.e.clock.Advance(staleness)
+	for range 10 {
+		m.e.clock.Advance(time.Duration(1+m.rng.IntN(10)) * time.Second)
+		before := lease.Entries()
+		if err := lease.Consume(m.e.ctx, map[string]int64{name: 1}); err == nil {
+			m.charge(lease.Entries(), consumedOf(before), true, "lease consume")
+		}
+		m.acquire(m.procs[m.rng.IntN(len(m.procs))], m.request(ent))
+	}
+	m.leases = append(m.leases, &leaseRec{lease: lease, proc: p})
+	m.stats["lowered"]++
+}
+
 func (m *model) run(rounds int) {
 	for round := range rounds {
 		if m.t.Failed() {
@@ -633,7 +669,11 @@ func (m *model) run(rounds int) {
 			m.e.clock.Advance(time.Duration(1+m.rng.IntN(30)) * time.Hour)
 			m.expire()
 		case r < 99:
-			m.split()
+			if m.rng.IntN(2) == 0 {
+				m.split()
+			} else {
+				m.lowered()
+			}
 		default:
 			m.war(round)
 		}
