@@ -27,3 +27,6 @@ func pidAlive(pid int) bool {
 }
 
 func isDynamoDBLocal(int) bool { return true }
+
+// IsDynamoDBLocal reports whether pid is alive (its command is not known here).
+func IsDynamoDBLocal(pid int) bool { return pidAlive(pid) }

@@ -145,9 +145,9 @@ type StreamEvent struct {
 	// Name is the event's key under Events.
 	Name string
 	// Table is the logical ID of the table whose stream is read.
-	Table            string
-	StartingPosition string // TRIM_HORIZON or LATEST
-	BatchSize        int
+	Table             string
+	StartingPosition  string // TRIM_HORIZON or LATEST
+	BatchSize         int
 	MaxBatchingWindow time.Duration
 	// Filters are the FilterCriteria patterns (JSON), any of which admits
 	// a record; none means every record.
