@@ -178,11 +178,23 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request, ref string) {
 // async runs an Event invocation with Lambda's retries.
 func (a *API) async(fn Function, payload []byte) {
 	defer a.wg.Done()
-	ctx := context.Background()
+	InvokeAsync(context.Background(), fn, fn.Config().FunctionName, payload, a.o.AsyncRetryDelays, a.o.Log)
+}
+
+// Invoker runs a function.
+type Invoker interface {
+	Invoke(ctx context.Context, payload []byte) (lambdarun.Result, error)
+}
+
+// InvokeAsync invokes fn as Lambda runs an asynchronous invocation (an
+// Event invoke, a schedule): a failed attempt is retried after each of
+// delays in turn, then given up (logged). It reports whether an attempt
+// succeeded.
+func InvokeAsync(ctx context.Context, fn Invoker, name string, payload []byte, delays []time.Duration, log *slog.Logger) bool {
 	for attempt := 0; ; attempt++ {
 		res, err := fn.Invoke(ctx, payload)
 		if err == nil && res.Err == nil {
-			return
+			return true
 		}
 		reason := ""
 		if err != nil {
@@ -190,14 +202,15 @@ func (a *API) async(fn Function, payload []byte) {
 		} else {
 			reason = res.Err.Error()
 		}
-		if attempt >= len(a.o.AsyncRetryDelays) {
-			a.o.Log.Error("asynchronous invocation failed after retries", "function", fn.Config().FunctionName,
-				"attempts", attempt+1, "error", reason)
-			return
+		if attempt >= len(delays) || ctx.Err() != nil {
+			log.Error("asynchronous invocation failed after retries", "function", name, "attempts", attempt+1, "error", reason)
+			return false
 		}
-		a.o.Log.Warn("asynchronous invocation failed; retrying", "function", fn.Config().FunctionName,
-			"attempt", attempt+1, "error", reason)
-		time.Sleep(a.o.AsyncRetryDelays[attempt])
+		log.Warn("asynchronous invocation failed; retrying", "function", name, "attempt", attempt+1, "error", reason)
+		select {
+		case <-time.After(delays[attempt]):
+		case <-ctx.Done():
+		}
 	}
 }
 
