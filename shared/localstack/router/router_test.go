@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -105,8 +106,12 @@ func TestRouterReachesEachServiceWithAnyCredentials(t *testing.T) {
 
 		s := s3.NewFromConfig(c, func(o *s3.Options) { o.UsePathStyle = true })
 		bucket := "b-" + strings.ToLower(strings.ReplaceAll(c.Region, "-", ""))
-		_, err = s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
-		require.NoError(t, err, "S3 through the router, re-signed")
+		in := &s3.CreateBucketInput{Bucket: aws.String(bucket)}
+		if c.Region != "us-east-1" {
+			in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(c.Region)}
+		}
+		_, err = s.CreateBucket(ctx, in)
+		require.NoError(t, err, "S3 through the router, re-signed, in any region")
 		_, err = s.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("dir/seekable"), Body: bytes.NewReader([]byte("hello"))})
 		require.NoError(t, err)
 		// An unsigned payload (aws-chunked with a checksum trailer).

@@ -76,8 +76,27 @@ func (rt *Router) serveS3(w http.ResponseWriter, r *http.Request) {
 			r.Header.Set("Content-Encoding", ce)
 		}
 	}
+	if isCreateBucket(r) {
+		// The local stack has one region: a CreateBucket that names the
+		// caller's (LocationConstraint) would be refused by the server.
+		r.Body = io.NopCloser(bytes.NewReader(nil))
+		r.ContentLength = 0
+		r.Header.Del("Content-Length")
+		r.Header.Del("Content-MD5")
+		payload = emptySHA256
+	}
 	ctx := context.WithValue(r.Context(), s3Key{}, s3Prep{target: target, payload: payload})
 	rt.s3.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// emptySHA256 is the SHA-256 of an empty body.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// isCreateBucket reports whether r is a CreateBucket (PUT /bucket, no key,
+// no subresource).
+func isCreateBucket(r *http.Request) bool {
+	p := strings.Trim(r.URL.Path, "/")
+	return r.Method == http.MethodPut && p != "" && !strings.Contains(p, "/") && r.URL.RawQuery == ""
 }
 
 // rewriteS3 points the request at the S3 server and signs it with its

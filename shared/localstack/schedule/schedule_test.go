@@ -37,8 +37,8 @@ func TestParseRate(t *testing.T) {
 
 // fakeClock hands the rule a timer the test fires.
 type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
+	mu      sync.Mutex
+	now     time.Time
 	waits   []time.Duration
 	fire    chan time.Time
 	waiting chan struct{}
