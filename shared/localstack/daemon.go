@@ -77,6 +77,7 @@ type daemon struct {
 	warnings []string
 	servers  []*http.Server
 	api      *invokeapi.API
+	wg       sync.WaitGroup // the goroutines of runCtx
 }
 
 type mappingStatus struct {
@@ -141,8 +142,9 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (err error) {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
 	defer d.shutdown()
+	defer d.wg.Wait()
+	defer cancel()
 
 	if err := d.startDynamoDB(ctx); err != nil {
 		return err
@@ -168,12 +170,18 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (err error) {
 	if err := d.startURLs(); err != nil {
 		return err
 	}
-	go d.supervise(runCtx)
+	d.goRun(func() { d.supervise(runCtx) })
 	d.setPhase(PhaseReady, "")
 	fmt.Fprintf(o.Progress, "%s%s\n", ReadyLine, d.st.Endpoint)
 	<-ctx.Done()
 	d.setPhase(PhaseStopping, "")
 	return nil
+}
+
+// goRun runs f in a goroutine Run waits for.
+func (d *daemon) goRun(f func()) {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); f() }()
 }
 
 func (d *daemon) save() error {
@@ -442,7 +450,7 @@ func (d *daemon) startFunctions(ctx context.Context) error {
 	}
 	wg.Wait()
 	for _, f := range d.fns {
-		go f.supervise(ctx)
+		d.goRun(func() { f.supervise(ctx) })
 	}
 	return nil
 }
@@ -485,7 +493,7 @@ func (d *daemon) startTriggers(ctx context.Context) error {
 				return fmt.Errorf("function %s: stream event %s: %w", spec.Name, ev.Name, err)
 			}
 			d.mappings = append(d.mappings, mappingStatus{fn: spec.Name, event: ev.Name, m: m, dest: dest})
-			go m.Run(ctx)
+			d.goRun(func() { m.Run(ctx) })
 			d.progress("Function %s reads the stream of table %s (event %s)", spec.Name, d.tableName(ev.Table), ev.Name)
 		}
 		for _, ev := range spec.Schedules {
@@ -508,7 +516,7 @@ func (d *daemon) startTriggers(ctx context.Context) error {
 				return err
 			}
 			d.rules = append(d.rules, ruleStatus{fn: spec.Name, event: ev.Name, expr: ev.Expression, r: r})
-			go r.Run(ctx)
+			d.goRun(func() { r.Run(ctx) })
 			d.progress("Function %s runs every %v (schedule %s: %s)", spec.Name, every, ev.Name, ev.Expression)
 		}
 	}

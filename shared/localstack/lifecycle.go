@@ -146,7 +146,7 @@ func DaemonAlive(st State) bool {
 type Stopped struct {
 	Daemon, DynamoDB, S3 bool
 	// Legacy is set when only an older `local up`'s DynamoDB Local was found.
-	Legacy bool
+	Legacy  bool
 	Persist bool
 }
 
