@@ -83,7 +83,10 @@ func startStack(t *testing.T) *stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, s.cfg, RunOptions{Progress: pw, SuperviseEvery: 100 * time.Millisecond}); pw.Close() }()
+	go func() {
+		done <- Run(ctx, s.cfg, RunOptions{Progress: pw, SuperviseEvery: 100 * time.Millisecond})
+		pw.Close()
+	}()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
