@@ -63,12 +63,13 @@ type daemon struct {
 	stack *samtpl.Stack
 	log   *slog.Logger
 
-	mu    sync.Mutex
-	st    State
-	ddbEP string // current DynamoDB Local endpoint ("" while down)
-	s3EP  string
-	ddbP  *ddblocal.Process // started by this daemon (nil when adopted)
-	s3P   *s3local.Process
+	mu     sync.Mutex
+	saveMu sync.Mutex // one writer of state.json at a time, newest snapshot last
+	st     State
+	ddbEP  string // current DynamoDB Local endpoint ("" while down)
+	s3EP   string
+	ddbP   *ddblocal.Process // started by this daemon (nil when adopted)
+	s3P    *s3local.Process
 
 	fns      map[string]*function // by folder name
 	byName   map[string]*function // by FunctionName
@@ -146,10 +147,11 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (err error) {
 	defer d.wg.Wait()
 	defer cancel()
 
-	if err := d.startDynamoDB(ctx); err != nil {
-		return err
-	}
-	if err := d.startS3(ctx); err != nil {
+	// The two servers start side by side (a JVM's start-up dominates).
+	s3Err := make(chan error, 1)
+	go func() { s3Err <- d.startS3(ctx) }()
+	ddbErr := d.startDynamoDB(ctx)
+	if err := errors.Join(ddbErr, <-s3Err); err != nil {
 		return err
 	}
 	if err := d.listen(); err != nil {
@@ -185,6 +187,8 @@ func (d *daemon) goRun(f func()) {
 }
 
 func (d *daemon) save() error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
 	d.mu.Lock()
 	st := d.st
 	d.mu.Unlock()
