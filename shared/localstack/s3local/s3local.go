@@ -73,15 +73,11 @@ func isPinned(path string) bool {
 // CacheDir is where Install puts the binary: $XDG_CACHE_HOME/zae-limiter/
 // versitygw/<version>, else the OS user cache directory.
 func CacheDir() (string, error) {
-	base := os.Getenv("XDG_CACHE_HOME")
-	if !filepath.IsAbs(base) {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("find the user cache directory: %w", err)
-		}
-		base = d
+	ddb, err := ddblocal.CacheDir() // <cache>/zae-limiter/ddb
+	if err != nil {
+		return "", err
 	}
-	return filepath.Join(base, "zae-limiter", "versitygw", Version), nil
+	return filepath.Join(filepath.Dir(ddb), "versitygw", Version), nil
 }
 
 // Install builds the pinned versitygw into the cache with `go install`

@@ -385,24 +385,33 @@ func (r *resolver) function(id string, res Resource) (*Function, []string, error
 	return fn, warnings, nil
 }
 
-// mergeGlobals applies Globals.Function under a function's properties:
-// maps merge key by key (Environment.Variables), the function wins.
+// mergeGlobals applies Globals.Function under a function's properties.
 func mergeGlobals(globals, props map[string]any) map[string]any {
 	g, _ := globals["Function"].(map[string]any)
-	return mergeMaps(g, props)
+	return MergeGlobals(g, props)
 }
 
-func mergeMaps(base, over map[string]any) map[string]any {
-	out := make(map[string]any, len(base)+len(over))
-	for k, v := range base {
+// MergeGlobals applies a Globals section's properties (e.g. Globals.Function)
+// under a resource's as SAM does: the resource's scalars win, maps merge key
+// by key (Environment.Variables), lists concatenate; an intrinsic is a value,
+// never merged.
+func MergeGlobals(globals, props map[string]any) map[string]any {
+	out := make(map[string]any, len(globals)+len(props))
+	for k, v := range globals {
 		out[k] = v
 	}
-	for k, v := range over {
-		bm, ok1 := out[k].(map[string]any)
-		om, ok2 := v.(map[string]any)
-		if ok1 && ok2 && !isIntrinsic(om) && !isIntrinsic(bm) {
-			out[k] = mergeMaps(bm, om)
-			continue
+	for k, v := range props {
+		switch gv := out[k].(type) {
+		case []any:
+			if l, ok := v.([]any); ok {
+				out[k] = append(append([]any{}, gv...), l...)
+				continue
+			}
+		case map[string]any:
+			if m, ok := v.(map[string]any); ok && !isIntrinsic(m) && !isIntrinsic(gv) {
+				out[k] = MergeGlobals(gv, m)
+				continue
+			}
 		}
 		out[k] = v
 	}
