@@ -401,18 +401,8 @@ func (m *Mapping) deliver(ctx context.Context, arn, shardID string, batch []reco
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if m.o.MaxRecordAge > 0 {
-			n := 0
-			for n < len(batch) && !batch[n].created.IsZero() && m.o.Now().Sub(batch[n].created) > m.o.MaxRecordAge {
-				n++
-			}
-			if n > 0 {
-				m.fail(ctx, arn, shardID, batch[:n], "RecordAgeExceeded", invokes, nil)
-				m.cp.set(shardID, batch[n-1].seq)
-				if batch = batch[n:]; len(batch) == 0 {
-					return nil
-				}
-			}
+		if batch = m.expire(ctx, arn, shardID, batch, invokes); len(batch) == 0 {
+			return nil
 		}
 		res, err := m.invoke(ctx, batch)
 		invokes++
@@ -462,6 +452,23 @@ func (m *Mapping) deliver(ctx context.Context, arn, shardID string, batch []reco
 			return ctx.Err()
 		}
 	}
+}
+
+// expire sends the records older than MaxRecordAge (the oldest come first)
+// to the destination and returns the rest.
+func (m *Mapping) expire(ctx context.Context, arn, shardID string, batch []record, invokes int) []record {
+	if m.o.MaxRecordAge <= 0 {
+		return batch
+	}
+	n := 0
+	for n < len(batch) && !batch[n].created.IsZero() && m.o.Now().Sub(batch[n].created) > m.o.MaxRecordAge {
+		n++
+	}
+	if n > 0 {
+		m.fail(ctx, arn, shardID, batch[:n], "RecordAgeExceeded", invokes, nil)
+		m.cp.set(shardID, batch[n-1].seq)
+	}
+	return batch[n:]
 }
 
 func (m *Mapping) invoke(ctx context.Context, batch []record) (lambdarun.Result, error) {
