@@ -54,7 +54,11 @@ type DestinationStatus struct {
 func (d *daemon) status() Status {
 	d.mu.Lock()
 	st := Status{Name: d.st.Name, Phase: d.st.Phase, Endpoint: d.st.Endpoint, Warnings: append([]string{}, d.warnings...)}
-	urls := d.st.URLs
+	urls := make(map[string]string, len(d.st.URLs))
+	for k, v := range d.st.URLs {
+		urls[k] = v
+	}
+	mappings, rules := append([]mappingStatus{}, d.mappings...), append([]ruleStatus{}, d.rules...)
 	d.mu.Unlock()
 	st.Functions = []FunctionStatus{}
 	st.Mappings = []MappingStatus{}
@@ -66,14 +70,14 @@ func (d *daemon) status() Status {
 		st.Functions = append(st.Functions, fs)
 	}
 	seen := map[string]bool{}
-	for _, m := range d.mappings {
+	for _, m := range mappings {
 		st.Mappings = append(st.Mappings, MappingStatus{Function: m.fn, Event: m.event, Stats: m.m.Stats()})
 		if m.dest != "" && !seen[m.dest] {
 			seen[m.dest] = true
 			st.Destinations = append(st.Destinations, DestinationStatus{Name: destName(m.dest), File: m.dest, Messages: countLines(m.dest)})
 		}
 	}
-	for _, r := range d.rules {
+	for _, r := range rules {
 		s := r.r.Stats()
 		ss := ScheduleStatus{Function: r.fn, Event: r.event, Expression: r.expr, Fired: s.Fired, Failed: s.Failed}
 		if !s.Next.IsZero() {

@@ -180,6 +180,13 @@ func Run(ctx context.Context, cfg Config, o RunOptions) (err error) {
 	return nil
 }
 
+func (d *daemon) warn(msg string) {
+	d.mu.Lock()
+	d.warnings = append(d.warnings, msg)
+	d.mu.Unlock()
+	d.progress("Note: %s", msg)
+}
+
 // goRun runs f in a goroutine Run waits for.
 func (d *daemon) goRun(f func()) {
 	d.wg.Add(1)
@@ -307,6 +314,11 @@ func (d *daemon) listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on 127.0.0.1:%d for the endpoint: %w", port, err)
 	}
+	endpoint := "http://127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if err := d.prepareFunctions(endpoint); err != nil {
+		ln.Close()
+		return err
+	}
 	d.api = invokeapi.New(invokeapi.Options{
 		Lookup: func(name string) (invokeapi.Function, bool) {
 			f, ok := d.byName[name]
@@ -327,9 +339,8 @@ func (d *daemon) listen() error {
 		Log:           d.log,
 	})
 	d.serve(ln, rt)
-	p := ln.Addr().(*net.TCPAddr).Port
 	d.mu.Lock()
-	d.st.Port, d.st.Endpoint = p, "http://127.0.0.1:"+strconv.Itoa(p)
+	d.st.Port, d.st.Endpoint = ln.Addr().(*net.TCPAddr).Port, endpoint
 	d.mu.Unlock()
 	d.progress("The one endpoint listens on %s", d.st.Endpoint)
 	return d.save()
@@ -427,9 +438,10 @@ func (d *daemon) createBuckets(ctx context.Context) error {
 	return nil
 }
 
-func (d *daemon) startFunctions(ctx context.Context) error {
+// prepareFunctions creates the template's functions, not yet started; the
+// maps are fixed from then on (the endpoint reads them concurrently).
+func (d *daemon) prepareFunctions(endpoint string) error {
 	inst := max(d.cfg.Instances, 1)
-	var wg sync.WaitGroup
 	for _, spec := range d.stack.Functions {
 		log, _, err := openLog(d.paths.FunctionLog(spec.Name))
 		if err != nil {
@@ -437,18 +449,25 @@ func (d *daemon) startFunctions(ctx context.Context) error {
 		}
 		f := &function{
 			spec: spec, binary: filepath.Join(d.cfg.FunctionsDir, spec.Name, "bootstrap"),
-			env: environ(spec, d.cfg, d.st.Endpoint), log: log, logFile: d.paths.FunctionLog(spec.Name), inst: inst,
+			env: environ(spec, d.cfg, endpoint), log: log, logFile: d.paths.FunctionLog(spec.Name), inst: inst,
 		}
 		d.fns[spec.Name], d.byName[spec.FunctionName] = f, f
+	}
+	return nil
+}
+
+func (d *daemon) startFunctions(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, f := range d.sortedFunctions() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
 			if err := f.start(ctx); err != nil {
-				d.progress("Function %s is not running: %v", spec.Name, err)
+				d.progress("Function %s is not running: %v", f.spec.Name, err)
 				return
 			}
-			d.progress("Function %s (%s) runs: %d instance(s), ready in %v", spec.Name, spec.FunctionName, inst,
+			d.progress("Function %s (%s) runs: %d instance(s), ready in %v", f.spec.Name, f.spec.FunctionName, f.inst,
 				time.Since(start).Round(time.Millisecond))
 		}()
 	}
@@ -473,7 +492,7 @@ func (d *daemon) startTriggers(ctx context.Context) error {
 		spec := f.spec
 		for _, ev := range spec.Streams {
 			if !ev.Enabled {
-				d.warnings = append(d.warnings, fmt.Sprintf("function %s: stream event %s is disabled", spec.Name, ev.Name))
+				d.warn(fmt.Sprintf("function %s: stream event %s is disabled", spec.Name, ev.Name))
 				continue
 			}
 			dest := ""
@@ -496,14 +515,16 @@ func (d *daemon) startTriggers(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("function %s: stream event %s: %w", spec.Name, ev.Name, err)
 			}
+			d.mu.Lock()
 			d.mappings = append(d.mappings, mappingStatus{fn: spec.Name, event: ev.Name, m: m, dest: dest})
+			d.mu.Unlock()
 			d.goRun(func() { m.Run(ctx) })
 			d.progress("Function %s reads the stream of table %s (event %s)", spec.Name, d.tableName(ev.Table), ev.Name)
 		}
 		for _, ev := range spec.Schedules {
 			every, err := schedule.ParseRate(ev.Expression)
 			if err != nil {
-				d.warnings = append(d.warnings, fmt.Sprintf("function %s: schedule %s: %v", spec.Name, ev.Name, err))
+				d.warn(fmt.Sprintf("function %s: schedule %s: %v", spec.Name, ev.Name, err))
 				continue
 			}
 			if !ev.Enabled {
@@ -519,7 +540,9 @@ func (d *daemon) startTriggers(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			d.mu.Lock()
 			d.rules = append(d.rules, ruleStatus{fn: spec.Name, event: ev.Name, expr: ev.Expression, r: r})
+			d.mu.Unlock()
 			d.goRun(func() { r.Run(ctx) })
 			d.progress("Function %s runs every %v (schedule %s: %s)", spec.Name, every, ev.Name, ev.Expression)
 		}
