@@ -121,12 +121,12 @@ another port: exit 1.`,
 	f := cmd.Flags()
 	f.IntVar(&opts.Port, "port", 0, "`PORT` of the one endpoint (e.g. --port 8001; default 8000, or a free port when 8000 is taken)")
 	f.IntVar(&opts.URLPort, "url-port", 0, "`PORT` of the acquire Function URL (e.g. --url-port 9001; default a free port)")
-	f.StringVar(&opts.URLAuth, "url-auth", "NONE", "`AUTH` type of the Function URLs locally: NONE or AWS_IAM (SigV4 with the keys dummy/dummy)")
-	f.BoolVar(&opts.Persist, "persist", false, "keep DynamoDB's and S3's data on disk across 'local down' (default: in memory, gone with down)")
+	f.StringVar(&opts.URLAuth, "url-auth", "NONE", "`AUTH` type of the Function URLs locally: NONE or AWS_IAM, SigV4 with the keys dummy/dummy (e.g. --url-auth AWS_IAM)")
+	f.BoolVar(&opts.Persist, "persist", false, "keep DynamoDB's and S3's data on disk across 'local down' (e.g. --persist; default: in memory, gone with down)")
 	f.IntVar(&opts.Instances, "instances", 4, "`N` execution environments per function (e.g. --instances 16 for load tests)")
 	f.StringArrayVar(&opts.Params, "parameter", nil, "template parameter `KEY=VALUE` (repeatable; e.g. --parameter LeaseTTLSeconds=60)")
-	f.StringVar(&opts.Template, "template", "", "SAM template `FILE` (default: the checkout's template.yaml, else the built-in one)")
-	f.BoolVar(&opts.NoBuild, "no-build", false, "do not build the functions' bootstraps (use what dist/local holds)")
+	f.StringVar(&opts.Template, "template", "", "SAM template `FILE` (e.g. --template my-template.yaml; default: the checkout's template.yaml, else the built-in one)")
+	f.BoolVar(&opts.NoBuild, "no-build", false, "do not build the functions' bootstraps, use what dist/local holds (e.g. --no-build)")
 	f.DurationVar(&opts.ScheduleEv, "schedule-every", 0, "fire every schedule at this `INTERVAL` instead of its rate (e.g. 10s for a demo)")
 	return cmd
 }
@@ -730,9 +730,9 @@ a function error.`,
 			return localInvokeRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringArrayVarP(&opts.Events, "event", "e", nil, "event `FILE` (repeatable; - for stdin)")
-	cmd.Flags().StringVar(&opts.Type, "type", "RequestResponse", "invocation `TYPE`: RequestResponse, Event or DryRun")
-	cmd.Flags().BoolVar(&opts.Pretty, "pretty", false, "indent JSON responses")
+	cmd.Flags().StringArrayVarP(&opts.Events, "event", "e", nil, "event `FILE` (repeatable; - for stdin; e.g. -e events/acquire/admitted.json)")
+	cmd.Flags().StringVar(&opts.Type, "type", "RequestResponse", "invocation `TYPE`: RequestResponse, Event or DryRun (e.g. --type Event)")
+	cmd.Flags().BoolVar(&opts.Pretty, "pretty", false, "indent JSON responses (e.g. --pretty)")
 	return cmd
 }
 
