@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -213,6 +214,32 @@ func TestStack(t *testing.T) {
 		list, err := lc.ListFunctions(ctx, &lambda.ListFunctionsInput{})
 		require.NoError(t, err)
 		assert.Len(t, list.Functions, 2)
+	})
+
+	t.Run("the AWS CLI with only AWS_ENDPOINT_URL", func(t *testing.T) {
+		aws, err := exec.LookPath("aws")
+		if err != nil {
+			t.Skip("no aws command on PATH")
+		}
+		run := func(args ...string) string {
+			cmd := exec.Command(aws, args...)
+			cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL="+s.endpoint(), "AWS_ACCESS_KEY_ID=AKIAANY", "AWS_SECRET_ACCESS_KEY=any",
+				"AWS_DEFAULT_REGION=ap-southeast-2", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "aws %v: %s", args, out)
+			return string(out)
+		}
+		assert.Contains(t, run("dynamodb", "list-tables", "--output", "text"), s.name)
+		assert.Contains(t, run("s3", "ls"), s.name+"-archive")
+		out := filepath.Join(t.TempDir(), "out.json")
+		args := []string{"lambda", "invoke", "--function-name", "ls-test-echo", "--payload", `{"from":"cli"}`, out}
+		if strings.HasPrefix(run("--version"), "aws-cli/2") {
+			args = append(args, "--cli-binary-format", "raw-in-base64-out") // v2 reads payloads as base64 otherwise
+		}
+		run(args...)
+		b, err := os.ReadFile(out)
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"from":"cli"`)
 	})
 
 	t.Run("function URL with AWS_IAM", func(t *testing.T) {
