@@ -228,6 +228,28 @@ func TestLocalLifecycle(t *testing.T) {
 	assert.True(t, pidGone(st.S3.PID), "the S3 server stopped")
 	_, err = localstack.ReadState(name)
 	assert.ErrorIs(t, err, localstack.ErrNoStack)
+
+	// A crash of `local up` itself while the daemon starts: down still
+	// stops what the daemon started.
+	upCmd := exec.Command(os.Getenv(localExeEnv), up...)
+	require.NoError(t, upCmd.Start())
+	var started localstack.State
+	require.Eventually(t, func() bool {
+		started, err = localstack.ReadState(name)
+		return err == nil && started.DaemonPID != 0
+	}, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, upCmd.Process.Kill())
+	_ = upCmd.Wait()
+	require.Eventually(t, func() bool {
+		started, _ = localstack.ReadState(name)
+		return started.DynamoDB.PID != 0 || !proc.Alive(started.DaemonPID)
+	}, 60*time.Second, 20*time.Millisecond, "the daemon goes on without its starter")
+	r = runCLI("local", "down", "-n", name)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.True(t, pidGone(started.DaemonPID), "the daemon stopped")
+	if started.DynamoDB.PID != 0 {
+		assert.True(t, pidGone(started.DynamoDB.PID), "DynamoDB Local stopped")
+	}
 }
 
 // localFull reports whether the slow local stack tests run (make test-local).
