@@ -16,9 +16,11 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/cobra"
 
+	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 // limiter returns the in-process acquire engine for the --namespace. With
@@ -92,7 +94,9 @@ func newCmdAcquire(env *Env, runF func(*acquireOptions) error) *cobra.Command {
 		Short: "Consume capacity once (exit 3 when rate limited)",
 		Long: `Acquire capacity for an entity and resource and keep it (the lease is committed at once).
 Limits come from the stored configuration (entity > entity default > resource > system) unless -l
-gives them. Exits 3 and prints the violations and the wait when the request is rate limited.`,
+gives them. Exits 3 and prints the violations and the wait when the request is rate limited (with -o json,
+the HTTP API's 429 body: "retryable" is false when the request asks a limit for more than its capacity,
+which waiting never fixes). A namespace that is not registered is an error naming it (-l registers it).`,
 		Example: `  zae-limiter acquire user-123 gpt-4 -c rpm=1 -c tpm=500
   zae-limiter acquire user-123 gpt-4 -c rpm=1 -l rpm:10 -o json`,
 		Args: exactArgs("ENTITY_ID", "RESOURCE"),
@@ -136,24 +140,12 @@ func validateTarget(entity, resource string) error {
 	return limits.ValidateResource(resource)
 }
 
-type limitJSON struct {
-	EntityID          string   `json:"entity_id"`
-	Name              string   `json:"name"`
-	Available         int64    `json:"available"`
-	Capacity          int64    `json:"capacity"`
-	RetryAfterSeconds *float64 `json:"retry_after_seconds,omitempty"`
-}
-
-type violationJSON struct {
-	EntityID  string `json:"entity_id"`
-	Resource  string `json:"resource"`
-	Limit     string `json:"limit"`
-	Available int64  `json:"available"`
-	Requested int64  `json:"requested"`
-}
-
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
+	// The whole acquire, namespace read included, within the limiter's
+	// budget: a hung DynamoDB is "unavailable", never a hang.
+	ctx, cancel := context.WithTimeout(ctx, limiter.DefaultTimeout)
+	defer cancel()
 	if err := namesInLimits(opts.Consume, opts.Limits); err != nil {
 		return err // before anything is registered: a failing acquire writes nothing
 	}
@@ -167,9 +159,10 @@ func acquireRun(ctx context.Context, opts *acquireOptions) error {
 		return err
 	}
 	if lim == nil {
-		// A namespace never written holds no limits: nothing resolves.
-		_, err := unwrittenNS{}.ResolveLimits(ctx, opts.EntityID, opts.Resource)
-		return err
+		// A namespace never registered holds no limits: say which is
+		// missing, as the HTTP API does (a typo in -N shows at once).
+		return fmt.Errorf("namespace %q is not registered: register it with 'zae-limiter namespace register %s' (or pass -l: a write registers it)",
+			env.Namespace, env.Namespace)
 	}
 	lease, err := lim.Acquire(ctx, limiter.Request{
 		EntityID: opts.EntityID, Resource: opts.Resource, Consume: opts.Consume,
@@ -239,16 +232,10 @@ func isUnreachable(err error) bool {
 	return false
 }
 
+// writeDenial prints a denial; its JSON is the HTTP API's 429 body.
 func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
-	var vs []violationJSON
-	for _, v := range ex.Violations() {
-		vs = append(vs, violationJSON{v.EntityID, v.Resource, v.Limit.Name, v.Available, v.Requested})
-	}
 	if o.json() {
-		return writeJSON(env.Out, map[string]any{
-			"error": "rate_limited", "message": ex.Error(),
-			"retry_after_seconds": roundSeconds(ex.RetryAfter().Seconds()), "violations": vs,
-		})
+		return writeJSON(env.Out, api.Denial(ex))
 	}
 	t := newTable(env.Out, "ENTITY", "RESOURCE", "LIMIT", "AVAILABLE", "REQUESTED", "RETRY AFTER")
 	for _, v := range ex.Violations() {
@@ -258,10 +245,11 @@ func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
 	return t.flush()
 }
 
-func statusJSON(sts []limits.Status, withWait bool) []limitJSON {
-	out := make([]limitJSON, 0, len(sts))
+// statusJSON renders statuses as the HTTP API's limit states.
+func statusJSON(sts []limits.Status, withWait bool) []wire.LimitState {
+	out := make([]wire.LimitState, 0, len(sts))
 	for _, s := range sts {
-		l := limitJSON{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity}
+		l := api.LimitState(s)
 		if withWait {
 			w := roundSeconds(s.RetryAfter.Seconds())
 			l.RetryAfterSeconds = &w
@@ -345,6 +333,8 @@ parent's when the entity cascades. With -c, also how long until that amount is a
 
 func availableRun(ctx context.Context, opts *availableOptions) error {
 	env := opts.env
+	ctx, cancel := context.WithTimeout(ctx, limiter.DefaultTimeout)
+	defer cancel()
 	ns, err := env.readNS(ctx)
 	if err != nil {
 		return err
@@ -404,6 +394,10 @@ type unwrittenNS struct{}
 func (unwrittenNS) ResolveLimits(_ context.Context, entityID, resource string) (store.Resolved, error) {
 	return store.Resolved{OnUnavailable: limits.Block}, limits.Invalid("limits", "",
 		fmt.Sprintf("no limits configured for entity %q and resource %q", entityID, resource))
+}
+
+func (u unwrittenNS) RefreshLimits(ctx context.Context, entityID, resource string) (store.Resolved, error) {
+	return u.ResolveLimits(ctx, entityID, resource)
 }
 
 func (unwrittenNS) CachedEntity(context.Context, string) (store.Entity, bool, error) {

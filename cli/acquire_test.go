@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 // Parse-only tests of acquire and available (no AWS).
@@ -95,22 +96,14 @@ func TestNewCmdAvailable(t *testing.T) {
 
 // Behaviour against DynamoDB Local.
 
+// The CLI's JSON of an admitted acquire; a denial is the HTTP API's 429 body
+// (wire.Error) and a read of what is available its answer
+// (wire.AvailableResponse).
 type acquiredJSON struct {
-	EntityID string           `json:"entity_id"`
-	Resource string           `json:"resource"`
-	Consumed map[string]int64 `json:"consumed"`
-	Limits   []limitJSON      `json:"limits"`
-}
-
-type deniedJSON struct {
-	Error             string          `json:"error"`
-	Message           string          `json:"message"`
-	RetryAfterSeconds float64         `json:"retry_after_seconds"`
-	Violations        []violationJSON `json:"violations"`
-}
-
-type availableJSON struct {
-	Limits []limitJSON `json:"limits"`
+	EntityID string            `json:"entity_id"`
+	Resource string            `json:"resource"`
+	Consumed map[string]int64  `json:"consumed"`
+	Limits   []wire.LimitState `json:"limits"`
 }
 
 // limited runs the CLI and requires exit 3: the denial on stdout and one
@@ -125,8 +118,8 @@ func limited(t *testing.T, table string, args ...string) result {
 	return r
 }
 
-func byName(ls []limitJSON) map[string]limitJSON {
-	out := map[string]limitJSON{}
+func byName(ls []wire.LimitState) map[string]wire.LimitState {
+	out := map[string]wire.LimitState{}
 	for _, l := range ls {
 		out[l.EntityID+"/"+l.Name] = l
 	}
@@ -142,7 +135,7 @@ func TestAcquireAdmittedAndLimited(t *testing.T) {
 	assert.Equal(t, "u1", got.EntityID)
 	assert.Equal(t, "gpt-4", got.Resource)
 	assert.Equal(t, map[string]int64{"rpm": 1, "tpm": 40}, got.Consumed)
-	assert.Equal(t, []limitJSON{
+	assert.Equal(t, []wire.LimitState{
 		{EntityID: "u1", Name: "rpm", Available: 2, Capacity: 3},
 		{EntityID: "u1", Name: "tpm", Available: 60, Capacity: 100},
 	}, got.Limits)
@@ -160,10 +153,12 @@ func TestAcquireAdmittedAndLimited(t *testing.T) {
 
 	// tpm has 20 left: 40 more is denied, exit 3, denial on stdout.
 	r = limited(t, table, append(args, "-o", "json")...)
-	den := decode[deniedJSON](t, r.out)
-	assert.Equal(t, "rate_limited", den.Error)
+	den := decode[wire.Error](t, r.out)
+	assert.Equal(t, "rate_limited", den.Code)
 	assert.Greater(t, den.RetryAfterSeconds, 0.0)
-	assert.Equal(t, []violationJSON{{EntityID: "u1", Resource: "gpt-4", Limit: "tpm", Available: 20, Requested: 40}}, den.Violations)
+	require.NotNil(t, den.Retryable)
+	assert.True(t, *den.Retryable, "40 fits the capacity of 100")
+	assert.Equal(t, []wire.Violation{{EntityID: "u1", Resource: "gpt-4", Limit: "tpm", Available: 20, Requested: 40}}, den.Violations)
 	assert.Contains(t, den.Message, "u1/tpm")
 	assert.Contains(t, r.errOut, "[u1/tpm]")
 
@@ -177,7 +172,7 @@ func TestAcquireAdmittedAndLimited(t *testing.T) {
 	// What is left can still be taken; then rpm is out too.
 	ok(t, table, "acquire", "u1", "gpt-4", "-c", "rpm=1", "-c", "tpm=20", "-l", "rpm:3/day", "-l", "tpm:100/day")
 	r = limited(t, table, append(args, "-o", "json")...)
-	den = decode[deniedJSON](t, r.out)
+	den = decode[wire.Error](t, r.out)
 	require.Len(t, den.Violations, 2)
 	assert.Equal(t, "rpm", den.Violations[0].Limit)
 	assert.Equal(t, int64(0), den.Violations[0].Available)
@@ -185,6 +180,19 @@ func TestAcquireAdmittedAndLimited(t *testing.T) {
 	assert.Equal(t, int64(0), den.Violations[1].Available)
 	// rpm refills one in 8h, tpm 40 in 9.6h: the longest wait is reported.
 	assert.InDelta(t, 0.4*86400, den.RetryAfterSeconds, 60)
+}
+
+// A request above a limit's capacity is a denial (exit 3) whose JSON, the
+// HTTP API's 429 body, says it can never be admitted: retryable false.
+func TestAcquireNeverAdmissible(t *testing.T) {
+	table, _ := freshTable(t)
+	r := limited(t, table, "acquire", "u1", "gpt-4", "-c", "tpm=500", "-l", "tpm:100/day", "-o", "json")
+	den := decode[wire.Error](t, r.out)
+	require.NotNil(t, den.Retryable)
+	assert.False(t, *den.Retryable)
+	assert.Contains(t, den.Message, "can never be admitted at the current limits (u1/tpm: requested 500 exceeds the capacity 100)")
+	assert.Positive(t, den.RetryAfterSeconds, "the wait stays finite, as over HTTP")
+	assert.Contains(t, r.errOut, "can never be admitted")
 }
 
 // Stored limits apply in order entity > entity default > resource > system;
@@ -210,19 +218,19 @@ func TestAcquireStoredLimits(t *testing.T) {
 
 	// u1's stored limit (4 of 5 left) denies 5; -l gives a fresh entity 1000.
 	r := limited(t, table, "acquire", "u1", "gpt-4", "-c", "rpm=5", "-o", "json")
-	assert.Equal(t, []violationJSON{{EntityID: "u1", Resource: "gpt-4", Limit: "rpm", Available: 4, Requested: 5}},
-		decode[deniedJSON](t, r.out).Violations)
+	assert.Equal(t, []wire.Violation{{EntityID: "u1", Resource: "gpt-4", Limit: "rpm", Available: 4, Requested: 5}},
+		decode[wire.Error](t, r.out).Violations)
 	got := decode[acquiredJSON](t, ok(t, table, "acquire", "u4", "gpt-4", "-c", "rpm=10", "-l", "rpm:1000/day", "-o", "json").out)
-	assert.Equal(t, []limitJSON{{EntityID: "u4", Name: "rpm", Available: 990, Capacity: 1000}}, got.Limits)
+	assert.Equal(t, []wire.LimitState{{EntityID: "u4", Name: "rpm", Available: 990, Capacity: 1000}}, got.Limits)
 	// On a bucket in use, new limits carry its tokens over (the limiter's
 	// rule): u1 still holds 4, now of 1000.
 	limited(t, table, "acquire", "u1", "gpt-4", "-c", "rpm=5", "-l", "rpm:1000/day")
 	got = decode[acquiredJSON](t, ok(t, table, "acquire", "u1", "gpt-4", "-c", "rpm=4", "-l", "rpm:1000/day", "-o", "json").out)
-	assert.Equal(t, []limitJSON{{EntityID: "u1", Name: "rpm", Available: 0, Capacity: 1000}}, got.Limits)
+	assert.Equal(t, []wire.LimitState{{EntityID: "u1", Name: "rpm", Available: 0, Capacity: 1000}}, got.Limits)
 
 	u4 := []string{"acquire", "u4", "gpt-4", "-c", "rpm=1", "-o", "json"}
 	got = decode[acquiredJSON](t, ok(t, table, u4...).out)
-	assert.Equal(t, []limitJSON{{EntityID: "u4", Name: "rpm", Available: 49, Capacity: 50}}, got.Limits,
+	assert.Equal(t, []wire.LimitState{{EntityID: "u4", Name: "rpm", Available: 49, Capacity: 50}}, got.Limits,
 		"without -l u4 is back on the resource defaults (989 tokens clamped to 50)")
 }
 
@@ -248,19 +256,19 @@ func TestAcquireCascade(t *testing.T) {
 	ok(t, table, "entity", "set-limits", "key-1", "--resource", "gpt-4", "-l", "rpm:100/day")
 
 	got := decode[acquiredJSON](t, ok(t, table, "acquire", "key-1", "gpt-4", "-c", "rpm=1", "-o", "json").out)
-	assert.ElementsMatch(t, []limitJSON{
+	assert.ElementsMatch(t, []wire.LimitState{
 		{EntityID: "key-1", Name: "rpm", Available: 99, Capacity: 100},
 		{EntityID: "org-acme", Name: "rpm", Available: 1, Capacity: 2},
 	}, got.Limits)
 	ok(t, table, "acquire", "key-1", "gpt-4", "-c", "rpm=1")
 
 	r := limited(t, table, "acquire", "key-1", "gpt-4", "-c", "rpm=1", "-o", "json")
-	den := decode[deniedJSON](t, r.out)
-	assert.Equal(t, []violationJSON{{EntityID: "org-acme", Resource: "gpt-4", Limit: "rpm", Available: 0, Requested: 1}}, den.Violations)
+	den := decode[wire.Error](t, r.out)
+	assert.Equal(t, []wire.Violation{{EntityID: "org-acme", Resource: "gpt-4", Limit: "rpm", Available: 0, Requested: 1}}, den.Violations)
 	assert.Greater(t, den.RetryAfterSeconds, 0.0)
 	assert.Contains(t, r.errOut, "org-acme/rpm")
 
-	av := byName(decode[availableJSON](t, ok(t, table, "available", "key-1", "gpt-4", "-o", "json").out).Limits)
+	av := byName(decode[wire.AvailableResponse](t, ok(t, table, "available", "key-1", "gpt-4", "-o", "json").out).Limits)
 	assert.Equal(t, int64(98), av["key-1/rpm"].Available, "the denied acquire gave the child's share back")
 	assert.Equal(t, int64(0), av["org-acme/rpm"].Available)
 
@@ -281,14 +289,14 @@ func TestAvailable(t *testing.T) {
 	assert.Empty(t, r.errOut)
 
 	ok(t, table, "acquire", "u1", "gpt-4", "-c", "rpm=3", "-c", "tpm=400")
-	got := decode[availableJSON](t, ok(t, table, "available", "u1", "gpt-4", "-o", "json").out)
-	assert.Equal(t, []limitJSON{
+	got := decode[wire.AvailableResponse](t, ok(t, table, "available", "u1", "gpt-4", "-o", "json").out)
+	assert.Equal(t, []wire.LimitState{
 		{EntityID: "u1", Name: "rpm", Available: 7, Capacity: 10, RetryAfterSeconds: ptr(0.0)},
 		{EntityID: "u1", Name: "tpm", Available: 600, Capacity: 1000, RetryAfterSeconds: ptr(0.0)},
 	}, got.Limits)
 
 	// -c asks how long until that much is there: 100 tpm more at 1000/day.
-	got = decode[availableJSON](t, ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=700", "-c", "rpm=1", "-o", "json").out)
+	got = decode[wire.AvailableResponse](t, ok(t, table, "available", "u1", "gpt-4", "-c", "tpm=700", "-c", "rpm=1", "-o", "json").out)
 	m := byName(got.Limits)
 	assert.Equal(t, 0.0, *m["u1/rpm"].RetryAfterSeconds)
 	assert.InDelta(t, 100*86.4, *m["u1/tpm"].RetryAfterSeconds, 10)
@@ -307,8 +315,8 @@ func TestAvailable(t *testing.T) {
 	assert.Regexp(t, `^u1\s+tpm\s+600\s+1,000\s+86\d\d\.\ds$`, rows[2])
 
 	// -l overrides the stored limits; another entity's bucket is untouched.
-	got = decode[availableJSON](t, ok(t, table, "available", "u2", "gpt-4", "-l", "rpm:5", "-o", "json").out)
-	assert.Equal(t, []limitJSON{{EntityID: "u2", Name: "rpm", Available: 5, Capacity: 5, RetryAfterSeconds: ptr(0.0)}}, got.Limits)
+	got = decode[wire.AvailableResponse](t, ok(t, table, "available", "u2", "gpt-4", "-l", "rpm:5", "-o", "json").out)
+	assert.Equal(t, []wire.LimitState{{EntityID: "u2", Name: "rpm", Available: 5, Capacity: 5, RetryAfterSeconds: ptr(0.0)}}, got.Limits)
 
 	// available only reads.
 	before := itemCount(t, table)

@@ -11,14 +11,15 @@ import (
 )
 
 // An acquire that fails writes nothing: a namespace never registered holds
-// no limits, so without -l the acquire fails and does not register it (a
-// typo in -N leaves no stray namespace). With -l it writes, and registers.
+// no limits, so without -l the acquire fails, saying the namespace is not
+// registered (as the HTTP API does), and does not register it (a typo in -N
+// leaves no stray namespace). With -l it writes, and registers.
 func TestAcquireFailingRegistersNothing(t *testing.T) {
 	table, _ := freshTable(t)
 	before := itemCount(t, table)
 	r := zl(t, table, "acquire", "u1", "gpt-4", "-c", "rpm=1", "-N", "tenant-typo")
 	require.Equal(t, exitError, r.code, r.errOut)
-	assert.Contains(t, r.errOut, "no limits configured")
+	assert.Equal(t, `Error: namespace "tenant-typo" is not registered: register it with 'zae-limiter namespace register tenant-typo' (or pass -l: a write registers it)`+"\n", r.errOut)
 	assert.NotContains(t, r.errOut, `Registered namespace "tenant-typo"`,
 		"a failing acquire must not register the namespace")
 	assert.Equal(t, before, itemCount(t, table), "a failing acquire writes nothing")

@@ -21,6 +21,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/loadgen"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -399,28 +400,22 @@ func benchBaselines(ctx context.Context, env *Env, nsID string, opts *benchOptio
 	for name := range opts.Consume {
 		names = append(names, name)
 	}
-	names = append(names, "wcu")
+	names = append(names, shard.Budget)
 	shapeOp := func(ctx context.Context) (bool, error) {
-		e := &dynamo.Expr{}
-		conds := []string{e.Name(schema.AttrParams) + " = " + e.Value(shape[schema.AttrParams])}
-		var adds []string
+		// The busy form of an acquire's write (shard.PlanTake), with
+		// bounds that always hold: the same work for DynamoDB, no limiter.
+		u := &dynamo.Update{}
+		u.If("$ = ?", schema.AttrParams, shape[schema.AttrParams])
 		for _, name := range names {
-			w := e.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
-			conds = append(conds, w+" > "+e.Num(math.MinInt64/2)+" AND "+w+" <= "+e.Num(math.MaxInt64/2))
-			adds = append(adds, w+" "+e.Num(1000))
-			if name != "wcu" {
-				adds = append(adds, e.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+e.Num(1000))
+			w := schema.BucketAttr(name, schema.SuffixVirtualTime)
+			u.If("$ > ? AND $ <= ?", w, int64(math.MinInt64/2), w, int64(math.MaxInt64/2))
+			u.Add(w, int64(1000))
+			if name != shard.Budget {
+				u.Add(schema.BucketAttr(name, schema.SuffixConsumed), int64(1000))
 			}
 		}
-		_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: table, Key: shapeKey,
-			ConditionExpression:                 aws.String(strings.Join(conds, " AND ")),
-			UpdateExpression:                    aws.String("SET " + e.Name(schema.TTL) + " = " + e.Num(time.Now().Unix()+3600) + " ADD " + strings.Join(adds, ", ")),
-			ExpressionAttributeNames:            e.Names(),
-			ExpressionAttributeValues:           e.Values(),
-			ReturnValues:                        types.ReturnValueAllNew,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
+		u.Set(schema.TTL, time.Now().Unix()+3600)
+		_, err := db.UpdateItem(ctx, u.Input(env.Name, shapeKey))
 		return err == nil, err
 	}
 	bareOp := func(ctx context.Context) (bool, error) {

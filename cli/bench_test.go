@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 func TestNewCmdBench(t *testing.T) {
@@ -191,8 +192,8 @@ func TestBenchLimited(t *testing.T) {
 	assert.Equal(t, int64(100), b.Acquires)
 	assert.Equal(t, int64(50), b.Admitted)
 	assert.Equal(t, int64(50), b.Rejected)
-	got := decode[availableJSON](t, ok(t, table, "available", "bench-entity", "bench", "-o", "json").out)
-	assert.Equal(t, []limitJSON{{EntityID: "bench-entity", Name: "rpm", Available: 0, Capacity: 50, RetryAfterSeconds: ptr(0.0)}}, got.Limits)
+	got := decode[wire.AvailableResponse](t, ok(t, table, "available", "bench-entity", "bench", "-o", "json").out)
+	assert.Equal(t, []wire.LimitState{{EntityID: "bench-entity", Name: "rpm", Available: 0, Capacity: 50, RetryAfterSeconds: ptr(0.0)}}, got.Limits)
 }
 
 func TestBenchDuration(t *testing.T) {

@@ -29,7 +29,8 @@ func WriteMarkdown(w io.Writer) error {
   ` + "`show`" + ` of a missing object exits 1.
 - A limit in JSON is ` + "`{\"name\", \"capacity\", \"refill_amount\", \"refill_period_seconds\"}`" + `.
 - Limit syntax: ` + "`-l name:rate[/period][:burst]`" + `, period ` + "`[N]sec|min|hour|day`" + ` (default ` + "`/min`" + `); burst
-  is the capacity (default: the rate).
+  is the capacity (default: the rate) and may not be below the rate (` + "`rpm:10:5`" + ` is refused; the same
+  bucket, 10 a minute and at most 5 at once, is ` + "`rpm:5/30sec`" + `).
 - A namespace is registered by the first write to it (other than ` + "`default`" + `, a line on stderr says
   so); reads of a namespace never registered find nothing and register nothing. Data commands never
   create the table.

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 	"golang.org/x/term"
@@ -51,8 +52,13 @@ type Env struct {
 	Namespace   string
 	Principal   string
 
+	// CacheTTL is the store's Options.CacheTTL (0: its default); serve
+	// sets it from --config-cache-ttl before the store is built.
+	CacheTTL time.Duration
+
 	cfg   *aws.Config
 	db    *dynamodb.Client
+	s3    *s3.Client
 	store *store.Store
 	notes []string // printed on stderr after a command that succeeds
 }
@@ -109,7 +115,7 @@ func (e *Env) Store(ctx context.Context) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.store = store.New(db, store.Options{Table: e.Name, PrincipalFunc: e.principal})
+	e.store = store.New(db, store.Options{Table: e.Name, PrincipalFunc: e.principal, CacheTTL: e.CacheTTL})
 	return e.store, nil
 }
 

@@ -74,6 +74,8 @@ func TestNewCmdSystemSetDefaults(t *testing.T) {
 				wantCode: exitError, wantErr: `invalid limit rpm rate "ten"`},
 			{name: "bad period", args: []string{"system", "set-defaults", "-l", "rpm:10/week"},
 				wantCode: exitError, wantErr: `invalid limit period "/week"`},
+			{name: "burst below rate", args: []string{"system", "set-defaults", "-l", "rpm:10:5"},
+				wantCode: exitError, wantErr: `invalid limit rpm burst "5": is below the rate 10`},
 			{name: "reserved name", args: []string{"system", "set-defaults", "-l", "wcu:10"},
 				wantCode: exitError, wantErr: `invalid limit name "wcu"`},
 			{name: "duplicate name", args: []string{"system", "set-defaults", "-l", "rpm:10", "-l", "rpm:20"},

@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 // Environment variables of serve.
@@ -35,6 +37,11 @@ type serveOptions struct {
 	LeaseKeys [][]byte
 	LeaseTTL  time.Duration
 	LogLevel  slog.Level
+	// ConfigCacheTTL is how long the limits configuration, entities and
+	// namespaces are cached (0: not at all).
+	ConfigCacheTTL time.Duration
+	// Timeout bounds each request (namespace and config reads included).
+	Timeout time.Duration
 }
 
 func newCmdServe(env *Env, runF func(*serveOptions) error) *cobra.Command {
@@ -53,7 +60,10 @@ SIGTERM, letting requests in flight finish.
 No authentication unless --token (or ` + apiTokenEnv + `) is given: then every route but /healthz
 needs "Authorization: Bearer <token>". Lease tokens are signed with the first --lease-key (or the
 first key of ` + leaseKeysEnv + `, comma-separated) and verified with any of them, so keys can be
-rotated; without one a random key is used and leases do not survive a restart.`,
+rotated; without one a random key is used and leases do not survive a restart.
+
+Limits, entities and namespaces read from the table are cached for --config-cache-ttl (60s by default):
+a change made elsewhere (another process, the CLI) reaches this server within that time.`,
 		Example: `  zae-limiter serve --endpoint-url http://localhost:8000
   zae-limiter serve --addr 127.0.0.1:0 --token s3cret --lease-key "$(openssl rand -hex 32)"`,
 		Args: noArgs,
@@ -84,6 +94,12 @@ rotated; without one a random key is used and leases do not survive a restart.`,
 			if opts.LeaseTTL <= 0 || opts.LeaseTTL > maxLeaseTTL {
 				return limits.Invalid("lease-ttl", opts.LeaseTTL.String(), "must be positive and at most 168h")
 			}
+			if opts.ConfigCacheTTL < 0 || opts.ConfigCacheTTL > store.MaxCacheTTL {
+				return limits.Invalid("config-cache-ttl", opts.ConfigCacheTTL.String(), "must be between 0 (no cache) and 1h")
+			}
+			if opts.Timeout < 100*time.Millisecond || opts.Timeout > time.Minute {
+				return limits.Invalid("timeout", opts.Timeout.String(), "must be between 100ms and 1m")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -95,6 +111,8 @@ rotated; without one a random key is used and leases do not survive a restart.`,
 	f.StringVar(&opts.Token, "token", "", "bearer `TOKEN` required on every route but /healthz (e.g. --token s3cret; env "+apiTokenEnv+")")
 	f.StringArrayVar(&keys, "lease-key", nil, "`KEY` signing lease tokens (at least 16 bytes), repeatable: the first signs, all verify (e.g. --lease-key \"$(openssl rand -hex 32)\"; env "+leaseKeysEnv+", comma-separated; default: random)")
 	f.DurationVar(&opts.LeaseTTL, "lease-ttl", api.DefaultLeaseTTL, "how long a lease token is valid, `D` (e.g. --lease-ttl 1h)")
+	f.DurationVar(&opts.ConfigCacheTTL, "config-cache-ttl", store.DefaultCacheTTL, "how long limits, entities and namespaces read from the table are cached, `D`: a limit change reaches this server within it; 0 reads them on every request (e.g. --config-cache-ttl 10s)")
+	f.DurationVar(&opts.Timeout, "timeout", limiter.DefaultTimeout, "the most one request may take, `D`, DynamoDB retries and config reads included: past it the answer is 503 (or, for an acquire, what on_unavailable decides) (e.g. --timeout 2s)")
 	f.Var(level, "log-level", "`LEVEL` of the JSON logs on stderr: debug (every request), info, warn or error (e.g. --log-level debug)")
 	return cmd
 }
@@ -130,6 +148,7 @@ func (v logLevel) Type() string { return "level" }
 func serveRun(ctx context.Context, opts *serveOptions) error {
 	env := opts.env
 	log := slog.New(slog.NewJSONHandler(env.Err, &slog.HandlerOptions{Level: opts.LogLevel}))
+	env.CacheTTL = store.CacheTTLSetting(opts.ConfigCacheTTL)
 	st, err := env.Store(ctx)
 	if err != nil {
 		return err
@@ -157,7 +176,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	}
 	h := api.New(api.Options{
 		Store: st, DB: db, Table: env.Name, DefaultNamespace: env.Namespace,
-		Keys: keys, LeaseTTL: opts.LeaseTTL, Token: opts.Token, Logger: log,
+		Keys: keys, LeaseTTL: opts.LeaseTTL, Token: opts.Token, Logger: log, Timeout: opts.Timeout,
 	})
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -178,7 +197,8 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	log.Info("listening", "url", url, "table", env.Name, "namespace", env.Namespace,
-		"auth", opts.Token != "", "lease_keys", len(keys), "lease_ttl", opts.LeaseTTL.String())
+		"auth", opts.Token != "", "lease_keys", len(keys), "lease_ttl", opts.LeaseTTL.String(),
+		"config_cache_ttl", opts.ConfigCacheTTL.String())
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

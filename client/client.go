@@ -89,7 +89,7 @@ func newClient(rawURL string, d doer, opts ...Option) (*Client, error) {
 	if s.userAgent != "" {
 		c.userAgent = s.userAgent
 	}
-	if s.defaultCreds && s.awsCfg == nil {
+	if s.defaultCreds && s.awsCfg == nil && u.Scheme == "https" {
 		// New has no context; loading the default config reads the
 		// environment and shared files, credentials are fetched lazily per
 		// request with the request's context.

@@ -424,7 +424,26 @@ func TestRateLimitedError(t *testing.T) {
 	var apiErr *APIError
 	assert.False(t, errors.As(err, &apiErr), "a denial is not an APIError")
 	assert.Equal(t, "client: rate limited: rate limit exceeded (retry after 1.25s)", err.Error())
+	assert.True(t, rl.Retryable(), "a body that does not say is retryable")
 	assert.Equal(t, 1, s.count(), "a denial is never retried")
+}
+
+func TestRateLimitedError_retryable(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		want  bool
+	}{{`,"retryable":false`, false}, {`,"retryable":true`, true}, {``, true}} {
+		body := `{"error":"rate_limited","message":"never at the current limits","retry_after_seconds":4` + tc.field + `}`
+		s := newServer(t, answer(429, body, wire.HeaderRetryAfter, "4"))
+		_, err := newTestClient(t, s).Acquire(context.Background(), testRequest)
+		var rl *RateLimitedError
+		require.ErrorAs(t, err, &rl)
+		assert.Equal(t, tc.want, rl.Retryable(), tc.field)
+		assert.Equal(t, 4*time.Second, rl.RetryAfter, "the wait is kept either way")
+		if !tc.want {
+			assert.Equal(t, "client: rate limited: never at the current limits (not retryable)", err.Error())
+		}
+	}
 }
 
 func TestRateLimitedError_headerOnly(t *testing.T) {

@@ -16,7 +16,10 @@
 // `zae-limiter serve --token`). WithSigV4 and WithDefaultCredentials sign
 // every request with AWS Signature Version 4 for service "lambda", as a
 // Function URL with AuthType AWS_IAM requires (the payload hash is sent in
-// X-Amz-Content-Sha256 and signed).
+// X-Amz-Content-Sha256 and signed). WithDefaultCredentials signs https URLs
+// only: an http:// URL (a local serve) is sent unsigned, so the same option
+// works against a Function URL and against `zae-limiter serve` on a machine
+// with no AWS region or credentials.
 //
 // # Retries
 //

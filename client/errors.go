@@ -46,7 +46,16 @@ type RateLimitedError struct {
 	Message string
 	// RateLimit is the tightest limit's RateLimit-* headers, when sent.
 	RateLimit *RateLimit
+
+	// never: the body said "retryable": false.
+	never bool
 }
+
+// Retryable reports whether waiting RetryAfter can admit the request: false
+// when the server said it can never be admitted at the current limits (it
+// asks a limit for more than its capacity). A retry loop stops on false.
+// An answer that does not say (an older server) counts as retryable.
+func (e *RateLimitedError) Retryable() bool { return !e.never }
 
 func (e *RateLimitedError) Error() string {
 	var b strings.Builder
@@ -55,7 +64,11 @@ func (e *RateLimitedError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
-	fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	if e.never {
+		b.WriteString(" (not retryable)")
+	} else {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
 	return b.String()
 }
 
@@ -115,7 +128,8 @@ func (r *result) err() error {
 		}
 	}
 	if r.status == http.StatusTooManyRequests {
-		e := &RateLimitedError{Message: msg, Violations: body.Violations}
+		e := &RateLimitedError{Message: msg, Violations: body.Violations,
+			never: body.Retryable != nil && !*body.Retryable}
 		switch {
 		case body.RetryAfterSeconds > 0:
 			e.RetryAfter = secondsToDuration(body.RetryAfterSeconds)

@@ -103,8 +103,9 @@ func ExampleClient_Do() {
 	// tpm: 940 left
 }
 
-// A denial is a *RateLimitedError: errors.As gives the violated limits and
-// when to retry.
+// A denial is a *RateLimitedError: errors.As gives the violated limits,
+// when to retry and whether retrying can help at all (1500 tokens never fit
+// a limit of capacity 1000).
 func ExampleRateLimitedError() {
 	srv := newStandIn(exampleLimits...)
 	defer srv.Close()
@@ -117,14 +118,14 @@ func ExampleRateLimitedError() {
 	_, err = c.Acquire(ctx, client.Request{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"tpm": 1500}})
 	var rl *client.RateLimitedError
 	if errors.As(err, &rl) {
-		fmt.Println("retry after:", rl.RetryAfter)
+		fmt.Println("retry after:", rl.RetryAfter, "retryable:", rl.Retryable())
 		for _, v := range rl.Violations {
 			fmt.Printf("%s: requested %d, available %d\n", v.Limit, v.Requested, v.Available)
 		}
 	}
 	fmt.Println("is ErrRateLimited:", errors.Is(err, client.ErrRateLimited))
 	// Output:
-	// retry after: 30s
+	// retry after: 30s retryable: false
 	// tpm: requested 1500, available 1000
 	// is ErrRateLimited: true
 }

@@ -170,6 +170,7 @@ func TestIntegration_rateLimited(t *testing.T) {
 	require.ErrorAs(t, err, &rl)
 	assert.ErrorIs(t, err, client.ErrRateLimited)
 	assert.Positive(t, rl.RetryAfter)
+	assert.False(t, rl.Retryable(), "1500 tokens never fit a capacity of 1000")
 	require.NotEmpty(t, rl.Violations)
 	v := rl.Violations[0]
 	assert.Equal(t, "user-1", v.EntityID)

@@ -70,7 +70,14 @@ func WithSigV4(cfg aws.Config) Option {
 
 // WithDefaultCredentials is WithSigV4 with the SDK's default configuration
 // (environment, shared config files, SSO, container and instance roles),
-// loaded once by New.
+// loaded once by New, for https URLs. An http:// URL is sent unsigned and
+// the configuration is not loaded: Function URLs are served over https
+// only, so an http:// URL is a local `zae-limiter serve` (or a test
+// server), which checks no signature. One program can so pass
+// WithDefaultCredentials for both a deployed Function URL and a local
+// serve, with no region or credentials configured for the latter. Over
+// https the region comes from the Function URL's host, else the
+// configuration; with neither, New fails.
 func WithDefaultCredentials() Option {
 	return func(s *settings) error {
 		s.defaultCreds = true

@@ -154,15 +154,21 @@ func TestSigV4_eachAttemptSignedAfresh(t *testing.T) {
 	assert.Equal(t, "20260101T000007Z", reqs[1].Header.Get("X-Amz-Date"))
 }
 
-func TestDefaultCredentials(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+// awsEnv sets the SDK's environment to exactly the given credentials and
+// region (empty: none), with no config files or profile.
+func awsEnv(t *testing.T, keyID, secret, region string) {
+	t.Setenv("AWS_ACCESS_KEY_ID", keyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
 	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-west-2")
+	t.Setenv("AWS_REGION", region)
+	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 	t.Setenv("AWS_PROFILE", "")
+}
 
+func TestDefaultCredentials(t *testing.T) {
+	awsEnv(t, "AKIDENV", "secret", "us-west-2")
 	var reqs []*http.Request
 	var bodies []string
 	c, err := newClient("https://limiter.example.com", capture(`{}`, &reqs, &bodies), WithDefaultCredentials())
@@ -194,4 +200,32 @@ func signedHeaders(auth string) []string {
 	}
 	list, _, _ := strings.Cut(rest, ",")
 	return strings.Split(list, ";")
+}
+
+// A local serve (http://) needs no signature: WithDefaultCredentials sends
+// it unsigned, with no region or credentials anywhere, and so New succeeds
+// where it used to refuse a host that names no region.
+func TestDefaultCredentials_plainHTTPIsUnsigned(t *testing.T) {
+	awsEnv(t, "", "", "")
+	var reqs []*http.Request
+	var bodies []string
+	c, err := newClient("http://127.0.0.1:8080", capture(`{}`, &reqs, &bodies), WithDefaultCredentials())
+	require.NoError(t, err)
+	require.NoError(t, c.Health(context.Background()))
+	require.Len(t, reqs, 1)
+	assert.Empty(t, reqs[0].Header.Get("Authorization"))
+	assert.Empty(t, reqs[0].Header.Get(headerContentSHA256))
+
+	// Over https the same environment has no region to sign for: a clear
+	// error at New, not a nil client.
+	_, err = New("https://limiter.example.com", WithDefaultCredentials())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no region")
+
+	// A bearer token (serve --token) goes with it over http.
+	reqs = nil
+	c, err = newClient("http://127.0.0.1:8080", capture(`{}`, &reqs, &bodies), WithDefaultCredentials(), WithBearerToken("s3cret"))
+	require.NoError(t, err)
+	require.NoError(t, c.Health(context.Background()))
+	assert.Equal(t, "Bearer s3cret", reqs[0].Header.Get("Authorization"))
 }

@@ -87,7 +87,7 @@ func (s *standIn) acquire(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(names)
 	var violations []wire.Violation
 	var states []wire.LimitState
-	retry := 0.0
+	retry, retryable := 0.0, true
 	for _, n := range names {
 		l, ok := s.limit(n, req.Limits)
 		if !ok || req.Consume[n] < 0 {
@@ -99,12 +99,13 @@ func (s *standIn) acquire(w http.ResponseWriter, r *http.Request) {
 			violations = append(violations, wire.Violation{EntityID: req.EntityID, Resource: req.Resource, Limit: n, Available: avail, Requested: want})
 			rate := float64(l.RefillAmount) / float64(l.RefillPeriodSeconds)
 			retry = math.Max(retry, float64(want-avail)/rate)
+			retryable = retryable && want <= l.Capacity
 		}
 		states = append(states, wire.LimitState{EntityID: req.EntityID, Name: n, Available: avail - req.Consume[n], Capacity: l.Capacity})
 	}
 	if len(violations) > 0 {
 		w.Header().Set(wire.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(retry))))
-		reply(w, 429, wire.Error{Code: wire.CodeRateLimited, Message: "rate limit exceeded", RetryAfterSeconds: retry, Violations: violations})
+		reply(w, 429, wire.Error{Code: wire.CodeRateLimited, Message: "rate limit exceeded", RetryAfterSeconds: retry, Violations: violations, Retryable: &retryable})
 		return
 	}
 	for _, n := range names {

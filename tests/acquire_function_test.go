@@ -36,6 +36,8 @@ var acquireEnv = []string{
 	"DEFAULT_NAMESPACE",
 	"LEASE_KEYS_PARAMETER",
 	"LEASE_TTL",
+	"CONFIG_CACHE_TTL",
+	"REQUEST_TIMEOUT",
 	"AWS_XRAY_TRACING_ENABLED",
 }
 
@@ -95,7 +97,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	}
 	assert.ElementsMatch(t, acquireEnv, got, "acquire function environment")
 
-	src, read := acquireConfigEnv(t)
+	src, read := configEnv(t, acquireCodeURI)
 	for _, name := range acquireEnv {
 		assert.True(t, strings.Contains(src, strconv.Quote(name)), "functions/acquire/config.go no longer reads %s", name)
 	}
@@ -106,6 +108,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, api.DefaultNamespace, vars["DEFAULT_NAMESPACE"])
 	assert.Equal(t, ref("LeaseKeysParameterName"), vars["LEASE_KEYS_PARAMETER"])
 	assert.Equal(t, ref("LeaseTTLSeconds"), vars["LEASE_TTL"])
+	assert.Equal(t, ref("AcquireRequestTimeoutSeconds"), vars["REQUEST_TIMEOUT"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"],
 		"X-Ray instrumentation must follow EnableTracing")
 
@@ -114,6 +117,13 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, int(api.DefaultLeaseTTL/time.Second), ttl["Default"], "LeaseTTLSeconds default != api.DefaultLeaseTTL")
 	assert.Equal(t, 1, ttl["MinValue"])
 	assert.Equal(t, int(24*time.Hour/time.Second), ttl["MaxValue"], "config.go accepts at most 24h")
+
+	assert.Equal(t, ref("ConfigCacheTTLSeconds"), vars["CONFIG_CACHE_TTL"])
+	cache := param(t, tpl, "ConfigCacheTTLSeconds")
+	assert.Equal(t, "Number", cache["Type"])
+	assert.Equal(t, int(store.DefaultCacheTTL/time.Second), cache["Default"], "ConfigCacheTTLSeconds default != store.DefaultCacheTTL")
+	assert.Equal(t, 0, cache["MinValue"], "0 turns the cache off")
+	assert.Equal(t, int(store.MaxCacheTTL/time.Second), cache["MaxValue"], "config.go accepts at most store.MaxCacheTTL")
 
 	keys := param(t, tpl, "LeaseKeysParameterName")
 	assert.Equal(t, "String", keys["Type"])
@@ -282,11 +292,11 @@ func statementActions(t *testing.T, v any) []string {
 	return out
 }
 
-// acquireConfigEnv returns functions/acquire/config.go's source and the
+// configEnv returns the config.go source of the function at codeURI and the
 // values of its env* string constants: the variables the function reads.
-func acquireConfigEnv(t *testing.T) (string, []string) {
+func configEnv(t *testing.T, codeURI string) (string, []string) {
 	t.Helper()
-	path := filepath.Join("..", acquireCodeURI, "config.go")
+	path := filepath.Join("..", codeURI, "config.go")
 	src, err := os.ReadFile(path)
 	require.NoError(t, err)
 	f, err := parser.ParseFile(token.NewFileSet(), path, src, 0)

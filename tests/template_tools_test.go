@@ -49,26 +49,39 @@ func TestTemplateSAMTranslate(t *testing.T) {
 		types[id] = str(t, obj(t, r)["Type"])
 	}
 	for id, typ := range map[string]string{
-		tableLogicalID:            "AWS::DynamoDB::Table",
-		"AcquireOnlyPolicy":       "AWS::IAM::ManagedPolicy",
-		"FullAccessPolicy":        "AWS::IAM::ManagedPolicy",
-		"ReadOnlyPolicy":          "AWS::IAM::ManagedPolicy",
-		acquireFunctionID:         "AWS::Lambda::Function",
-		acquireFunctionID + "Url": "AWS::Lambda::Url",
-		acquireRoleID:             "AWS::IAM::Role",
-		acquireLogGroupID:         "AWS::Logs::LogGroup",
+		tableLogicalID:                  "AWS::DynamoDB::Table",
+		"AcquireOnlyPolicy":             "AWS::IAM::ManagedPolicy",
+		"FullAccessPolicy":              "AWS::IAM::ManagedPolicy",
+		"ReadOnlyPolicy":                "AWS::IAM::ManagedPolicy",
+		acquireFunctionID:               "AWS::Lambda::Function",
+		acquireFunctionID + "Url":       "AWS::Lambda::Url",
+		acquireRoleID:                   "AWS::IAM::Role",
+		acquireLogGroupID:               "AWS::Logs::LogGroup",
+		"AuditArchiveBucket":            "AWS::S3::Bucket",
+		"AuditArchiveBucketPolicy":      "AWS::S3::BucketPolicy",
+		archiverFunctionID:              "AWS::Lambda::Function",
+		archiverFunctionID + "Schedule": "AWS::Events::Rule",
+		archiverRoleID:                  "AWS::IAM::Role",
+		archiverLogGroupID:              "AWS::Logs::LogGroup",
+		"ArchiverErrorsAlarm":           "AWS::CloudWatch::Alarm",
 	} {
 		assert.Equal(t, typ, types[id], "translated resource %s", id)
 	}
-	// The role is ours: SAM must not have generated another one (with
+	// The roles are ours: SAM must not have generated others (with
 	// AWSLambdaBasicExecutionRole and, for any intrinsic Tracing, X-Ray).
-	roles := 0
+	roles, ours := 0, 0
 	for _, typ := range types {
 		if typ == "AWS::IAM::Role" {
 			roles++
 		}
 	}
-	assert.Equal(t, 1, roles, "IAM roles in the translated template: %v", types)
+	for _, r := range obj(t, loadTemplate(t)["Resources"]) {
+		if obj(t, r)["Type"] == "AWS::IAM::Role" {
+			ours++
+		}
+	}
+	assert.Equal(t, ours, roles, "IAM roles in the translated template: %v", types)
+	assert.Equal(t, "AWS::Lambda::Function", types[provisionerFunctionID])
 
 	// Globals applied by the real translator, not by this package's reading of them.
 	fnProps := obj(t, obj(t, obj(t, tpl["Resources"])[acquireFunctionID])["Properties"])

@@ -2,13 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -29,6 +29,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/mototest"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
@@ -111,6 +112,39 @@ func TestBootstrap(t *testing.T) {
 	t.Run("init error", func(t *testing.T) { testInitError(t, s) })
 	t.Run("tracing", func(t *testing.T) { testTracing(t, s) })
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
+	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
+	t.Run("frozen DynamoDB", func(t *testing.T) { testFrozen(t, s) })
+}
+
+// testConfigCacheTTL: CONFIG_CACHE_TTL reaches the function's store. A
+// limit change made elsewhere is seen at once by an instance with no cache
+// (0), and not by one with the default 60 s cache that read the old one.
+func testConfigCacheTTL(t *testing.T, s stack, ns *store.NS) {
+	ctx := context.Background()
+	require.NoError(t, ns.SetResourceDefaults(ctx, "claude", []limits.Limit{limits.PerMinute("rpm", 10, 0)}))
+	ev, err := os.ReadFile(filepath.Join(eventsDir, "available.json"))
+	require.NoError(t, err)
+	ev = bytes.ReplaceAll(ev, []byte("gpt-4"), []byte("claude"))
+	capacity := func(r *lambdarun.Runner) float64 {
+		t.Helper()
+		res, err := r.Invoke(ctx, ev)
+		require.NoError(t, err)
+		require.Nil(t, res.Err)
+		var resp events.LambdaFunctionURLResponse
+		require.NoError(t, json.Unmarshal(res.Payload, &resp))
+		require.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		var body wire.AvailableResponse
+		require.NoError(t, json.Unmarshal([]byte(resp.Body), &body))
+		require.Len(t, body.Limits, 1, resp.Body)
+		return float64(body.Limits[0].Capacity)
+	}
+	cached, _ := s.start(t, lambdarun.Options{Env: s.env()})
+	uncached, _ := s.start(t, lambdarun.Options{Env: s.env("CONFIG_CACHE_TTL=0")})
+	assert.Equal(t, 10.0, capacity(cached))
+	assert.Equal(t, 10.0, capacity(uncached))
+	require.NoError(t, ns.SetResourceDefaults(ctx, "claude", []limits.Limit{limits.PerMinute("rpm", 20, 0)}))
+	assert.Equal(t, 10.0, capacity(cached), "the default cache keeps the limits it read for 60 s")
+	assert.Equal(t, 20.0, capacity(uncached), "CONFIG_CACHE_TTL=0 reads them on every request")
 }
 
 // expectation checks one event's response; lease is the token of the
@@ -136,6 +170,13 @@ var expectations = map[string]expectation{
 		ra, err := strconv.Atoi(header(resp, wire.HeaderRetryAfter))
 		assert.NoError(t, err, "Retry-After is whole seconds")
 		assert.GreaterOrEqual(t, ra, 1)
+		assert.Equal(t, false, body["retryable"], "10 never fits a capacity of 5")
+		assert.Contains(t, body["message"], "can never be admitted at the current limits")
+	},
+	"wrong-content-type.json": func(t *testing.T, resp events.LambdaFunctionURLResponse, body map[string]any, _ string) {
+		assert.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+		assert.Equal(t, wire.CodeUnsupportedType, body["error"])
+		assert.Contains(t, body["message"], "Content-Type: application/json")
 	},
 	"bad-request.json": func(t *testing.T, resp events.LambdaFunctionURLResponse, body map[string]any, _ string) {
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
@@ -331,16 +372,12 @@ func testTracing(t *testing.T, s stack) {
 // testKeysParameter reads the lease keys from SSM, served by moto_server
 // (on the machine image; skipped where it is missing).
 func testKeysParameter(t *testing.T, s stack) {
-	moto, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not installed: LEASE_KEYS_PARAMETER is not exercised")
-	}
-	endpoint := startMoto(t, moto)
+	endpoint := mototest.Start(t, "LEASE_KEYS_PARAMETER")
 	client := ssm.New(ssm.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("dummy", "dummy", ""),
 	})
-	_, err = client.PutParameter(context.Background(), &ssm.PutParameterInput{
+	_, err := client.PutParameter(context.Background(), &ssm.PutParameterInput{
 		Name: aws.String("/limiter/lease-keys"), Value: aws.String(key2 + "," + key1), Type: ssmtypes.ParameterTypeSecureString,
 	})
 	require.NoError(t, err)
@@ -372,34 +409,4 @@ func testKeysParameter(t *testing.T, s stack) {
 	var ie *lambdarun.InitError
 	require.True(t, errors.As(err, &ie), "got %v", err)
 	assert.Contains(t, out.String(), `LEASE_KEYS_PARAMETER=\"/limiter/missing\"`)
-}
-
-// startMoto runs moto_server on a free loopback port until the test ends.
-func startMoto(t *testing.T, bin string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	var out syncio.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s: %v\n%s", endpoint, err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

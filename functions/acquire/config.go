@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 // config is the function's environment contract. The SDK reads its own
@@ -36,6 +38,19 @@ type config struct {
 	// a lease token is valid, a Go duration ("15m") or whole seconds ("900"),
 	// between 1 s and 24 h.
 	LeaseTTL time.Duration
+	// ConfigCacheTTL is CONFIG_CACHE_TTL (optional, default
+	// store.DefaultCacheTTL): how long an instance caches the limits
+	// configuration, entities and namespaces it read, a Go duration ("30s")
+	// or whole seconds ("30"), from 0 (no cache: every acquire reads its
+	// configuration) to store.MaxCacheTTL. A limit change reaches every
+	// instance within it.
+	ConfigCacheTTL time.Duration
+	// RequestTimeout is REQUEST_TIMEOUT (optional, default
+	// limiter.DefaultTimeout, 5 s): the most a request may take, namespace
+	// and config reads included, a Go duration ("2s") or whole seconds ("5"),
+	// from 100 ms to 60 s; keep it below the function's timeout. Past it an
+	// acquire is unavailable and the namespace's on_unavailable decides.
+	RequestTimeout time.Duration
 	// Tracing is AWS_XRAY_TRACING_ENABLED (optional, default false): trace
 	// the DynamoDB calls with X-Ray. The template sets it where the function
 	// has Tracing: Active; unset (as in local runs) nothing is instrumented,
@@ -50,6 +65,8 @@ const (
 	envLeaseKeys        = "LEASE_KEYS"
 	envLeaseKeysParam   = "LEASE_KEYS_PARAMETER"
 	envLeaseTTL         = "LEASE_TTL"
+	envConfigCacheTTL   = "CONFIG_CACHE_TTL"
+	envRequestTimeout   = "REQUEST_TIMEOUT"
 	envTracing          = "AWS_XRAY_TRACING_ENABLED"
 )
 
@@ -57,6 +74,8 @@ const (
 const MinKeyLen = 32
 
 const maxLeaseTTL = 24 * time.Hour
+
+const maxRequestTimeout = time.Minute
 
 var tableNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 
@@ -67,7 +86,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		v, _ := lookup(k)
 		return strings.TrimSpace(v)
 	}
-	c := config{DefaultNamespace: api.DefaultNamespace, LeaseTTL: api.DefaultLeaseTTL}
+	c := config{DefaultNamespace: api.DefaultNamespace, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL,
+		RequestTimeout: limiter.DefaultTimeout}
 	var errs []error
 
 	switch c.Table = get(envTable); {
@@ -105,11 +125,27 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	}
 
 	if v := get(envLeaseTTL); v != "" {
-		d, err := parseTTL(v)
+		d, err := parseDuration(v, time.Second, maxLeaseTTL)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", envLeaseTTL, v, err))
 		}
 		c.LeaseTTL = d
+	}
+
+	if v := get(envConfigCacheTTL); v != "" {
+		d, err := parseDuration(v, 0, store.MaxCacheTTL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envConfigCacheTTL, v, err))
+		}
+		c.ConfigCacheTTL = d
+	}
+
+	if v := get(envRequestTimeout); v != "" {
+		d, err := parseDuration(v, 100*time.Millisecond, maxRequestTimeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envRequestTimeout, v, err))
+		}
+		c.RequestTimeout = d
 	}
 
 	if v := get(envTracing); v != "" {
@@ -136,20 +172,35 @@ func parseKeys(s string) ([][]byte, error) {
 	return out, nil
 }
 
-func parseTTL(s string) (time.Duration, error) {
+// parseDuration reads a Go duration ("15m") or whole seconds ("900")
+// between lo and hi.
+func parseDuration(s string, lo, hi time.Duration) (time.Duration, error) {
+	bounds := fmt.Errorf("want between %s and %s", short(lo), short(hi))
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		n, nerr := strconv.ParseInt(s, 10, 64)
 		if nerr != nil {
 			return 0, errors.New(`want a duration such as "15m" or whole seconds`)
 		}
-		if n <= 0 || n > int64(maxLeaseTTL/time.Second) {
-			return 0, fmt.Errorf("want between 1s and %v", maxLeaseTTL)
+		if n < 0 || n > int64(hi/time.Second) {
+			return 0, bounds
 		}
 		d = time.Duration(n) * time.Second
 	}
-	if d < time.Second || d > maxLeaseTTL {
-		return 0, fmt.Errorf("want between 1s and %v", maxLeaseTTL)
+	if d < lo || d > hi {
+		return 0, bounds
 	}
 	return d, nil
+}
+
+// short renders whole hours and minutes without trailing zero units
+// ("24h", not "24h0m0s").
+func short(d time.Duration) string {
+	switch {
+	case d > 0 && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d > 0 && d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return d.String()
 }

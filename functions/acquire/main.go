@@ -61,12 +61,13 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 	}
 	db := awsenv.NewDynamoDB(awsCfg)
 	return api.New(api.Options{
-		Store:            store.New(db, store.Options{Table: cfg.Table}),
+		Store:            store.New(db, store.Options{Table: cfg.Table, CacheTTL: store.CacheTTLSetting(cfg.ConfigCacheTTL)}),
 		DB:               db,
 		Table:            cfg.Table,
 		DefaultNamespace: cfg.DefaultNamespace,
 		Keys:             keys,
 		LeaseTTL:         cfg.LeaseTTL,
+		Timeout:          cfg.RequestTimeout,
 	}), nil
 }
 

@@ -2,9 +2,11 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
@@ -45,7 +47,7 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request) (any, error) {
 		Degraded: lease.Degraded(),
 	}
 	for _, s := range sts {
-		resp.Limits = append(resp.Limits, wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity})
+		resp.Limits = append(resp.Limits, LimitState(s))
 	}
 	return resp, nil
 }
@@ -100,8 +102,9 @@ func (h *Handler) available(_ http.ResponseWriter, r *http.Request) (any, error)
 	}
 	for _, s := range sts {
 		secs := seconds(wait[[2]string{s.EntityID, s.Limit.Name}])
-		resp.Limits = append(resp.Limits, wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name,
-			Available: s.Available, Capacity: s.Limit.Capacity, RetryAfterSeconds: &secs})
+		l := LimitState(s)
+		l.RetryAfterSeconds = &secs
+		resp.Limits = append(resp.Limits, l)
 	}
 	return resp, nil
 }
@@ -111,12 +114,46 @@ func (h *Handler) available(_ http.ResponseWriter, r *http.Request) (any, error)
 func denial(ex *limits.ExceededError, hdr http.Header) wire.Error {
 	hdr.Set(wire.HeaderRetryAfter, ex.RetryAfterHeader())
 	setRateLimit(hdr, ex.Primary(), int64(math.Ceil(ex.RetryAfter().Seconds())))
-	body := wire.Error{Code: wire.CodeRateLimited, Message: ex.Error(), RetryAfterSeconds: seconds(ex.RetryAfter())}
+	return Denial(ex)
+}
+
+// Denial renders a denial in the wire contract: the body of a 429, which
+// the CLI's `acquire -o json` prints too. retry_after_seconds stays finite
+// even when the request can never be admitted (the reference's contract);
+// retryable and the message say so then.
+func Denial(ex *limits.ExceededError) wire.Error {
+	retryable := ex.Retryable()
+	body := wire.Error{Code: wire.CodeRateLimited, Message: denialMessage(ex),
+		RetryAfterSeconds: seconds(ex.RetryAfter()), Retryable: &retryable}
 	for _, v := range ex.Violations() {
 		body.Violations = append(body.Violations, wire.Violation{EntityID: v.EntityID, Resource: v.Resource,
 			Limit: v.Limit.Name, Available: v.Available, Requested: v.Requested})
 	}
 	return body
+}
+
+// denialMessage is the denial's own text or, when waiting cannot help, a
+// text that says so and names no wait.
+func denialMessage(ex *limits.ExceededError) string {
+	if ex.Retryable() {
+		return ex.Error()
+	}
+	var over []string
+	for _, v := range ex.Violations() {
+		if v.Requested > v.Limit.Capacity {
+			over = append(over, fmt.Sprintf("%s/%s: requested %d exceeds the capacity %d",
+				v.EntityID, v.Limit.Name, v.Requested, v.Limit.Capacity))
+		}
+	}
+	p := ex.Primary()
+	return fmt.Sprintf("rate limit exceeded for %s/%s, and the request can never be admitted at the current limits (%s); do not retry it",
+		p.EntityID, p.Resource, strings.Join(over, "; "))
+}
+
+// LimitState renders one limit's status in the wire contract (without a
+// wait); the CLI's JSON of a limit is this type too.
+func LimitState(s limits.Status) wire.LimitState {
+	return wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity}
 }
 
 // tightest is the status with the lowest available/capacity ratio (the

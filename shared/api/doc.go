@@ -6,9 +6,9 @@
 //
 // # Routes and answers
 //
-//	POST /v1/acquire          200 AcquireResponse | 400 | 404 | 413 | 429 | 503
-//	POST /v1/leases/adjust    200 AdjustResponse  | 400 | 404 | 409 | 410 | 413 | 503
-//	POST /v1/leases/release   200 ReleaseResponse | 400 | 404 | 409 | 410 | 413 | 503
+//	POST /v1/acquire          200 AcquireResponse | 400 | 404 | 413 | 415 | 429 | 503
+//	POST /v1/leases/adjust    200 AdjustResponse  | 400 | 404 | 409 | 410 | 413 | 415 | 503
+//	POST /v1/leases/release   200 ReleaseResponse | 400 | 404 | 409 | 410 | 413 | 415 | 503
 //	GET  /v1/available        200 AvailableResponse | 400 | 404 | 503
 //	GET  /healthz             200 {"status": "ok"} (no DynamoDB call, no token)
 //
@@ -26,8 +26,16 @@
 //	409 lease_closed       adjust or release of a released lease; nothing changes
 //	410 lease_expired      the token's expiry has passed
 //	413 request_too_large  a body over wire.MaxBodyBytes (64 KiB)
-//	429 rate_limited       with retry_after_seconds (ms precision), violations and
-//	                       Retry-After (whole seconds, rounded up)
+//	415 unsupported_media_type
+//	                       a POST whose Content-Type is not application/json
+//	                       (parameters such as charset allowed; checked after
+//	                       the token): a web page cannot post a form or a
+//	                       "simple" request to an unauthenticated serve
+//	429 rate_limited       with retry_after_seconds (ms precision), violations,
+//	                       retryable (false when the request asks a limit for
+//	                       more than its capacity: never admissible at the
+//	                       current limits, the message says so) and Retry-After
+//	                       (whole seconds, rounded up)
 //	503 unavailable        DynamoDB failed (and, on acquire, the namespace's
 //	                       on_unavailable policy is block), or the request was
 //	                       cancelled
@@ -84,56 +92,53 @@
 //
 // # Lease state
 //
-// What changes lives in one item per lease, written only by the first
-// adjust or release (a lease that is acquired and left to expire, the
-// normal commit, costs no write beyond the acquire):
+// What changes lives in one item per lease (package leasestate owns it: key,
+// attributes, codec and the planner of its conditional writes, ADR-007),
+// written only by the first adjust or release (a lease that is acquired and
+// left to expire, the normal commit, costs no write beyond the acquire).
 //
-//	PK       {ns id}/LEASE#{lease id}      (schema.LeaseKey)
-//	SK       #LEASE
-//	GSI4PK   {ns id}                       GSI4SK  #LEASE|LEASE#{lease id}
-//	ttl      token expiry + 1 day (epoch seconds)
-//	entity_id, resource                    (for people reading the table)
-//	a_{i}_{limit}  N    net adjustment of bucket i ("b"[i]) and limit, millitokens
-//	closed         BOOL released
-//	rolled_back    BOOL the release gave everything back
-//
-// Adjust: one conditional UpdateItem ADDs the deltas of every bucket that
-// has the limit and returns the item (ALL_NEW): the close-once gate. Its
-// condition is that the lease is open (attribute_not_exists(closed) OR
-// closed = false) and that no refund takes the lease's net consumption of
-// a bucket and limit (initial + adjustments + delta) below zero: a lease
-// gives back at most what it took. A failed condition writes nothing and
-// is told apart by the old item (ALL_OLD): closed is 409 lease_closed, a
-// refund beyond what the lease holds is 400 invalid_request naming the
-// limit and the amount held. Then the deltas go to the buckets through the
-// resumed lease, one bucket per write, unchecked (debt is allowed,
-// DECISIONS §3.16). If every bucket write landed or is a refund of
-// unknown outcome (booked as done, see Lost answers), the answer is 200
-// with the adjustment as booked. Otherwise the whole adjustment is taken
-// back, so that a 503 means nothing changed and a retry is safe: the
-// buckets that are counted as having got their deltas get the opposite
-// (booked by the same outcome rules), then the gate's ADD is taken back
-// for everything the buckets are not counted as keeping, on condition
-// that the lease is still open and its net stays at least zero; when that
-// condition fails (a rollback closed the lease and may have returned the
-// deltas, or a concurrent adjust gave tokens back on the strength of them)
-// the deltas are written to the buckets again instead, so the buckets are
-// charged what the state says. Exactly: a 503 means nothing is booked,
-// except charges that could not be taken back (a retry charges them again:
-// tokens lost, never minted); when a refund could not be taken back it
-// stays booked and the answer is 200 with consumed as booked (a retry
-// would send it again), the shares not booked logged at error level. An
-// adjust whose deltas are all zero writes nothing: a consistent read says
-// whether the lease is closed. consumed in the answer is the initial
-// amounts plus every adjustment booked, whole tokens.
+// Adjust: one conditional UpdateItem (leasestate.Gate) ADDs the deltas of
+// every bucket that has the limit and returns the item (ALL_NEW): the
+// close-once gate. Its condition is that the lease is open and that every
+// delta keeps the lease's net amount of a bucket and limit (initial +
+// adjustments) within [0, limits.MaxTokens]: a lease gives back at most
+// what it took and holds at most what one acquire may take, so its sums
+// never leave int64. A failed condition writes nothing and is told apart
+// by the old item (ALL_OLD, leasestate.Lease.Check): closed is 409
+// lease_closed, a refund beyond what the lease holds or a charge past the
+// bound is 400 invalid_request naming the limit and the amount held. Then
+// the deltas go to the buckets through the resumed lease, one bucket per
+// write, unchecked (debt is allowed, DECISIONS §3.16). If every bucket
+// write landed or is a refund of unknown outcome (booked as done, see Lost
+// answers), the answer is 200 with the adjustment as booked. Otherwise the
+// whole adjustment is taken back, so that a 503 means nothing changed and a
+// retry is safe: the buckets that are counted as having got their deltas
+// get the opposite (booked by the same outcome rules), then the gate's ADD
+// is taken back (leasestate.Undo) for everything the buckets are not
+// counted as keeping, on condition that the lease is still open and its net
+// stays within bounds; when that condition fails (a rollback closed the
+// lease and may have returned the deltas, or a concurrent adjust gave
+// tokens back on the strength of them) the deltas are written to the
+// buckets again instead, so the buckets are charged what the state says.
+// Exactly: a 503 means nothing is booked, except charges that could not be
+// taken back (a retry charges them again: tokens lost, never minted); when
+// a refund could not be taken back it stays booked and the answer is 200
+// with consumed as booked (a retry would send it again), the shares not
+// booked logged at error level. An adjust whose deltas are all zero writes
+// nothing: a consistent read says whether the lease is closed. consumed in
+// the answer is the initial amounts plus every adjustment booked, whole
+// tokens.
 //
 // Release: the same gate SETs closed = true and rolled_back, returning the
 // adjustments; rollback=false stops there (commit), rollback=true gives
 // back initial + adjustments on the exact shards. If that rollback fails
-// part way, the lease is reopened with what was given back recorded as
-// adjustments, so a retried release returns exactly the rest; the answer
-// is 503. A concurrent adjust and release of one lease are ordered by the
-// gate.
+// part way, the lease is reopened (leasestate.Reopen) with what was given
+// back recorded as adjustments, so a retried release returns exactly the
+// rest; the answer is 503. A concurrent adjust and release of one lease are
+// ordered by the gate. A state whose adjustments cannot be read exactly (an
+// item written before the bound) is never rolled back as if they were 0:
+// the lease is reopened, nothing is given back and the answer is 500; a
+// commit still closes it.
 //
 // Lost answers: a refund or a lease-state write whose outcome is unknown
 // (a timeout, a lost answer, a 5xx; not a failed condition, throttling or

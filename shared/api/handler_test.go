@@ -97,6 +97,8 @@ func TestAcquireRateLimited(t *testing.T) {
 	assert.Equal(t, e.RetryAfterSeconds, float64(int64(e.RetryAfterSeconds*1000))/1000, "ms precision")
 	assert.Equal(t, []wire.Violation{{EntityID: "user-1", Resource: "gpt-4", Limit: "rpm", Available: 0, Requested: 1}}, e.Violations)
 	assert.Contains(t, e.Message, "rate limit exceeded")
+	require.NotNil(t, e.Retryable)
+	assert.True(t, *e.Retryable)
 	assert.Equal(t, "6", rec.Header().Get(wire.HeaderRetryAfter))
 	assert.Equal(t, "10", rec.Header().Get(wire.HeaderLimit))
 	assert.Equal(t, "0", rec.Header().Get(wire.HeaderRemaining))
@@ -105,6 +107,29 @@ func TestAcquireRateLimited(t *testing.T) {
 	// After the wait it is admitted again.
 	f.clock.Advance(time.Duration(e.RetryAfterSeconds * float64(time.Second)))
 	f.acquire(wire.AcquireRequest{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"rpm": 1}})
+}
+
+// A request above a limit's capacity is still a 429 with a finite wait
+// (the reference's contract), but its body says plainly that it can never
+// be admitted at the current limits: retryable false, and a message with
+// no wait in it. Within capacity the same denial is retryable.
+func TestAcquireNeverAdmissible(t *testing.T) {
+	f := newFixture(t)
+	f.setDefaults("", limits.PerMinute("rpm", 10, 0), limits.PerMinute("tpm", 1000, 0))
+	rec := f.post(wire.PathAcquire, wire.AcquireRequest{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"rpm": 1, "tpm": 5000}})
+	e := errorBody(t, rec, http.StatusTooManyRequests, wire.CodeRateLimited)
+	require.NotNil(t, e.Retryable, "a 429 always says whether to retry")
+	assert.False(t, *e.Retryable)
+	assert.Positive(t, e.RetryAfterSeconds, "the wait stays finite")
+	assert.NotEmpty(t, rec.Header().Get(wire.HeaderRetryAfter))
+	assert.Equal(t, "rate limit exceeded for user-1/gpt-4, and the request can never be admitted at the current limits "+
+		"(user-1/tpm: requested 5000 exceeds the capacity 1000); do not retry it", e.Message)
+	assert.Equal(t, []wire.Violation{{EntityID: "user-1", Resource: "gpt-4", Limit: "tpm", Available: 1000, Requested: 5000}}, e.Violations)
+
+	// The raw body names the field, so clients without this module's types
+	// can read it.
+	rec = f.post(wire.PathAcquire, wire.AcquireRequest{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"tpm": 1001}})
+	assert.Contains(t, rec.Body.String(), `"retryable":false`)
 }
 
 func TestBadRequests(t *testing.T) {
@@ -167,6 +192,31 @@ func TestBodyTooLarge(t *testing.T) {
 	// Trailing bytes past the limit after one valid object count too.
 	pad := `{"entity_id":"u","resource":"r","consume":{"rpm":1}}` + strings.Repeat(" ", 70<<10)
 	errorBody(t, f.post(wire.PathAcquire, pad), http.StatusRequestEntityTooLarge, wire.CodeTooLarge)
+}
+
+// Every POST body must be declared application/json (charset allowed):
+// anything else, or nothing, is 415 with the JSON error shape and changes
+// nothing, so a web page cannot post a form to an unauthenticated serve.
+func TestPostRequiresJSONContentType(t *testing.T) {
+	f := newFixture(t)
+	f.setDefaults("", limits.PerMinute("rpm", 10, 0))
+	body := `{"entity_id":"u","resource":"r","consume":{"rpm":1}}`
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+		"application/jsonx", "application/json;;", "text/json"} {
+		for _, path := range []string{wire.PathAcquire, wire.PathAdjust, wire.PathRelease} {
+			e := errorBody(t, f.do(nil, http.MethodPost, path, body, "Content-Type", ct), http.StatusUnsupportedMediaType, wire.CodeUnsupportedType)
+			assert.Contains(t, e.Message, "Content-Type: application/json", "%s %q", path, ct)
+		}
+	}
+	assert.Equal(t, map[string]int64{"u/rpm": 10}, f.avail("u", "r"), "nothing was taken")
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		rec := f.do(nil, http.MethodPost, wire.PathAcquire, body, "Content-Type", ct)
+		assert.Equal(t, http.StatusOK, rec.Code, "%q: %s", ct, rec.Body.String())
+	}
+	// GET routes take no body and need no Content-Type; auth comes first.
+	assert.Equal(t, http.StatusOK, f.do(nil, http.MethodGet, wire.PathHealth, nil).Code)
+	g := newFixture(t, func(o *Options) { o.Token = "s3cret" })
+	errorBody(t, g.do(nil, http.MethodPost, wire.PathAcquire, body, "Content-Type", "text/plain"), http.StatusUnauthorized, wire.CodeUnauthorized)
 }
 
 func TestRouting(t *testing.T) {

@@ -3,45 +3,27 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/leasestate"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
-	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
-)
-
-// Attributes of the lease-state item (besides its keys, GSI4 and ttl).
-const (
-	attrClosed     = "closed"      // BOOL: released (committed or rolled back)
-	attrRolledBack = "rolled_back" // BOOL: the release gave everything back
-	attrEntity     = "entity_id"   // for people reading the table
-	attrResource   = "resource"
-	adjPrefix      = "a_" // a_{entry}_{limit}: net adjustment, millitokens
 )
 
 const milli = bucket.MilliPerToken
 
-// stateTTL is how long the lease-state item outlives the token.
-const stateTTL = 24 * time.Hour
-
 // writeTimeout bounds the writes that follow a passed gate; they run even
 // when the caller has gone, so the buckets and the state stay in step.
 const writeTimeout = 10 * time.Second
-
-func adjAttr(i int, name string) string { return adjPrefix + strconv.Itoa(i) + "_" + name }
 
 var msgLeaseClosed = "the lease was already released; a lease is closed once and nothing was changed"
 
@@ -80,25 +62,33 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 			}
 		}
 	}
-	if empty(per) {
+	if leasestate.Empty(per) {
 		// Nothing to change: a read says whether the lease is closed.
-		it, err := h.readState(ctx, c)
-		if err != nil {
-			return nil, err
-		}
-		if dynamo.GetBool(it, attrClosed) {
+		st, err := h.readState(ctx, c)
+		if st.Closed {
 			return nil, errClosed
 		}
-		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
+		if err != nil {
+			return nil, readable(err)
+		}
+		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(st.Adj)}, nil
 	}
 	lim, err := h.leaseLimiter(ctx, c)
 	if err != nil {
 		return nil, h.closedFirst(ctx, c, err)
 	}
-	// The gate: record the deltas unless the lease is closed or would give
-	// back more than it took. Then the buckets, on the exact shards the
-	// acquire wrote.
-	it, err := h.update(ctx, c, per, nil)
+	// The gate: record the deltas unless the lease is closed, would give
+	// back more than it took or hold more than a lease may. Then the
+	// buckets, on the exact shards the acquire wrote.
+	st, err := h.gate(ctx, c, leasestate.Request{Adds: per})
+	if errors.Is(err, leasestate.ErrUnreadable) {
+		// Recorded, but the state cannot be read back exactly: the
+		// buckets are not charged, and the lease can never be rolled
+		// back (see release), so nothing is minted.
+		h.log.ErrorContext(ctx, "lease state unreadable after an adjust; buckets not charged",
+			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
+		return nil, errUnreadable
+	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	if err != nil {
@@ -119,7 +109,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		return nil, err
 	}
-	base := c.adjustments(it)
+	base := add(st.Adj, nil) // a copy: st.Adj is the answer's
 	for i := range per {
 		for name, d := range per[i] {
 			base[i][name] -= d
@@ -128,20 +118,20 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 	errs := h.writeBuckets(wctx, lim, c, base, per)
 	err = firstError(errs)
 	if err == nil {
-		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
+		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(st.Adj)}, nil
 	}
 	done := make([]map[string]int64, len(per))
 	not := make([]map[string]int64, len(per))
 	for i := range per {
 		done[i], not[i] = counted(per[i], outcomeOf(errs[i]))
 	}
-	if empty(not) {
+	if leasestate.Empty(not) {
 		// Every write landed or is a refund of unknown outcome, counted
 		// as done (never sent again): the adjustment is booked as
 		// recorded. A 503 would have the client send the refund again.
 		h.log.WarnContext(ctx, "adjust refund outcome unknown; counted as done",
 			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
-		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(c.adjustments(it))}, nil
+		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(st.Adj)}, nil
 	}
 	// Some share is known (or booked) not to have landed: take the whole
 	// adjustment back, so that a 503 means nothing changed and a retry is
@@ -172,7 +162,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
 		return wire.AdjustResponse{Lease: req.Lease, Consumed: c.consumed(add(base, left))}, nil
 	}
-	if !empty(left) {
+	if !leasestate.Empty(left) {
 		h.log.ErrorContext(ctx, "adjust failed; charges that could not be taken back stay booked",
 			"lease", c.ID, "namespace", c.NS, "cause", err.Error())
 	}
@@ -191,7 +181,7 @@ func (h *Handler) adjust(w http.ResponseWriter, r *http.Request) (any, error) {
 //
 // It returns what it wrote to the buckets again (counted as booked).
 func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *claims, base, undo []map[string]int64) []map[string]int64 {
-	if empty(undo) {
+	if leasestate.Empty(undo) {
 		return nil
 	}
 	o := outcomeOf(h.undo(wctx, c, undo))
@@ -208,7 +198,7 @@ func (h *Handler) takeBack(ctx, wctx context.Context, lim *limiter.Limiter, c *c
 			_, redo[i] = counted(redo[i], unknown)
 		}
 	}
-	if empty(redo) {
+	if leasestate.Empty(redo) {
 		return nil
 	}
 	h.log.WarnContext(ctx, "lease state could not take back an adjustment; writing it to the buckets again",
@@ -230,12 +220,12 @@ func (h *Handler) closedFirst(ctx context.Context, c *claims, err error) error {
 	if !errors.Is(err, limits.ErrInvalid) && !(errors.As(err, &ae) && ae.status == http.StatusNotFound) {
 		return err
 	}
-	it, rerr := h.readState(ctx, c)
-	if rerr != nil {
-		return rerr
-	}
-	if dynamo.GetBool(it, attrClosed) {
+	st, rerr := h.readState(ctx, c)
+	if st.Closed {
 		return errClosed
+	}
+	if rerr != nil && !errors.Is(rerr, leasestate.ErrUnreadable) {
+		return rerr
 	}
 	return err
 }
@@ -277,14 +267,25 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, h.closedFirst(ctx, c, err)
 		}
 	}
-	it, err := h.update(ctx, c, nil, &req.Rollback)
-	if err != nil {
+	st, err := h.gate(ctx, c, leasestate.Request{Release: true, RolledBack: req.Rollback})
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	switch {
+	case errors.Is(err, leasestate.ErrUnreadable) && lim != nil:
+		// What the lease holds cannot be known exactly, so it cannot be
+		// given back exactly: reopen it, give back nothing, say so.
+		if rerr := h.reopen(wctx, c, nil); rerr != nil {
+			h.log.ErrorContext(ctx, "lease closed although it was not rolled back: its state is unreadable",
+				"lease", c.ID, "namespace", c.NS, "cause", rerr.Error())
+		}
+		return nil, errUnreadable
+	case errors.Is(err, leasestate.ErrUnreadable):
+		// A commit only closes the lease: done.
+	case err != nil:
 		return nil, err
 	}
 	if lim != nil {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-		defer cancel()
-		entries := c.entries(c.adjustments(it))
+		entries := c.entries(st.Adj)
 		errs := parallel(len(entries), func(i int) error {
 			return lim.Resume(c.request(), entries[i:i+1]).Rollback(wctx)
 		})
@@ -302,7 +303,7 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) (any, error) {
 				}
 				given[i], rest[i] = counted(back, outcomeOf(errs[i]))
 			}
-			if !empty(rest) {
+			if !leasestate.Empty(rest) {
 				// Reopen the lease with what was given back recorded, so
 				// a retried release returns exactly the rest.
 				if rerr := h.reopen(wctx, c, given); rerr != nil {
@@ -335,137 +336,69 @@ func (h *Handler) leaseLimiter(ctx context.Context, c *claims) (*limiter.Limiter
 	return lim, err
 }
 
-func (h *Handler) stateKey(c *claims) dynamo.Item {
-	k := schema.LeaseKey(c.NS, c.ID)
-	return dynamo.Item{schema.PK: dynamo.S(k.PK), schema.SK: dynamo.S(k.SK)}
+// lease is what the lease-state item depends on of the token.
+func (c *claims) lease() leasestate.Lease {
+	l := leasestate.Lease{NS: c.NS, ID: c.ID, Entity: c.Entity, Resource: c.Resource, Expires: c.Exp,
+		Buckets: make([]leasestate.Bucket, len(c.Entries))}
+	for i, ce := range c.Entries {
+		l.Buckets[i] = leasestate.Bucket{Entity: ce.Entity, Initial: ce.Initial}
+	}
+	return l
 }
 
-// update is the close-once gate: on condition that the lease is not closed
-// and that no refund in adds takes the lease's net consumption of a bucket
-// and limit (initial + adjustments) below zero, it ADDs adds (millitokens
-// per bucket) and, when rollback is set, closes the lease. It creates the
-// item on first use and returns it (ALL_NEW). A failed condition writes
-// nothing: 409 lease_closed, or 400 invalid_request for a refund beyond what
-// the lease holds.
-func (h *Handler) update(ctx context.Context, c *claims, adds []map[string]int64, rollback *bool) (dynamo.Item, error) {
-	k := schema.LeaseKey(c.NS, c.ID)
-	x := &dynamo.Expr{}
-	setOnce := func(attr string, v types.AttributeValue) string {
-		n := x.Name(attr)
-		return n + " = if_not_exists(" + n + ", " + x.Value(v) + ")"
-	}
-	sets := []string{
-		setOnce(schema.GSI4PK, dynamo.S(schema.NamespaceGSI4PK(c.NS))),
-		setOnce(schema.GSI4SK, dynamo.S(schema.GSI4SKFor(k))),
-		setOnce(schema.TTL, dynamo.N(c.Exp/1000+1+int64(stateTTL/time.Second))),
-		setOnce(attrEntity, dynamo.S(c.Entity)),
-		setOnce(attrResource, dynamo.S(c.Resource)),
-	}
-	if rollback != nil {
-		sets = append(sets, x.Name(attrClosed)+" = "+x.Value(dynamo.Bool(true)),
-			x.Name(attrRolledBack)+" = "+x.Value(dynamo.Bool(*rollback)))
-	}
-	expr := "SET " + strings.Join(sets, ", ")
-	if a := addTerms(x, adds); a != "" {
-		expr += " ADD " + a
-	}
-	cond := strings.Join(append([]string{openCond(x)}, c.floors(x, adds)...), " AND ")
-	out, err := h.o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(h.o.Table),
-		Key:                                 h.stateKey(c),
-		UpdateExpression:                    aws.String(expr),
-		ConditionExpression:                 aws.String(cond),
-		ExpressionAttributeNames:            x.Names(),
-		ExpressionAttributeValues:           x.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}, sendOnce)
+// gate is the close-once gate (leasestate.Gate): on condition that the
+// lease is open and every delta keeps the lease's net amount of a bucket
+// and limit within [0, leasestate.MaxNet], it ADDs r.Adds (millitokens per
+// bucket) and, for a release, closes the lease, and returns the item as
+// written. A refused gate writes nothing: 409 lease_closed, or 400
+// invalid_request naming the delta that would give back more than the
+// lease holds or hold more than a lease may. A written item that cannot be
+// read exactly is returned with an error matching leasestate.ErrUnreadable.
+func (h *Handler) gate(ctx context.Context, c *claims, r leasestate.Request) (leasestate.State, error) {
+	l := c.lease()
+	out, err := h.o.DB.UpdateItem(ctx, leasestate.Gate(l, r).Input(h.o.Table, l.Key()), sendOnce)
 	if old, ok := dynamo.CondFailedItem(err); ok {
-		if dynamo.GetBool(old, attrClosed) {
-			return nil, errClosed
+		s, derr := leasestate.Decode(old, len(c.Entries))
+		switch cerr := l.Check(s, r); {
+		case errors.Is(cerr, limits.ErrLeaseClosed):
+			return leasestate.State{}, errClosed
+		case derr != nil:
+			return leasestate.State{}, errUnreadable
+		case cerr != nil:
+			return leasestate.State{}, cerr
 		}
-		if e := c.overdrawn(old, adds); e != nil {
-			return nil, e
-		}
-		return nil, unavailable("update lease state", err) // cannot happen
+		return leasestate.State{}, unavailable("update lease state", err) // cannot happen
 	}
 	if err != nil {
-		return nil, unavailable("update lease state", err)
+		return leasestate.State{}, unavailable("update lease state", err)
 	}
-	return out.Attributes, nil
+	return leasestate.Decode(out.Attributes, len(c.Entries))
 }
 
-// openCond is the condition that the lease is not closed.
-func openCond(x *dynamo.Expr) string {
-	return "(attribute_not_exists(" + x.Name(attrClosed) + ") OR " + x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(false)) + ")"
-}
+// errUnreadable answers a lease whose state holds an adjustment that is no
+// exact int64 (only an item written before adjustments were bounded): it
+// cannot be given back exactly, so it is not rolled back at all.
+var errUnreadable = &apiError{status: http.StatusInternalServerError, code: wire.CodeInternal,
+	msg: "the lease's recorded adjustments cannot be read exactly, so it can be neither adjusted nor rolled back: nothing was given back and the lease stays open (release it with rollback false to close it)"}
 
-// floors are the conditions that each refund (negative delta) in adds
-// leaves the net consumption at least zero: initial + a + d >= 0, that is
-// a >= -initial - d (an absent a is 0). A charge cannot take it below zero.
-func (c *claims) floors(x *dynamo.Expr, adds []map[string]int64) []string {
-	var conds []string
-	for i, m := range adds {
-		for _, name := range slices.Sorted(maps.Keys(m)) {
-			d := m[name]
-			if d >= 0 {
-				continue
-			}
-			a := x.Name(adjAttr(i, name))
-			floor := -c.Entries[i].Initial[name] - d
-			cond := a + " >= " + x.Num(floor)
-			if floor <= 0 {
-				cond = "(" + cond + " OR attribute_not_exists(" + a + "))"
-			}
-			conds = append(conds, cond)
-		}
+// readable is err, or errUnreadable for a state that cannot be read
+// exactly.
+func readable(err error) error {
+	if errors.Is(err, leasestate.ErrUnreadable) {
+		return errUnreadable
 	}
-	return conds
+	return err
 }
 
-// overdrawn is the 400 for the first refund in adds that would take the
-// net consumption recorded in it (nil when none would).
-func (c *claims) overdrawn(it dynamo.Item, adds []map[string]int64) error {
-	adj := c.adjustments(it)
-	for i, m := range adds {
-		for _, name := range slices.Sorted(maps.Keys(m)) {
-			held := c.Entries[i].Initial[name] + adj[i][name]
-			if d := m[name]; d < 0 && held+d < 0 {
-				return limits.Invalid("adjust."+name, strconv.FormatInt(d/milli, 10),
-					fmt.Sprintf("the lease holds %s of %s on %s; it cannot give back more than it holds",
-						tokens(held), name, c.Entries[i].Entity))
-			}
-		}
-	}
-	return nil
-}
-
-// tokens renders millitokens as whole tokens (with decimals if need be).
-func tokens(m int64) string {
-	if m%milli == 0 {
-		return strconv.FormatInt(m/milli, 10)
-	}
-	return strconv.FormatFloat(float64(m)/float64(milli), 'f', -1, 64)
-}
-
-// undo takes back adjustments the gate recorded (per bucket, millitokens),
-// on condition that the lease is open and that no bucket's net consumption
-// goes below zero. It is sent once (see sendOnce).
+// undo takes back adjustments the gate recorded (per bucket, millitokens,
+// negated in undo) on leasestate.Undo's conditions. It is sent once (see
+// sendOnce).
 func (h *Handler) undo(ctx context.Context, c *claims, undo []map[string]int64) error {
-	x := &dynamo.Expr{}
-	a := addTerms(x, undo)
-	if a == "" {
+	if leasestate.Empty(undo) {
 		return nil
 	}
-	cond := strings.Join(append([]string{"attribute_exists(" + x.Name(schema.PK) + ")", openCond(x)}, c.floors(x, undo)...), " AND ")
-	_, err := h.o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(h.o.Table),
-		Key:                       h.stateKey(c),
-		UpdateExpression:          aws.String("ADD " + a),
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  x.Names(),
-		ExpressionAttributeValues: x.Values(),
-	}, sendOnce)
+	l := c.lease()
+	_, err := h.o.DB.UpdateItem(ctx, leasestate.Undo(l, undo).Input(h.o.Table, l.Key()), sendOnce)
 	return err
 }
 
@@ -474,61 +407,23 @@ func (h *Handler) undo(ctx context.Context, c *claims, undo []map[string]int64) 
 // lease is open again. It is sent once (see sendOnce): if its outcome is
 // unknown the lease may stay closed, and the rest is lost, not minted.
 func (h *Handler) reopen(ctx context.Context, c *claims, back []map[string]int64) error {
-	x := &dynamo.Expr{}
-	expr := "SET " + x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(false)) + " REMOVE " + x.Name(attrRolledBack)
-	if a := addTerms(x, back); a != "" {
-		expr += " ADD " + a
-	}
-	_, err := h.o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(h.o.Table),
-		Key:                       h.stateKey(c),
-		UpdateExpression:          aws.String(expr),
-		ConditionExpression:       aws.String(x.Name(attrClosed) + " = " + x.Value(dynamo.Bool(true))),
-		ExpressionAttributeNames:  x.Names(),
-		ExpressionAttributeValues: x.Values(),
-	}, sendOnce)
+	_, err := h.o.DB.UpdateItem(ctx, leasestate.Reopen(back).Input(h.o.Table, c.lease().Key()), sendOnce)
 	return err
 }
 
-// readState reads the lease-state item (consistent; nil when absent).
-func (h *Handler) readState(ctx context.Context, c *claims) (dynamo.Item, error) {
+// readState reads the lease-state item (consistent; the zero state when
+// absent). An adjustment that cannot be read exactly is an error matching
+// leasestate.ErrUnreadable, with the state's flags read.
+func (h *Handler) readState(ctx context.Context, c *claims) (leasestate.State, error) {
 	out, err := h.o.DB.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(h.o.Table),
-		Key:            h.stateKey(c),
+		Key:            c.lease().Key(),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, unavailable("read lease state", err)
+		return leasestate.State{}, unavailable("read lease state", err)
 	}
-	return out.Item, nil
-}
-
-// addTerms renders "name value" ADD terms for per-bucket millitoken deltas.
-func addTerms(x *dynamo.Expr, per []map[string]int64) string {
-	var terms []string
-	for i, m := range per {
-		for _, name := range slices.Sorted(maps.Keys(m)) {
-			if d := m[name]; d != 0 {
-				terms = append(terms, x.Name(adjAttr(i, name))+" "+x.Num(d))
-			}
-		}
-	}
-	return strings.Join(terms, ", ")
-}
-
-// adjustments reads the net adjustments per bucket (millitokens) from a
-// lease-state item (nil item: none).
-func (c *claims) adjustments(it dynamo.Item) []map[string]int64 {
-	out := make([]map[string]int64, len(c.Entries))
-	for i, ce := range c.Entries {
-		out[i] = map[string]int64{}
-		for _, l := range ce.Limits {
-			if v, ok := dynamo.GetN(it, adjAttr(i, l.Name)); ok {
-				out[i][l.Name] = v
-			}
-		}
-	}
-	return out
+	return leasestate.Decode(out.Item, len(c.Entries))
 }
 
 // consumed is the lease's net consumption in whole tokens, as

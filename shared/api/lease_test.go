@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/leasestate"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/store"
@@ -86,8 +87,8 @@ func TestLeaseLifecycleRollback(t *testing.T) {
 	assert.Equal(t, schema.GSI4SKFor(k), dynamo.GetS(it, schema.GSI4SK))
 	ttl, _ := dynamo.GetN(it, schema.TTL)
 	assert.Equal(t, f.clock.Now().Add(DefaultLeaseTTL+24*time.Hour).Unix()+1, ttl)
-	assert.True(t, dynamo.GetBool(it, attrClosed))
-	assert.True(t, dynamo.GetBool(it, attrRolledBack))
+	assert.True(t, dynamo.GetBool(it, leasestate.AttrClosed))
+	assert.True(t, dynamo.GetBool(it, leasestate.AttrRolledBack))
 	for attr, want := range map[string]int64{"a_0_tpm": 500_000, "a_1_tpm": 500_000, "a_0_rpm": 2000, "a_1_rpm": 2000} {
 		got, ok := dynamo.GetN(it, attr)
 		assert.True(t, ok, attr)
@@ -117,8 +118,8 @@ func TestLeaseCommit(t *testing.T) {
 	errorBody(t, f.adjust(tok, map[string]int64{"tpm": -150}), http.StatusConflict, wire.CodeLeaseClosed)
 	assert.Equal(t, after, f.avail("user-1", "gpt-4"), "nothing changed")
 	it := f.leaseItem(tok)
-	assert.True(t, dynamo.GetBool(it, attrClosed))
-	assert.False(t, dynamo.GetBool(it, attrRolledBack))
+	assert.True(t, dynamo.GetBool(it, leasestate.AttrClosed))
+	assert.False(t, dynamo.GetBool(it, leasestate.AttrRolledBack))
 }
 
 func TestAdjustIntoDebt(t *testing.T) {
@@ -284,8 +285,8 @@ func TestRollbackFailureReopens(t *testing.T) {
 	errorBody(t, f.release(tok, true), http.StatusServiceUnavailable, wire.CodeUnavailable)
 	f.db.failWhen(nil)
 	it := f.leaseItem(tok)
-	assert.False(t, dynamo.GetBool(it, attrClosed), "reopened")
-	assert.NotContains(t, it, attrRolledBack)
+	assert.False(t, dynamo.GetBool(it, leasestate.AttrClosed), "reopened")
+	assert.NotContains(t, it, leasestate.AttrRolledBack)
 	assert.Equal(t, minus(before, map[string]int64{"org/tpm": 120, "org/rpm": 1}), f.avail("user-1", "gpt-4"))
 
 	rec := f.release(tok, true)

@@ -95,6 +95,9 @@ func (f *fixture) do(h *Handler, method, path string, body any, hdr ...string) *
 		rd = bytes.NewReader(js)
 	}
 	req := httptest.NewRequest(method, path, rd)
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", wire.ContentType) // hdr may replace it
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -276,4 +279,15 @@ func (d *flakyDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInp
 		return nil, err
 	}
 	return d.Client.BatchGetItem(ctx, in, o...)
+}
+
+func (d *flakyDB) TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error) {
+	var first dynamo.Item
+	if len(in.TransactItems) > 0 && in.TransactItems[0].Get != nil {
+		first = in.TransactItems[0].Get.Key
+	}
+	if err := d.check("TransactGetItems", first); err != nil {
+		return nil, err
+	}
+	return d.Client.TransactGetItems(ctx, in, o...)
 }

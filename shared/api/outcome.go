@@ -78,17 +78,6 @@ func firstError(errs []error) error {
 	return nil
 }
 
-func empty(per []map[string]int64) bool {
-	for _, m := range per {
-		for _, v := range m {
-			if v != 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // sendOnce is the option of every lease-state write: the SDK retries only
 // errors that prove the attempt was not applied (throttling and the like),
 // never a timeout, a lost answer or a 5xx, so an ADD is never applied twice.

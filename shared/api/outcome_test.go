@@ -12,10 +12,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/leasestate"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
@@ -80,8 +84,8 @@ func TestRollbackUnknownOutcomeCountsAsGiven(t *testing.T) {
 	errorBody(t, f.release(tok, true), http.StatusServiceUnavailable, wire.CodeUnavailable)
 	f.db.failWhen(nil)
 	it := f.leaseItem(tok)
-	assert.True(t, dynamo.GetBool(it, attrClosed))
-	assert.True(t, dynamo.GetBool(it, attrRolledBack))
+	assert.True(t, dynamo.GetBool(it, leasestate.AttrClosed))
+	assert.True(t, dynamo.GetBool(it, leasestate.AttrRolledBack))
 	lost := minus(before, map[string]int64{"org/tpm": 120, "org/rpm": 1})
 	assert.Equal(t, lost, f.avail("user-1", "gpt-4"))
 	errorBody(t, f.release(tok, true), http.StatusConflict, wire.CodeLeaseClosed)
@@ -108,7 +112,7 @@ func TestRollbackMixedOutcomes(t *testing.T) {
 	errorBody(t, f.release(tok, true), http.StatusServiceUnavailable, wire.CodeUnavailable)
 	f.db.failWhen(nil)
 	it := f.leaseItem(tok)
-	assert.False(t, dynamo.GetBool(it, attrClosed), "reopened")
+	assert.False(t, dynamo.GetBool(it, leasestate.AttrClosed), "reopened")
 	assert.Equal(t, int64(-100_000), adjN(t, it, "a_0_tpm"), "user-1's refund counted as done")
 	assert.Equal(t, int64(0), adjN(t, it, "a_1_tpm"))
 	require.Equal(t, http.StatusOK, f.release(tok, true).Code)
@@ -211,6 +215,38 @@ func TestAdjustFailureRacingRefund(t *testing.T) {
 	assert.Equal(t, before, f.avail("u", "r"))
 }
 
+// An adjust passes the gate, then its bucket write fails while a release
+// with rollback runs in between and reads the gate's record. The rollback
+// must not return the adjustment the buckets never got: the adjust, unable
+// to take its record back from the closed lease, writes it to the buckets
+// again, so the books balance and no token is minted.
+func TestAdjustFailureRacingRollback(t *testing.T) {
+	f := newFixture(t)
+	f.setDefaults("", limits.PerMinute("tpm", 10_000, 0))
+	f.acquire(wire.AcquireRequest{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 5000}})
+	tok := f.acquire(wire.AcquireRequest{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 500}}).Lease
+	before := f.avail("u", "r") // 4500
+
+	var rel *int
+	f.db.failWhen(func(op, pk string) error {
+		if op == "UpdateItem" && strings.Contains(pk, "/BUCKET#") {
+			f.db.failWhen(nil)          // once
+			rec := f.release(tok, true) // another caller releases meanwhile
+			code := rec.Code
+			rel = &code
+			return injected
+		}
+		return nil
+	})
+	rec := f.adjust(tok, map[string]int64{"tpm": 1000})
+	require.NotNil(t, rel)
+	require.Equal(t, http.StatusOK, *rel)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	// The lease took 500 and its adjustment never reached the bucket: the
+	// rollback must give back 500, no more.
+	assert.Equal(t, map[string]int64{"u/tpm": before["u/tpm"] + 500}, f.avail("u", "r"))
+}
+
 // A gate whose outcome is unknown may have recorded its charges: they go
 // to the buckets all the same (here it was not sent: tokens lost, not
 // minted). A gate known not to have landed changes nothing.
@@ -273,4 +309,61 @@ func TestSendOnceRetryer(t *testing.T) {
 	assert.Equal(t, std.MaxAttempts(), r.MaxAttempts())
 	_, err := r.GetAttemptToken(context.Background())
 	assert.NoError(t, err)
+}
+
+// A lease holds at most limits.MaxTokens of a limit on a bucket, so its
+// sums never leave int64 (gap 9: 9,000 adjusts of the largest amount once
+// saturated a lease, and its rollback reported success while giving back
+// almost nothing). An adjust past the bound is 400 naming the field and
+// writes nothing; up to the bound is fine, and the rollback is exact.
+func TestAdjustBoundedByMaxTokens(t *testing.T) {
+	f := newFixture(t)
+	before := cascade(f)
+	tok := f.acquire(wire.AcquireRequest{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"tpm": 1}}).Lease
+
+	e := errorBody(t, f.adjust(tok, map[string]int64{"tpm": limits.MaxTokens}), http.StatusBadRequest, wire.CodeInvalidRequest)
+	assert.Equal(t, fmt.Sprintf(`invalid adjust.tpm "%d": the lease holds 1 of tpm on user-1; a lease holds at most %d of a limit`,
+		limits.MaxTokens, limits.MaxTokens), e.Message)
+	assert.Nil(t, f.leaseItem(tok), "nothing written")
+	assert.Equal(t, minus(before, map[string]int64{"user-1/tpm": 1, "org/tpm": 1}), f.avail("user-1", "gpt-4"))
+
+	rec := f.adjust(tok, map[string]int64{"tpm": limits.MaxTokens - 1})
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, map[string]int64{"tpm": limits.MaxTokens}, decode[wire.AdjustResponse](t, rec).Consumed)
+	errorBody(t, f.adjust(tok, map[string]int64{"tpm": 1}), http.StatusBadRequest, wire.CodeInvalidRequest)
+	assert.Equal(t, map[string]int64{"tpm": limits.MaxTokens}, decode[wire.AdjustResponse](t, f.adjust(tok, map[string]int64{"tpm": 0})).Consumed,
+		"the refused adjust changed nothing")
+
+	rec = f.release(tok, true)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.True(t, decode[wire.ReleaseResponse](t, rec).RolledBack)
+	assert.Equal(t, before, f.avail("user-1", "gpt-4"), "the rollback gave back exactly what the lease held")
+}
+
+// A lease state that cannot be read exactly (an adjustment beyond int64,
+// written before adjustments were bounded) is never rolled back as if it
+// had been: the release answers 500, gives back nothing and leaves the
+// lease open; a commit still closes it.
+func TestRollbackOfUnreadableStateIsRefused(t *testing.T) {
+	f := newFixture(t)
+	before := cascade(f)
+	tok := f.acquire(wire.AcquireRequest{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"tpm": 100}}).Lease
+	require.Equal(t, http.StatusOK, f.adjust(tok, map[string]int64{"tpm": 5}).Code)
+	it := f.leaseItem(tok)
+	it["a_0_tpm"] = &types.AttributeValueMemberN{Value: "10133099161583616000000"}
+	_, err := ddbtest.Client(t).PutItem(f.ctx, &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: it})
+	require.NoError(t, err)
+	taken := f.avail("user-1", "gpt-4")
+	require.Equal(t, minus(before, map[string]int64{"user-1/tpm": 105, "org/tpm": 105}), taken)
+
+	e := errorBody(t, f.release(tok, true), http.StatusInternalServerError, wire.CodeInternal)
+	assert.Contains(t, e.Message, "cannot be read exactly, so it can be neither adjusted nor rolled back: nothing was given back and the lease stays open")
+	assert.Equal(t, taken, f.avail("user-1", "gpt-4"), "nothing given back")
+	assert.False(t, dynamo.GetBool(f.leaseItem(tok), leasestate.AttrClosed), "reopened")
+	errorBody(t, f.adjust(tok, map[string]int64{"tpm": -1}), http.StatusInternalServerError, wire.CodeInternal)
+
+	rec := f.release(tok, false)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.False(t, decode[wire.ReleaseResponse](t, rec).RolledBack)
+	errorBody(t, f.release(tok, true), http.StatusConflict, wire.CodeLeaseClosed)
 }

@@ -25,6 +25,7 @@ type Update struct {
 	sets    []string
 	adds    []string
 	removes []string
+	deletes []string
 	conds   []string
 }
 
@@ -43,6 +44,12 @@ func (u *Update) SetExpr(attr, tmpl string, args ...any) *Update {
 // Add adds the number v to attr (an absent attribute counts as 0).
 func (u *Update) Add(attr string, v any) *Update {
 	u.adds = append(u.adds, u.e.Name(attr)+" "+u.value(v))
+	return u
+}
+
+// Delete removes the elements of the set v from the set attr.
+func (u *Update) Delete(attr string, v any) *Update {
+	u.deletes = append(u.deletes, u.e.Name(attr)+" "+u.value(v))
 	return u
 }
 
@@ -65,8 +72,20 @@ func (u *Update) IfExists(attr string) *Update { return u.If("attribute_exists($
 // IfNotExists requires the item to be absent (attribute_not_exists on attr).
 func (u *Update) IfNotExists(attr string) *Update { return u.If("attribute_not_exists($)", attr) }
 
+// OrIfNotExists relaxes every condition added so far to "the item is
+// absent (attribute_not_exists on attr, a key), or all of them hold": an
+// upsert. Conditions added afterwards apply in both cases.
+func (u *Update) OrIfNotExists(attr string) *Update {
+	inner := u.Condition()
+	if inner == "" {
+		return u.IfNotExists(attr)
+	}
+	u.conds = []string{"attribute_not_exists(" + u.e.Name(attr) + ") OR (" + inner + ")"}
+	return u
+}
+
 // Empty reports an update with no clause at all.
-func (u *Update) Empty() bool { return len(u.sets)+len(u.adds)+len(u.removes) == 0 }
+func (u *Update) Empty() bool { return len(u.sets)+len(u.adds)+len(u.removes)+len(u.deletes) == 0 }
 
 // Expression is the update expression ("" when Empty).
 func (u *Update) Expression() string {
@@ -79,6 +98,9 @@ func (u *Update) Expression() string {
 	}
 	if len(u.removes) > 0 {
 		b = append(b, "REMOVE "+strings.Join(u.removes, ", "))
+	}
+	if len(u.deletes) > 0 {
+		b = append(b, "DELETE "+strings.Join(u.deletes, ", "))
 	}
 	return strings.Join(b, " ")
 }
@@ -95,7 +117,7 @@ func (u *Update) Condition() string {
 }
 
 // Names and Values are the aliases, nil when empty.
-func (u *Update) Names() map[string]string                 { return u.e.Names() }
+func (u *Update) Names() map[string]string                { return u.e.Names() }
 func (u *Update) Values() map[string]types.AttributeValue { return u.e.Values() }
 
 // Input is the UpdateItemInput of this update on key, returning the item

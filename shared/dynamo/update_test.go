@@ -43,3 +43,12 @@ func TestUpdate_templateArgumentsMustMatch(t *testing.T) {
 	require.Panics(t, func() { new(Update).If("$", 3) })
 	require.Panics(t, func() { new(Update).Set("a", 1.5) })
 }
+
+func TestUpdate_orIfNotExistsWrapsEarlierConditions(t *testing.T) {
+	var u Update
+	u.If("$ = ?", "pv", "x").If("$ <= ?", "w", 3).OrIfNotExists("PK").If("$ <> ?", "lw", "id")
+	assert.Equal(t, "(attribute_not_exists(#002) OR ((#000 = :000) AND (#001 <= :001))) AND (#003 <> :002)", u.Condition())
+	var v Update
+	v.OrIfNotExists("PK")
+	assert.Equal(t, "attribute_not_exists(#000)", v.Condition())
+}

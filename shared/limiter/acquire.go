@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
 )
 
 // acquire writes the request's consumption to the entity's bucket and, when
@@ -29,18 +32,15 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 	// in flight, whose outcome would then be unknown (applied, yet never
 	// given back or recorded).
 	var g errgroup.Group
-	gctx := ctx
 	for i, t := range ts {
 		amt := millis(req.Consume, t.has)
 		results[i].amt = amt
 		g.Go(func() error {
-			j, st, ok, err := l.take(gctx, t, amt)
+			j, gen, st, ok, err := l.take(ctx, &ts[i], amt)
 			results[i].st, results[i].ok = st, ok
 			if ok {
-				results[i].entry = &Entry{EntityID: t.entity, Resource: t.resource, Shard: j, Limits: t.limits, Consumed: copyAmounts(amt)}
-				if st := l.cached(l.shardOf(t, j).pk); st != nil {
-					results[i].entry.Gen = st.gen
-				}
+				results[i].entry = &Entry{EntityID: t.entity, Resource: t.resource, Shard: j, Limits: ts[i].limits,
+					Consumed: copyAmounts(amt), Gen: gen}
 			}
 			return err
 		})
@@ -48,14 +48,22 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 	err = g.Wait()
 	var all []limits.Status
 	rejected := false
+	reason := ""
 	for _, r := range results {
 		all = append(all, r.st...)
 		rejected = rejected || !r.ok
 	}
+	var ce *contentionError
+	if errors.As(err, &ce) {
+		err, rejected, reason = nil, true, limits.ReasonContention
+		all = append(all, ce.statuses...)
+	}
 	if err != nil || rejected {
+		back, cancel := l.detached(ctx)
+		defer cancel()
 		for _, r := range results {
 			if r.ok {
-				if cerr := l.apply(context.WithoutCancel(ctx), r.entry, negate(r.amt)); cerr != nil && err == nil {
+				if cerr := l.apply(back, r.entry, negate(r.amt)); cerr != nil && err == nil {
 					err = fmt.Errorf("give back %s/%s after a denial: %w", r.entry.EntityID, r.entry.Resource, cerr)
 				}
 			}
@@ -63,7 +71,7 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, limits.NewExceeded(all)
+		return nil, limits.NewExceededBecause(reason, all)
 	}
 	lease := &Lease{l: l, req: req, statuses: all}
 	for _, r := range results {
@@ -72,93 +80,168 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 	return lease, nil
 }
 
+// contentionError: a bucket changed under every attempt. It is a denial
+// (the caller may retry at once), never an outage (DECISIONS §3.19).
+type contentionError struct {
+	bucket   string
+	statuses []limits.Status
+}
+
+func (e *contentionError) Error() string {
+	return fmt.Sprintf("acquire %s: %v", e.bucket, ErrContention)
+}
+func (e *contentionError) Unwrap() error { return ErrContention }
+
 // take admits amounts (millitokens) on one of t's shards: a random one,
 // other shards when it has no tokens, more shards when write budgets run
-// out. It returns the shard written, or ok=false with the denial's statuses.
-func (l *Limiter) take(ctx context.Context, t target, amounts map[string]int64) (int, []limits.Status, bool, error) {
-	n := l.shardCount(t.key())
+// out. It returns the shard written and its generation, or ok=false with
+// the denial's statuses.
+func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64) (int, int64, []limits.Status, bool, error) {
+	b := l.bucketID(t)
+	n := l.shardCount(b.Bucket())
 	j := l.pick(n, nil)
 	tried := map[int]bool{}
 	var denial []limits.Status
-	for range l.o.MaxAttempts {
+	var exact *shard.State
+	var last *shard.State
+	refreshed := false
+	for attempt := range l.o.MaxAttempts {
+		if attempt >= 3 {
+			if err := backoff(ctx, attempt); err != nil {
+				return 0, 0, nil, false, err
+			}
+		}
 		now := l.nowMs()
-		ps := newParamSet(t.limits, n, 0)
-		res, err := l.consume(ctx, l.shardOf(t, j), ps, amounts, now, true)
+		cfg := shard.ConfigOf(t.limits, n, t.version)
+		res, err := l.consume(ctx, b.Of(j), cfg, amounts, now, true, exact, !refreshed)
 		if err != nil {
-			return 0, nil, false, err
+			return 0, 0, nil, false, err
+		}
+		exact = nil
+		if res.st != nil && res.st.Exists {
+			last = res.st
 		}
 		switch res.kind {
 		case admitted:
-			return j, statuses(t, res.st, amounts, ps.level, now), true, nil
+			return j, res.st.Gen, shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, cfg.Level, now), true, nil
 		case missing:
-			err := l.ensure(ctx, t, j, n, now)
+			err := l.ensure(ctx, b.Of(j), n, now)
 			if errors.Is(err, errNoShard0) {
 				// Everything expired: start over with one shard.
-				l.forgetCount(t.key())
+				l.forgetCount(b.Bucket())
 				n, j = 1, 0
 				continue
 			}
 			if err != nil {
-				return 0, nil, false, err
+				return 0, 0, nil, false, err
 			}
-		case wcuOut:
-			if n, err = l.bump(ctx, t, n); err != nil {
-				return 0, nil, false, err
+		case budgetOut:
+			if n, err = l.bump(ctx, b, n); err != nil {
+				return 0, 0, nil, false, err
 			}
 			j = l.pick(n, nil)
 		case denied:
 			tried[j] = true
 			if denial == nil {
-				denial = statuses(t, res.st, amounts, ps.level, now)
+				denial = shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, cfg.Level, now)
 			}
 			if n > 1 && len(tried) <= l.o.ShardRetries && len(tried) < n {
 				j = l.pick(n, tried)
 				continue
 			}
-			return 0, denial, false, nil
+			return 0, 0, denial, false, nil
+		case newer:
+			// Another process wrote this bucket with a newer config: ours
+			// is stale. Read it afresh and plan again.
+			if err := l.refresh(ctx, t); err != nil {
+				return 0, 0, nil, false, err
+			}
+			refreshed = true
 		case again:
-			if c := l.shardCount(t.key()); c != n {
-				n = c
+			if res.exact {
+				exact = res.st
+			}
+			if c := l.shardCount(b.Bucket()); c != n {
+				n, exact = c, nil
 				j = l.pick(n, nil)
 			}
 		}
 	}
-	return 0, nil, false, fmt.Errorf("acquire %s: %w", t.key(), ErrContention)
+	var sts []limits.Status
+	if last != nil {
+		sts = shard.Statuses(t.entity, t.resource, t.limits, last, amounts, n, l.nowMs())
+	}
+	return 0, 0, nil, false, &contentionError{bucket: b.Bucket(), statuses: sts}
 }
 
 // takeShard admits amounts on one given shard (a lease taking more): the
 // shard's current level is followed, but no other shard is tried.
-func (l *Limiter) takeShard(ctx context.Context, t target, j int, amounts map[string]int64) ([]limits.Status, bool, error) {
-	s := l.shardOf(t, j)
+func (l *Limiter) takeShard(ctx context.Context, t *target, j int, amounts map[string]int64) ([]limits.Status, bool, error) {
+	id := l.bucketID(t).Of(j)
 	budget := true
-	for range l.o.MaxAttempts {
-		level := l.shardCount(t.key())
-		if st := l.cached(s.pk); st != nil {
-			level = st.level
+	var exact *shard.State
+	refreshed := false
+	for attempt := range l.o.MaxAttempts {
+		if attempt >= 3 {
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, false, err
+			}
+		}
+		level := l.shardCount(id.Bucket())
+		if st := l.cached(id.PK()); st != nil {
+			level = st.Level
+		}
+		if exact != nil {
+			level = exact.Level
 		}
 		now := l.nowMs()
-		ps := newParamSet(t.limits, level, 0)
-		res, err := l.consume(ctx, s, ps, amounts, now, budget)
+		cfg := shard.ConfigOf(t.limits, level, t.version)
+		res, err := l.consume(ctx, id, cfg, amounts, now, budget, exact, !refreshed)
 		if err != nil {
 			return nil, false, err
 		}
+		exact = nil
 		switch res.kind {
 		case admitted:
-			return statuses(t, res.st, amounts, level, now), true, nil
-		case wcuOut:
+			return shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), true, nil
+		case budgetOut:
 			// The lease must write this very shard: grow the shard count
 			// for later acquires, then take it without the write budget.
-			if _, err := l.bump(ctx, t, max(level, l.shardCount(t.key()))); err != nil {
+			if _, err := l.bump(ctx, id, max(level, l.shardCount(id.Bucket()))); err != nil {
 				return nil, false, err
 			}
 			budget = false
 		case denied:
-			return statuses(t, res.st, amounts, level, now), false, nil
+			return shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), false, nil
 		case missing:
-			return nil, false, fmt.Errorf("bucket %s shard %d: %w", t.key(), j, limits.ErrNotFound)
+			return nil, false, fmt.Errorf("bucket %s shard %d: %w", id.Bucket(), j, limits.ErrNotFound)
+		case newer:
+			if err := l.refresh(ctx, t); err != nil {
+				return nil, false, err
+			}
+			refreshed = true
+		case again:
+			if res.exact {
+				exact = res.st
+			}
 		}
 	}
-	return nil, false, fmt.Errorf("consume on %s: %w", t.key(), ErrContention)
+	return nil, false, &contentionError{bucket: id.Bucket()}
+}
+
+// backoff sleeps a little after a few lost races (1-2 ms times the attempt,
+// jittered), so writers that keep invalidating each other spread out.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(attempt) * time.Millisecond
+	d += time.Duration(rand.Int64N(int64(d) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // pick chooses a shard in [0, n) not in tried (uniformly).

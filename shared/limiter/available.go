@@ -7,8 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
 )
 
 // Available reports what every limit of the entity's bucket (and of its
@@ -19,17 +19,20 @@ func (l *Limiter) Available(ctx context.Context, entityID, resource string, need
 	if err := validateRequest(Request{EntityID: entityID, Resource: resource, Consume: needed, Limits: override}); err != nil {
 		return nil, err
 	}
+	ctx, cancel := l.budget(ctx)
+	defer cancel()
 	ts, err := l.targets(ctx, entityID, resource, override, sortedNames(needed))
 	if err != nil {
 		return nil, err
 	}
 	var out []limits.Status
-	for _, t := range ts {
+	for i := range ts {
+		t := &ts[i]
 		shards, err := l.readShards(ctx, t)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, summarize(t, shards, millis(needed, t.has), l.nowMs())...)
+		out = append(out, shard.Summarize(t.entity, t.resource, t.limits, shards, millis(needed, t.has), l.nowMs())...)
 	}
 	return out, nil
 }
@@ -48,28 +51,32 @@ func (l *Limiter) TimeUntilAvailable(ctx context.Context, entityID, resource str
 }
 
 // readShards reads every shard of t (eventually consistent).
-func (l *Limiter) readShards(ctx context.Context, t target) ([]*shardState, error) {
-	n := l.shardCount(t.key())
-	var out []*shardState
+func (l *Limiter) readShards(ctx context.Context, t *target) ([]*shard.State, error) {
+	b := l.bucketID(t)
+	n := l.shardCount(b.Bucket())
+	var out []*shard.State
 	for from := 0; from < n; {
-		keys := []map[string]types.AttributeValue{}
+		var keys []map[string]types.AttributeValue
 		for j := from; j < n && len(keys) < 100; j++ {
-			keys = append(keys, key(l.shardOf(t, j).pk))
+			keys = append(keys, b.Of(j).Key())
 		}
 		got, err := l.batchGet(ctx, keys)
 		if err != nil {
-			return nil, fmt.Errorf("read buckets of %s: %w", t.key(), err)
+			return nil, fmt.Errorf("read buckets of %s: %w", b.Bucket(), err)
 		}
 		for j := from; j < from+len(keys); j++ {
-			s := l.shardOf(t, j)
-			st := decodeShard(got[s.pk])
-			if st.exists {
-				l.observe(s, st)
+			id := b.Of(j)
+			st, err := shard.Decode(got[id.PK()])
+			if err != nil {
+				return nil, err
+			}
+			if st.Exists {
+				l.observe(id, st)
 			}
 			out = append(out, st)
 		}
 		from += len(keys)
-		n = max(n, l.shardCount(t.key()))
+		n = max(n, l.shardCount(b.Bucket()))
 	}
 	return out, nil
 }
@@ -93,46 +100,4 @@ func (l *Limiter) batchGet(ctx context.Context, keys []map[string]types.Attribut
 		req = res.UnprocessedKeys
 	}
 	return out, nil
-}
-
-// summarize adds up what each shard of t holds of every configured limit.
-func summarize(t target, shards []*shardState, needed map[string]int64, now int64) []limits.Status {
-	out := make([]limits.Status, 0, len(t.limits))
-	for _, lm := range t.limits {
-		s := limits.Status{EntityID: t.entity, Resource: t.resource, Limit: lm, Requested: needed[lm.Name] / milli}
-		var total int64
-		seen := false
-		var wait int64 = -1
-		for _, st := range shards {
-			ls, ok := st.limits[lm.Name]
-			if !st.exists || !ok {
-				continue
-			}
-			seen = true
-			s.Shards = max(s.Shards, st.level) // one acquire can take one shard's share
-			level := int64(st.level)
-			total += bucket.Level(ls.W, bucket.Clock(ls.P, now), ls.P) / level
-			if n := needed[lm.Name]; n > 0 {
-				w := bucket.Wait(ls.W, n*level, ls.P, now)
-				if wait < 0 || w < wait {
-					wait = w
-				}
-			}
-		}
-		if !seen {
-			total = lm.Capacity * milli
-			wait = 0
-			if needed[lm.Name] > total {
-				p := bucket.Params{Capacity: total, RefillAmount: lm.RefillAmount * milli, RefillPeriod: lm.RefillPeriodSeconds * 1000}
-				wait = bucket.Wait(bucket.Clock(p, now), needed[lm.Name], p, now)
-			}
-		}
-		s.Available = bucket.Whole(total)
-		if wait > 0 {
-			s.Exceeded = true
-			s.RetryAfter = msDuration(wait)
-		}
-		out = append(out, s)
-	}
-	return out
 }

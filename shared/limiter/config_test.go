@@ -158,7 +158,8 @@ func TestScenario22DeleteLimitsAndDefaults(t *testing.T) {
 }
 
 // Scenario 23: the config cache. A warm acquire reads no configuration;
-// set-limits evicts only its slot (the next acquire fetches that one key);
+// set-limits evicts every config level of its handle (the next acquire reads
+// them all in one snapshot, at the new config version);
 // absent levels are cached as absent; entries expire after 60 s; with the
 // cache off every acquire reads every level.
 func TestScenario23ConfigCache(t *testing.T) {
@@ -187,7 +188,7 @@ func TestScenario23ConfigCache(t *testing.T) {
 	db.reset()
 	acq("u")
 	ops, keys = db.seen()
-	assert.Equal(t, []int{1}, keys, "only the evicted slot")
+	assert.Equal(t, []int{4}, keys, "every level, in one snapshot")
 	assert.Equal(t, 0, ops["GetItem"])
 
 	db.reset()
@@ -216,4 +217,24 @@ func TestScenario23ConfigCache(t *testing.T) {
 		assert.Equal(t, []int{4}, keys, "cache off")
 		assert.Equal(t, 1, ops["GetItem"])
 	}
+}
+
+// A process whose config cache is stale learns the new limits from the first
+// bucket another process wrote with them (the bucket records the config
+// version): it reads its config afresh instead of rewriting the bucket back
+// to the old limits until its cache expires.
+func TestStaleProcessLearnsNewLimitsFromTheBucket(t *testing.T) {
+	e := newEnv(t, exact)
+	_, _, stale := e.flaky(exact) // its own store handle: its own config cache
+	require.NoError(t, e.ns.SetLimits(e.ctx, "u", "r", []limits.Limit{rpm(1000)}))
+	acq := func(lim *limiter.Limiter, n int64) error {
+		_, err := lim.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"rpm": n}})
+		return err
+	}
+	require.NoError(t, acq(stale, 1)) // caches 1000/min
+	require.NoError(t, e.ns.SetLimits(e.ctx, "u", "r", []limits.Limit{rpm(100)}))
+	require.NoError(t, acq(e.lim, 1)) // writes 100/min with the new version
+	require.NoError(t, acq(stale, 50))
+	assert.Equal(t, int64(100*1000), e.params(e.item("u", "r", 0), "rpm")[0], "the stale process kept the new limits")
+	exceeded(t, acq(stale, 60)) // 100 - 1 - 50 left (its cache would have said 1000)
 }

@@ -101,7 +101,7 @@ type flakyDB struct {
 	mu        sync.Mutex
 	fail      func(op, pk string) error
 	ops       map[string]int // calls per operation (failed ones included)
-	batchKeys []int          // keys of every BatchGetItem
+	batchKeys []int          // keys of every BatchGetItem, config levels of every TransactGetItems
 	calls     atomic.Int64   // calls that failed
 	// late, when it matches an UpdateItem, applies it whatever happens to
 	// the caller's context, then answers only when that context is done
@@ -216,6 +216,22 @@ func (f *flakyDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInp
 	return f.Client.BatchGetItem(ctx, in, o...)
 }
 
+// TransactGetItems is how the store resolves limits (with the config
+// version): batchKeys records the config levels read.
+func (f *flakyDB) TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error) {
+	var first dynamo.Item
+	if len(in.TransactItems) > 0 && in.TransactItems[0].Get != nil {
+		first = in.TransactItems[0].Get.Key
+	}
+	f.mu.Lock()
+	f.batchKeys = append(f.batchKeys, len(in.TransactItems)-1) // the config version is read with the levels
+	f.mu.Unlock()
+	if err := f.check("TransactGetItems", first); err != nil {
+		return nil, err
+	}
+	return f.Client.TransactGetItems(ctx, in, o...)
+}
+
 func (f *flakyDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	if err := f.check("Query", nil); err != nil {
 		return nil, err
@@ -245,6 +261,9 @@ func (e *env) flaky(o limiter.Options, so ...store.Options) (*flakyDB, *store.NS
 	require.NoError(e.t, err)
 	require.Equal(e.t, e.ns.ID, ns.ID)
 	o.Table, o.Namespace = e.table, ns.ID
+	if o.Timeout == 0 {
+		o.Timeout = testTimeout
+	}
 	if o.Now == nil {
 		o.Now = e.clock.Now
 	}

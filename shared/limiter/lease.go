@@ -5,18 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
-	"github.com/zeroae/zae-limiter-go/shared/schema"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
 )
 
 // Entry is one bucket shard a lease holds and what it has taken from it.
@@ -34,7 +30,9 @@ type Entry struct {
 	Gen int64 `json:"gen,omitempty"`
 }
 
-func (e *Entry) target() target { return target{e.EntityID, e.Resource, e.Limits} }
+func (e *Entry) target() target {
+	return target{entity: e.EntityID, resource: e.Resource, limits: e.Limits}
+}
 
 func (e *Entry) has(name string) bool { return e.target().has(name) }
 
@@ -97,15 +95,35 @@ func (ls *Lease) Consumed() map[string]int64 {
 }
 
 // Consume takes more through the lease, checked like an acquire on the
-// same shards; a denial changes nothing.
+// same shards, against the limits in force now (not those of the acquire:
+// a lease never puts back a limit changed since); a denial changes nothing.
 func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 	if err := validateAmounts("consume", amounts, false); err != nil {
 		return err
 	}
+	ctx, cancel := ls.l.budget(ctx)
+	defer cancel()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if err := ls.usable(amounts); err != nil || ls.degraded {
 		return err
+	}
+	ts := make([]target, len(ls.entries))
+	for i, e := range ls.entries {
+		t, err := ls.l.current(ctx, e.EntityID, e.Resource, ls.req.Limits)
+		if err != nil {
+			return err
+		}
+		ts[i] = t
+	}
+	for name := range amounts {
+		known := false
+		for _, t := range ts {
+			known = known || t.has(name)
+		}
+		if !known {
+			return limits.Invalid("consume", name, fmt.Sprintf("no limit %q is configured for %s/%s now", name, ls.req.EntityID, ls.req.Resource))
+		}
 	}
 	type result struct {
 		e   *Entry
@@ -118,15 +136,14 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 	// in flight, whose outcome would then be unknown (applied, yet never
 	// given back or recorded).
 	var g errgroup.Group
-	gctx := ctx
 	for i, e := range ls.entries {
-		amt := millis(amounts, e.has)
+		amt := millis(amounts, ts[i].has)
 		if len(amt) == 0 {
 			continue
 		}
 		results[i] = result{e: e, amt: amt}
 		g.Go(func() error {
-			st, ok, err := ls.l.takeShard(gctx, e.target(), e.Shard, amt)
+			st, ok, err := ls.l.takeShard(ctx, &ts[i], e.Shard, amt)
 			results[i].st, results[i].ok = st, ok
 			return err
 		})
@@ -134,20 +151,27 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 	err := g.Wait()
 	var all []limits.Status
 	rejected := false
+	reason := ""
 	for _, r := range results {
 		all = append(all, r.st...)
 		rejected = rejected || (r.e != nil && !r.ok)
 	}
+	var ce *contentionError
+	if errors.As(err, &ce) {
+		err, reason = nil, limits.ReasonContention
+	}
 	if err != nil || rejected {
+		back, cancel := ls.l.detached(ctx)
+		defer cancel()
 		for _, r := range results {
 			if r.e != nil && r.ok {
-				_ = ls.l.apply(context.WithoutCancel(ctx), r.e, negate(r.amt))
+				_ = ls.l.apply(back, r.e, negate(r.amt))
 			}
 		}
 		if err != nil {
 			return err
 		}
-		return limits.NewExceeded(all)
+		return limits.NewExceededBecause(reason, all)
 	}
 	for _, r := range results {
 		if r.e != nil {
@@ -158,45 +182,84 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 }
 
 // Adjust changes what the lease took by signed whole-token deltas, without
-// any check: a positive delta may put the bucket into debt, a negative one
-// returns tokens. It is written at once.
+// any check: a positive delta may put the bucket into debt (up to
+// shard.MaxDebt), a negative one returns tokens. It is written at once, to
+// every bucket of the lease or to none: when one bucket's write fails, the
+// others are taken back, so the call can simply be repeated.
 func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 	if err := validateAmounts("adjust", deltas, true); err != nil {
 		return err
 	}
+	ctx, cancel := ls.l.budget(ctx)
+	defer cancel()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if err := ls.usable(deltas); err != nil || ls.degraded {
 		return err
 	}
-	// A lease gives back at most what it holds.
+	// A lease gives back at most what it holds, and holds at most
+	// limits.MaxTokens of a limit (so no sum it writes can saturate).
 	for _, e := range ls.entries {
 		for name, d := range millis(deltas, e.has) {
-			if e.Consumed[name]+d < 0 {
+			switch held := e.Consumed[name] + d; {
+			case held < 0:
 				return limits.Invalid("adjust."+name, fmt.Sprint(d/milli),
 					fmt.Sprintf("the lease holds %d of %s on %s; it cannot give back more", e.Consumed[name]/milli, name, e.EntityID))
+			case held > limits.MaxTokens*milli:
+				return limits.Invalid("adjust."+name, fmt.Sprint(d/milli),
+					fmt.Sprintf("the lease would hold more than %d of %s on %s", limits.MaxTokens, name, e.EntityID))
 			}
 		}
 	}
+	type result struct {
+		e   *Entry
+		d   map[string]int64
+		err error
+	}
+	var results []*result
 	// Not errgroup.WithContext: a failure must not cancel a sibling's write
 	// in flight, whose outcome would then be unknown (applied, yet never
 	// given back or recorded).
 	var g errgroup.Group
-	gctx := ctx
 	for _, e := range ls.entries {
 		d := millis(deltas, e.has)
 		if len(d) == 0 {
 			continue
 		}
+		r := &result{e: e, d: d}
+		results = append(results, r)
 		g.Go(func() error {
-			err := ls.l.apply(gctx, e, d)
-			if err == nil || errors.Is(err, ErrOutcomeUnknown) {
-				addAmounts(e.Consumed, d)
-			}
-			return err
+			r.err = ls.l.apply(ctx, e, d)
+			return nil
 		})
 	}
-	return g.Wait()
+	_ = g.Wait()
+	failed := false
+	for _, r := range results {
+		failed = failed || (r.err != nil && !errors.Is(r.err, ErrOutcomeUnknown))
+	}
+	var errs []error
+	back, cancelBack := ls.l.detached(ctx)
+	defer cancelBack()
+	for _, r := range results {
+		switch {
+		case r.err == nil && failed:
+			// All or nothing: take back what landed.
+			if err := ls.l.apply(back, r.e, negate(r.d)); err != nil {
+				addAmounts(r.e.Consumed, r.d)
+				errs = append(errs, fmt.Errorf("adjust of %s/%s landed and could not be taken back: %w", r.e.EntityID, r.e.Resource, err))
+			}
+		case r.err == nil:
+			addAmounts(r.e.Consumed, r.d)
+		case errors.Is(r.err, ErrOutcomeUnknown):
+			// Counted as done: it must not be sent again.
+			addAmounts(r.e.Consumed, r.d)
+			errs = append(errs, r.err)
+		default:
+			errs = append(errs, r.err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Release returns whole tokens the work did not use (Adjust with the
@@ -230,6 +293,8 @@ func (ls *Lease) Commit(context.Context) error {
 // every adjustment) and closes it. If a write fails, the buckets already
 // restored stay restored and Rollback may be called again.
 func (ls *Lease) Rollback(ctx context.Context) error {
+	ctx, cancel := ls.l.budget(ctx)
+	defer cancel()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.closed {
@@ -296,154 +361,99 @@ func (ls *Lease) usable(amounts map[string]int64) error {
 // is not.
 var ErrOutcomeUnknown = errors.New("outcome unknown; counted as done, do not retry")
 
-// apply writes signed millitoken deltas to the lease's shard, unchecked: a
-// charge may put the bucket into debt, a refund returns tokens. A charge on
-// an idle bucket is booked from now (SET clock+d), never absorbed by refill
-// the bucket could not hold; a busy one is a commutative ADD. A shard split
-// since the acquire is followed (the level scales virtual time); a bucket
-// that no longer exists (expired, hence full) has nothing to give back or
-// to charge. A write with a refund is sent once (no SDK retry): if its
-// outcome is unknown, the error wraps ErrOutcomeUnknown.
+// apply writes signed millitoken deltas to the lease's shard, unchecked (see
+// shard.PlanAdjust): a charge may put the bucket into debt, a refund returns
+// tokens. A shard split since the acquire is followed (the level scales
+// virtual time); a bucket that no longer exists (expired, hence full) has
+// nothing to give back; a charge on it is booked on the shard recreated (at
+// the bucket's level, see recreate). A write with a refund is sent once (no
+// SDK retry): if its outcome is unknown, the error wraps ErrOutcomeUnknown.
 func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) error {
-	s := l.shardOf(e.target(), e.Shard)
-	ps := newParamSet(e.Limits, 1, 0)
-	refund := false
-	for _, d := range deltas {
-		refund = refund || d < 0
-	}
+	t := e.target()
+	id := l.bucketID(&t).Of(e.Shard)
+	cfg := shard.ConfigOf(e.Limits, 1, 0)
+	adj := shard.Adjust{Deltas: deltas, Gen: e.Gen, Fallback: cfg.All(), TTLMultiplier: l.o.TTLMultiplier}
+	refund := adj.Refund()
 	for range l.o.MaxAttempts {
-		st := l.cached(s.pk)
-		level := 1
+		st := l.cached(id.PK())
+		adj.Level = 1
 		if st != nil {
-			level = st.level
+			adj.Level = st.Level
 		}
-		now := l.nowMs()
-		projected := &shardState{limits: map[string]limitState{}}
-		if st != nil {
-			projected = st.clone()
-		}
-		x := &dynamo.Expr{}
-		conds := []string{"attribute_exists(" + x.Name(schema.PK) + ")", x.Name(schema.AttrShardLevel) + " = " + x.Num(int64(level))}
-		if refund && e.Gen != 0 {
-			conds = append(conds, x.Name(schema.AttrGeneration)+" = "+x.Num(e.Gen))
-		}
-		var sets, adds []string
-		for _, name := range sortedNames(deltas) {
-			d := deltas[name]
-			if d == 0 {
-				continue
-			}
-			v := d * int64(level)
-			w := x.Name(schema.BucketAttr(name, schema.SuffixVirtualTime))
-			cur, known := projected.limits[name]
-			p := ps.params[name]
-			if known {
-				p = cur.P
-			}
-			c := bucket.Clock(p, now)
-			switch {
-			case d < 0:
-				adds = append(adds, w+" "+x.Num(v))
-				cur.W += v
-			default:
-				// A charge reads the clock, so it holds only for the
-				// refill the item really has.
-				conds = append(conds,
-					x.Name(schema.BucketAttr(name, schema.SuffixRefill))+" = "+x.Num(p.RefillAmount),
-					x.Name(schema.BucketAttr(name, schema.SuffixPeriod))+" = "+x.Num(p.RefillPeriod))
-				if known && cur.W < c {
-					conds = append(conds, w+" < "+x.Num(c))
-					sets = append(sets, w+" = "+x.Num(c+v))
-					cur.W = c + v
-				} else {
-					conds = append(conds, w+" >= "+x.Num(c))
-					adds = append(adds, w+" "+x.Num(v))
-					cur.W += v
-				}
-			}
-			cur.P = p
-			projected.limits[name] = cur
-			adds = append(adds, x.Name(schema.BucketAttr(name, schema.SuffixConsumed))+" "+x.Num(d))
-		}
-		if len(adds) == 0 && len(sets) == 0 {
+		adj.Now = l.nowMs()
+		plan := shard.PlanAdjust(id, st, adj)
+		if plan.Update == nil {
 			return nil
 		}
-		if at := l.expiry(ps, projected, now); at > 0 && !(s.j == 0 && level > 1) {
-			// Renew the time to live like every write, so debt is not
-			// forgiven early (a split shard 0 never expires: see split).
-			sets = append(sets, x.Name(schema.TTL)+" = "+x.Num(at))
-		}
-		update := ""
-		if len(sets) > 0 {
-			update = "SET " + strings.Join(sets, ", ") + " "
-		}
-		update += "ADD " + strings.Join(adds, ", ")
-		out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                           aws.String(l.o.Table),
-			Key:                                 key(s.pk),
-			ConditionExpression:                 aws.String(strings.Join(conds, " AND ")),
-			UpdateExpression:                    aws.String(update),
-			ExpressionAttributeNames:            x.Names(),
-			ExpressionAttributeValues:           x.Values(),
-			ReturnValues:                        types.ReturnValueAllNew,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}, func(o *dynamodb.Options) {
+		out, err := l.db.UpdateItem(ctx, plan.Update.Input(l.o.Table, id.Key()), func(o *dynamodb.Options) {
 			if refund {
 				o.RetryMaxAttempts = 1
 			}
 		})
 		if err == nil {
-			l.merge(s.pk, decodeShard(out.Attributes))
+			got, derr := shard.Decode(out.Attributes)
+			if derr != nil {
+				l.forget(id.PK())
+				return derr
+			}
+			l.merge(id.PK(), got)
 			return nil
 		}
 		old, ok := dynamo.CondFailedItem(err)
 		if !ok {
-			l.forget(s.pk)
+			l.forget(id.PK())
 			if refund && !dynamo.NotApplied(err) {
-				return fmt.Errorf("adjust bucket %s shard %d: %w: %w", s.t.key(), s.j, ErrOutcomeUnknown, err)
+				return fmt.Errorf("adjust bucket %s shard %d: %w: %w", id.Bucket(), id.Shard, ErrOutcomeUnknown, err)
 			}
-			return fmt.Errorf("adjust bucket %s shard %d: %w", s.t.key(), s.j, err)
+			return fmt.Errorf("adjust bucket %s shard %d: %w", id.Bucket(), id.Shard, err)
 		}
-		got := decodeShard(old)
+		got, derr := shard.Decode(old)
+		if derr != nil {
+			l.forget(id.PK())
+			return derr
+		}
 		switch {
-		case !got.exists && refund:
+		case !got.Exists && refund:
 			// Expired, hence full: nothing to give back.
-			l.forget(s.pk)
+			l.forget(id.PK())
 			return nil
-		case !got.exists:
+		case !got.Exists:
 			// Expired: a charge must still be booked, on the shard recreated.
-			// Shard 0 missing means the whole bucket expired: it starts over
-			// full, at one shard. Another shard is recreated empty (the
-			// conservative state: its share may still sit with a sibling).
-			l.forget(s.pk)
-			cps, from := newParamSet(e.Limits, 1, 0), (*shardState)(nil)
-			if s.j == 0 {
-				l.forgetCount(s.t.key())
-				from = &shardState{limits: map[string]limitState{}}
-				for name, p := range cps.params {
-					from.limits[name] = limitState{P: p, W: bucket.Clock(p, now)}
-				}
-			} else {
-				lv := max(level, l.shardCount(s.t.key()))
-				for lv <= s.j { // a shard j exists only at a level above j
-					lv *= 2
-				}
-				cps = newParamSet(e.Limits, lv, 0)
-			}
-			if err := l.createShard(ctx, s, cps, from, now); err != nil {
+			l.forget(id.PK())
+			if err := l.recover(ctx, id, cfg, adj.Now); err != nil {
 				return err
 			}
 			continue
-		case refund && e.Gen != 0 && got.gen != e.Gen:
+		case refund && e.Gen != 0 && got.Gen != e.Gen:
 			// Recreated since the lease took from it: its tokens went
 			// with the old item.
-			l.remember(s.pk, got)
+			l.remember(id.PK(), got)
 			return nil
 		}
-		l.remember(s.pk, got)
-		l.learn(s, got)
+		l.remember(id.PK(), got)
+		l.learn(id, got)
+		if name, over := shard.OverDebt(got, adj); over {
+			return limits.Invalid("adjust."+name, fmt.Sprint(deltas[name]/milli),
+				fmt.Sprintf("it would put %s of %s more than %d tokens into debt", name, id.Entity, shard.MaxDebt/milli))
+		}
 	}
-	return fmt.Errorf("adjust bucket %s shard %d: %w", s.t.key(), s.j, ErrContention)
+	return fmt.Errorf("adjust bucket %s shard %d: %w", id.Bucket(), id.Shard, ErrContention)
+}
+
+// recover brings back a missing shard a charge must be booked on: shard 0
+// missing means the whole bucket expired (it starts over full, at one
+// shard); another shard is recreated empty at the bucket's level.
+func (l *Limiter) recover(ctx context.Context, id shard.ID, cfg shard.Config, now int64) error {
+	if id.Shard != 0 {
+		err := l.recreate(ctx, id, cfg.All(), 0, now)
+		if errors.Is(err, errNoShard0) {
+			return fmt.Errorf("bucket %s shard %d: %w", id.Bucket(), id.Shard, limits.ErrNotFound)
+		}
+		return err
+	}
+	l.forgetCount(id.Bucket())
+	it, _ := shard.Fresh(id, cfg, now, l.o.TTLMultiplier)
+	return l.put(ctx, id, it)
 }
 
 func millis(amounts map[string]int64, keep func(string) bool) map[string]int64 {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -33,6 +34,8 @@ var Calls = []string{"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetIte
 // Config is what the limiter needs of the admin store; *store.NS has it.
 type Config interface {
 	ResolveLimits(ctx context.Context, entityID, resource string) (store.Resolved, error)
+	// RefreshLimits resolves bypassing (and refilling) the config cache.
+	RefreshLimits(ctx context.Context, entityID, resource string) (store.Resolved, error)
 	CachedEntity(ctx context.Context, id string) (store.Entity, bool, error)
 	OnUnavailable(ctx context.Context) (limits.OnUnavailable, error)
 }
@@ -64,7 +67,15 @@ type Options struct {
 	MaxAttempts int
 	// Rand picks shards; nil means math/rand/v2.
 	Rand func(n int) int
+	// Timeout bounds every call (Acquire with its config reads, a lease's
+	// Consume, Adjust, Release and Rollback, Available), SDK retries
+	// included, unless the caller's context ends sooner. Running out of it
+	// is "unavailable": the on_unavailable policy decides. Default 5s.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Options.Timeout's default.
+const DefaultTimeout = 5 * time.Second
 
 // Limiter is the acquire engine for one namespace. It is safe for
 // concurrent use and meant to live as long as the process: its caches of
@@ -74,8 +85,8 @@ type Limiter struct {
 	cfg   Config
 	o     Options
 	mu    sync.Mutex
-	plan  sync.Mutex             // see consume
-	items map[string]*shardState // by bucket PK
+	plan  sync.Mutex              // see consume
+	items map[string]*shard.State // by shard PK
 	// inflight counts this process's writes in flight per bucket PK.
 	inflight map[string]int
 	count    map[string]int // shard count by entity#resource
@@ -101,7 +112,10 @@ func New(db DynamoDB, cfg Config, o Options) *Limiter {
 	if o.Rand == nil {
 		o.Rand = rand.IntN
 	}
-	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shardState{}, count: map[string]int{}, inflight: map[string]int{}}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, count: map[string]int{}, inflight: map[string]int{}}
 }
 
 // Request is one acquire.
@@ -119,8 +133,10 @@ type Request struct {
 	OnUnavailable limits.OnUnavailable
 }
 
-// ErrContention is returned (wrapped in an unavailability error) when a
-// bucket changed under every one of MaxAttempts writes.
+// ErrContention: a bucket changed under every one of MaxAttempts writes.
+// An acquire reports it as a denial (reason limits.ReasonContention, a
+// short retry-after), never as unavailability: losing races is not an
+// outage (DECISIONS §3.19).
 var ErrContention = errors.New("bucket kept changing under every attempt")
 
 // UnavailableError is returned when the backend could not decide and the
@@ -145,7 +161,9 @@ func (l *Limiter) Acquire(ctx context.Context, req Request) (*Lease, error) {
 	if err := validateRequest(req); err != nil {
 		return nil, err
 	}
-	lease, err := l.acquire(ctx, req)
+	bctx, cancel := l.budget(ctx)
+	defer cancel()
+	lease, err := l.acquire(bctx, req)
 	if err == nil {
 		return lease, nil
 	}
@@ -153,7 +171,7 @@ func (l *Limiter) Acquire(ctx context.Context, req Request) (*Lease, error) {
 	if errors.As(err, &ex) || errors.Is(err, limits.ErrInvalid) {
 		return nil, err
 	}
-	if l.policy(ctx, req) == limits.Allow {
+	if l.policy(bctx, req) == limits.Allow {
 		return &Lease{l: l, req: req, degraded: true, closed: false}, nil
 	}
 	return nil, &UnavailableError{EntityID: req.EntityID, Resource: req.Resource, Cause: err}
@@ -225,6 +243,9 @@ func validateRequest(req Request) error {
 }
 
 func validateAmounts(field string, m map[string]int64, signed bool) error {
+	if len(m) > limits.MaxLimits {
+		return limits.Invalid(field, fmt.Sprintf("%d limits", len(m)), fmt.Sprintf("at most %d limits apply to one bucket", limits.MaxLimits))
+	}
 	for name, n := range m {
 		if err := limits.ValidateLimitName(name); err != nil {
 			return err
@@ -239,14 +260,31 @@ func validateAmounts(field string, m map[string]int64, signed bool) error {
 	return nil
 }
 
+// budget bounds one call by Options.Timeout.
+func (l *Limiter) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, l.o.Timeout)
+}
+
+// detached is for writes that must happen even when the caller's context
+// is done (giving back what a failed acquire took): not cancelled with it,
+// but bounded all the same.
+func (l *Limiter) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), l.o.Timeout)
+}
+
 // target is one bucket an acquire writes: the entity's, or its parent's.
 type target struct {
 	entity   string
 	resource string
 	limits   []limits.Limit
+	// version is the config version the limits were resolved at (0: the
+	// request's own limits).
+	version int64
 }
 
-func (t target) key() string { return t.entity + "#" + t.resource }
+func (l *Limiter) bucketID(t *target) shard.ID {
+	return shard.ID{Namespace: l.o.Namespace, Entity: t.entity, Resource: t.resource}
+}
 
 func (t target) has(name string) bool {
 	for _, lm := range t.limits {
@@ -260,31 +298,21 @@ func (t target) has(name string) bool {
 // targets resolves the limits of the entity and, when it cascades, of its
 // parent, and checks every consume name against them.
 func (l *Limiter) targets(ctx context.Context, entity, resource string, override []limits.Limit, names []string) ([]target, error) {
-	resolve := func(id string) ([]limits.Limit, error) {
-		if override != nil {
-			return override, nil
-		}
-		r, err := l.cfg.ResolveLimits(ctx, id, resource)
-		if err != nil {
-			return nil, err
-		}
-		return r.Limits, nil
-	}
-	ls, err := resolve(entity)
+	t, err := l.current(ctx, entity, resource, override)
 	if err != nil {
 		return nil, err
 	}
-	ts := []target{{entity, resource, ls}}
+	ts := []target{t}
 	e, found, err := l.cfg.CachedEntity(ctx, entity)
 	if err != nil {
 		return nil, fmt.Errorf("read entity %q: %w", entity, err)
 	}
 	if found && e.Cascade && e.ParentID != "" {
-		pl, err := resolve(e.ParentID)
+		pt, err := l.current(ctx, e.ParentID, resource, override)
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, target{e.ParentID, resource, pl})
+		ts = append(ts, pt)
 	}
 	for _, name := range names {
 		known := false
@@ -297,6 +325,33 @@ func (l *Limiter) targets(ctx context.Context, entity, resource string, override
 		}
 	}
 	return ts, nil
+}
+
+// current is the bucket (entity, resource) with the limits in force: the
+// request's own, else the resolved config.
+func (l *Limiter) current(ctx context.Context, entity, resource string, override []limits.Limit) (target, error) {
+	if override != nil {
+		return target{entity: entity, resource: resource, limits: override}, nil
+	}
+	r, err := l.cfg.ResolveLimits(ctx, entity, resource)
+	if err != nil {
+		return target{}, err
+	}
+	return target{entity: entity, resource: resource, limits: r.Limits, version: r.Version}, nil
+}
+
+// refresh re-resolves t's limits bypassing the config cache: a bucket
+// showed parameters of a newer config than the one cached.
+func (l *Limiter) refresh(ctx context.Context, t *target) error {
+	if t.version == 0 {
+		return nil
+	}
+	r, err := l.cfg.RefreshLimits(ctx, t.entity, t.resource)
+	if err != nil {
+		return err
+	}
+	t.limits, t.version = r.Limits, r.Version
+	return nil
 }
 
 func sortedNames(m map[string]int64) []string {

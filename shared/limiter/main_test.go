@@ -54,9 +54,17 @@ func newEnv(t *testing.T, o limiter.Options) *env {
 	return e
 }
 
+// testTimeout replaces the 5 s budget of a call in tests that do not test
+// it: a loaded machine (or DynamoDB Local under a contention test) may be
+// slower than any production deadline, and a test must not depend on it.
+const testTimeout = time.Minute
+
 // newLimiter builds another limiter (another "process") on the same table.
 func (e *env) newLimiter(o limiter.Options) *limiter.Limiter {
 	o.Table, o.Namespace = e.table, e.ns.ID
+	if o.Timeout == 0 {
+		o.Timeout = testTimeout
+	}
 	if o.Now == nil {
 		o.Now = e.clock.Now
 	}

@@ -94,15 +94,34 @@ func (s Status) ShardCapacity() int64 {
 	return s.Limit.Capacity
 }
 
+// Reasons a denial can have besides the limits themselves.
+const (
+	// ReasonContention: the bucket changed under every attempt to write it
+	// (writers racing each other, e.g. with different limits in their
+	// caches). Nothing was taken; retrying soon is expected to succeed.
+	ReasonContention = "contention"
+)
+
+// ContentionRetryAfter is the wait a contention denial suggests.
+const ContentionRetryAfter = 100 * time.Millisecond
+
 // ExceededError is the denial of an acquire: every checked limit's status,
 // the violations and how long to wait until all requested capacity exists.
 type ExceededError struct {
 	Statuses []Status
+	// Reason is "" for a denial by the limits, else why the request was
+	// denied without being judged (ReasonContention).
+	Reason string
 }
 
 // NewExceeded builds the denial; statuses must contain a violation.
 func NewExceeded(statuses []Status) *ExceededError {
 	return &ExceededError{Statuses: statuses}
+}
+
+// NewExceededBecause builds a denial with a reason ("" for the limits').
+func NewExceededBecause(reason string, statuses []Status) *ExceededError {
+	return &ExceededError{Statuses: statuses, Reason: reason}
 }
 
 // Violations are the statuses whose limit could not satisfy the request.
@@ -129,7 +148,27 @@ func (e *ExceededError) Primary() Status {
 }
 
 // RetryAfter is the wait after which every requested amount is available.
-func (e *ExceededError) RetryAfter() time.Duration { return e.Primary().RetryAfter }
+func (e *ExceededError) RetryAfter() time.Duration {
+	if e.Reason == ReasonContention {
+		return max(e.Primary().RetryAfter, ContentionRetryAfter)
+	}
+	return e.Primary().RetryAfter
+}
+
+// Retryable reports whether waiting can ever admit the request at the
+// current limits: false when a violation requests more than its limit's
+// whole capacity, which no bucket ever holds. RetryAfter is then still
+// finite (when that much would have accrued) but the request is denied
+// again then. A request above one shard's share of a sharded bucket is
+// retryable: the limit itself can hold it (a shard count is not a limit).
+func (e *ExceededError) Retryable() bool {
+	for _, v := range e.Violations() {
+		if v.Requested > v.Limit.Capacity {
+			return false
+		}
+	}
+	return true
+}
 
 // RetryAfterHeader renders RetryAfter as whole seconds rounded up.
 func (e *ExceededError) RetryAfterHeader() string {
@@ -138,6 +177,10 @@ func (e *ExceededError) RetryAfterHeader() string {
 
 func (e *ExceededError) Error() string {
 	p := e.Primary()
+	if e.Reason == ReasonContention && len(e.Violations()) == 0 {
+		return fmt.Sprintf("rate limited: the bucket kept changing under every attempt (%s); retry after %s",
+			ReasonContention, FormatSeconds(e.RetryAfter()))
+	}
 	var names []string
 	for _, v := range e.Violations() {
 		names = append(names, v.EntityID+"/"+v.Limit.Name)

@@ -21,6 +21,12 @@ type Limit struct {
 // sums of a few of them stay far from int64 overflow.
 const MaxTokens int64 = 1 << 50 / 1000
 
+// MaxLimits bounds the limits of one bucket (one config level, one
+// request's own limits, one acquire's consume names): every write of a
+// bucket stays far below DynamoDB's 4 KB expression limit (32 limits take
+// about 2.3 KB in the largest write the limiter sends).
+const MaxLimits = 32
+
 // MaxPeriodSeconds bounds a refill period (one year).
 const MaxPeriodSeconds int64 = 366 * 86400
 
@@ -74,6 +80,9 @@ func (l Limit) Validate() error {
 
 // ValidateSet validates every limit and rejects duplicate names.
 func ValidateSet(ls []Limit) error {
+	if len(ls) > MaxLimits {
+		return Invalid("limits", strconv.Itoa(len(ls))+" limits", fmt.Sprintf("at most %d limits apply to one bucket", MaxLimits))
+	}
 	seen := make(map[string]bool, len(ls))
 	for _, l := range ls {
 		if err := l.Validate(); err != nil {
@@ -117,9 +126,28 @@ func Parse(spec string) (Limit, error) {
 		if err != nil || burst <= 0 {
 			return Limit{}, Invalid("limit "+name+" burst", parts[2], "must be a positive whole number")
 		}
+		if burst < rate {
+			return Limit{}, Invalid("limit "+name+" burst", parts[2], burstBelowRate(l, burst))
+		}
 		l.Capacity = burst
 	}
 	return l, l.Validate()
+}
+
+// burstBelowRate explains why the syntax refuses a burst below the rate:
+// in `name:rate/period:burst` the burst is what the bucket holds on top of
+// a steady rate, and a bucket that holds less than one period's refill
+// almost always means the two numbers were swapped. The same bucket can
+// still be written with a shorter period, which the reason names when one
+// exists. (Limits given as capacity and refill_amount, in the HTTP API and
+// stored configurations, may have a capacity below the refill amount.)
+func burstBelowRate(l Limit, burst int64) string {
+	reason := fmt.Sprintf("is below the rate %d: a bucket of %d can never hold one period's refill (%d/%s)",
+		l.RefillAmount, burst, l.RefillAmount, FormatPeriod(l.RefillPeriodSeconds))
+	if p := l.RefillPeriodSeconds * burst; p%l.RefillAmount == 0 {
+		return reason + fmt.Sprintf("; for that rate with at most %d at once write %s:%d/%s", burst, l.Name, burst, FormatPeriod(p/l.RefillAmount))
+	}
+	return reason + fmt.Sprintf("; give a burst of at least %d, or none", l.RefillAmount)
 }
 
 var units = []struct {

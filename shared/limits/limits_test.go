@@ -32,6 +32,32 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// A burst below the rate is refused, naming the value, the rate and, when
+// there is one, the same bucket written with a shorter period (which parses
+// to exactly what the refused spec meant).
+func TestParseRejectsBurstBelowRate(t *testing.T) {
+	_, err := Parse("rpm:10:5")
+	require.Error(t, err)
+	assert.Equal(t, `invalid limit rpm burst "5": is below the rate 10: a bucket of 5 can never hold one period's refill (10/min); `+
+		`for that rate with at most 5 at once write rpm:5/30sec`, err.Error())
+	same, err := Parse("rpm:5/30sec")
+	require.NoError(t, err)
+	assert.Equal(t, Limit{"rpm", 5, 5, 30}, same, "capacity 5, 10 a minute")
+
+	_, err = Parse("rps:3/sec:2")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `invalid limit rps burst "2": is below the rate 3`)
+	assert.Contains(t, err.Error(), "give a burst of at least 3, or none", "2/(2/3 s) has no whole period")
+
+	l, err := Parse("rpm:10/min:10")
+	require.NoError(t, err, "a burst equal to the rate is the default written out")
+	assert.Equal(t, PerMinute("rpm", 10, 0), l)
+	// The stored model keeps accepting a capacity below the refill amount
+	// (the HTTP API's limits, configurations written before): only the
+	// syntax refuses it.
+	assert.NoError(t, Limit{"rpm", 5, 10, 60}.Validate())
+}
+
 func TestParseRejects(t *testing.T) {
 	for in, field := range map[string]string{
 		"rpm":                 "limit",
@@ -43,6 +69,8 @@ func TestParseRejects(t *testing.T) {
 		"rpm:10/0min":         "limit period",
 		"rpm:10/min:0":        "limit rpm burst",
 		"rpm:10/min:x":        "limit rpm burst",
+		"rpm:10:5":            "limit rpm burst",
+		"tpm:10000/day:9999":  "limit tpm burst",
 		"a:b:c:d":             "limit",
 		"123rpm:10":           "limit name",
 		"wcu:10":              "limit name",
@@ -108,6 +136,7 @@ func TestExceededError(t *testing.T) {
 	assert.Equal(t, 30*time.Second+time.Millisecond, ex.RetryAfter())
 	assert.Equal(t, "31", ex.RetryAfterHeader(), "whole seconds, rounded up")
 	assert.Equal(t, "rate limit exceeded for p/gpt-4: [u/tpm, p/tpm]; retry after 30.0s", ex.Error())
+	assert.True(t, ex.Retryable(), "every violation fits its capacity: waiting helps")
 	on, err := ParseOnUnavailable("allow")
 	assert.NoError(t, err)
 	assert.Equal(t, Allow, on)
@@ -130,6 +159,19 @@ func TestExceededErrorNamesNeverAdmissible(t *testing.T) {
 		Exceeded: true, RetryAfter: 60 * time.Second,
 	}}}
 	assert.Equal(t, "rate limit exceeded for u/r: [u/rpm]; retry after 60.0s; u/rpm: requested 20 exceeds the capacity 10, so it can never be admitted", ex.Error())
+	assert.False(t, ex.Retryable())
+}
+
+// One violation above capacity makes the whole request never admissible,
+// whatever the others; a request at exactly the capacity is retryable, and
+// a non-violated status above capacity (impossible in practice) is ignored.
+func TestExceededErrorRetryable(t *testing.T) {
+	within := Status{EntityID: "u", Resource: "r", Limit: PerMinute("tpm", 100, 0), Requested: 100, Exceeded: true, RetryAfter: time.Minute}
+	above := Status{EntityID: "p", Resource: "r", Limit: PerMinute("tpm", 50, 0), Requested: 100, Exceeded: true, RetryAfter: time.Minute}
+	assert.True(t, NewExceeded([]Status{within}).Retryable())
+	assert.False(t, NewExceeded([]Status{within, above}).Retryable())
+	above.Exceeded = false
+	assert.True(t, NewExceeded([]Status{within, above}).Retryable())
 }
 
 func TestExceededErrorNamesShardShare(t *testing.T) {
@@ -139,6 +181,7 @@ func TestExceededErrorNamesShardShare(t *testing.T) {
 	}}}
 	assert.Equal(t, int64(250), ex.Statuses[0].ShardCapacity())
 	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s; u/tpm: requested 300 exceeds the 250 that each of the bucket's 4 shards holds, so it cannot be admitted while the bucket is sharded", ex.Error())
+	assert.True(t, ex.Retryable(), "the limit itself can hold it")
 	ex.Statuses[0].Requested = 200
 	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s", ex.Error())
 }

@@ -33,6 +33,10 @@ const (
 	AttrParams = "pv"
 	// AttrParamsEpoch orders parameter sets: the config epoch they came from.
 	AttrParamsEpoch = "pe"
+	// AttrWriterTime is the latest writer clock (Unix ms) a shard has seen:
+	// the write budget is judged at it, so a writer whose clock lags never
+	// mistakes other writers' bookings for load.
+	AttrWriterTime = "wt"
 	// AttrGeneration stamps an item's creation (Unix ms): a lease refunds
 	// only the generation it took from, never a bucket recreated since.
 	AttrGeneration = "gen"

@@ -169,6 +169,7 @@ func (n *NS) SetLimits(ctx context.Context, entityID, resource string, ls []limi
 			{Put: &types.Put{TableName: aws.String(n.s.table), Item: it,
 				ConditionExpression: aws.String(notExists(&e)), ExpressionAttributeNames: e.Names()}},
 			{Update: n.registryUpdate(resource, 1)},
+			n.seqBump(),
 		})
 		if err == nil {
 			break
@@ -178,18 +179,19 @@ func (n *NS) SetLimits(ctx context.Context, entityID, resource string, ls []limi
 		}
 		// It exists: replace it, unless it vanished meanwhile.
 		var r dynamo.Expr
-		_, err = n.s.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: aws.String(n.s.table), Item: it,
-			ConditionExpression: aws.String(exists(&r)), ExpressionAttributeNames: r.Names(),
+		err = n.s.transact(ctx, []types.TransactWriteItem{
+			{Put: &types.Put{TableName: aws.String(n.s.table), Item: it,
+				ConditionExpression: aws.String(exists(&r)), ExpressionAttributeNames: r.Names()}},
+			n.seqBump(),
 		})
 		if err == nil {
 			break
 		}
-		if !dynamo.IsCondFailed(err) {
+		if codes, ok := dynamo.CancelReasons(err); !ok || !failedCondition(codes, 0) {
 			return fail(err)
 		}
 	}
-	n.evictEntityConfig(entityID, resource)
+	n.evictConfig()
 	if err := n.audit(ctx, principal, ActionLimitsSet, entityID, resource,
 		map[string]any{"limits": limitDetails(ls)}); err != nil {
 		return fail(err)
@@ -251,8 +253,9 @@ func (n *NS) deleteConfig(ctx context.Context, entityID, resource string) (exist
 			Key:                 keyItem(schema.EntityConfigKey(n.ID, entityID, resource)),
 			ConditionExpression: aws.String(exists(&e)), ExpressionAttributeNames: e.Names()}},
 		{Update: n.registryUpdate(resource, -1)},
+		n.seqBump(),
 	})
-	n.evictEntityConfig(entityID, resource)
+	n.evictConfig()
 	if codes, ok := dynamo.CancelReasons(err); ok && failedCondition(codes, 0) {
 		return false, nil
 	}
@@ -354,18 +357,23 @@ func (n *NS) resourceConfigItem(resource string, ls []limits.Limit) dynamo.Item 
 	return it
 }
 
-// resourcesUpdate adds (ADD) or removes (DELETE) resource in the registry set.
+// resourcesUpdate adds (ADD) or removes (DELETE) resource in the registry
+// set, and raises the config version (the same item).
 func (n *NS) resourcesUpdate(op, resource string) *types.Update {
 	k := schema.ResourcesRegistryKey(n.ID)
-	var e dynamo.Expr
-	upd := op + " " + e.Name(attrResources) + " " + e.Value(&types.AttributeValueMemberSS{Value: []string{resource}})
+	u := &dynamo.Update{}
+	set := &types.AttributeValueMemberSS{Value: []string{resource}}
 	if op == "ADD" {
-		upd += " SET " + e.Name(schema.GSI4PK) + " = " + e.Value(dynamo.S(schema.NamespaceGSI4PK(n.ID))) +
-			", " + e.Name(schema.GSI4SK) + " = " + e.Value(dynamo.S(schema.GSI4SKFor(k)))
+		u.Add(attrResources, set)
+	} else {
+		u.Delete(attrResources, set)
 	}
+	seqAdd(u)
+	u.Set(schema.GSI4PK, schema.NamespaceGSI4PK(n.ID))
+	u.Set(schema.GSI4SK, schema.GSI4SKFor(k))
 	return &types.Update{
-		TableName: aws.String(n.s.table), Key: keyItem(k), UpdateExpression: aws.String(upd),
-		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		TableName: aws.String(n.s.table), Key: keyItem(k), UpdateExpression: aws.String(u.Expression()),
+		ExpressionAttributeNames: u.Names(), ExpressionAttributeValues: u.Values(),
 	}
 }
 
@@ -389,7 +397,7 @@ func (n *NS) SetResourceDefaults(ctx context.Context, resource string, ls []limi
 	if err != nil {
 		return fmt.Errorf("set defaults of resource %q: %w", resource, err)
 	}
-	n.evictResource(resource)
+	n.evictConfig()
 	if err := n.audit(ctx, principal, ActionLimitsSet, ResourceAuditID(resource), resource,
 		map[string]any{"limits": limitDetails(ls)}); err != nil {
 		return fmt.Errorf("set defaults of resource %q: %w", resource, err)
@@ -429,7 +437,7 @@ func (n *NS) DeleteResourceDefaults(ctx context.Context, resource string) error 
 			ConditionExpression: aws.String(exists(&e)), ExpressionAttributeNames: e.Names()}},
 		{Update: n.resourcesUpdate("DELETE", resource)},
 	})
-	n.evictResource(resource)
+	n.evictConfig()
 	if codes, ok := dynamo.CancelReasons(err); ok && failedCondition(codes, 0) {
 		return fmt.Errorf("defaults of resource %q: %w", resource, limits.ErrNotFound)
 	}
@@ -537,19 +545,22 @@ func (n *NS) SetSystemDefaults(ctx context.Context, ls []limits.Limit, on limits
 		if len(removes) > 0 {
 			upd += " REMOVE " + strings.Join(removes, ", ")
 		}
-		_, err = n.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(n.s.table), Key: keyItem(k),
-			UpdateExpression: aws.String(upd), ConditionExpression: aws.String(cond),
-			ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		err = n.s.transact(ctx, []types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName: aws.String(n.s.table), Key: keyItem(k),
+				UpdateExpression: aws.String(upd), ConditionExpression: aws.String(cond),
+				ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+			}},
+			n.seqBump(),
 		})
 		if err == nil {
 			break
 		}
-		if !dynamo.IsCondFailed(err) {
+		if codes, ok := dynamo.CancelReasons(err); !ok || !failedCondition(codes, 0) {
 			return fail(err)
 		}
 	}
-	n.evictSystem()
+	n.evictConfig()
 	details := map[string]any{"limits": limitDetails(stored.Limits), "on_unavailable": string(stored.OnUnavailable)}
 	if err := n.audit(ctx, principal, ActionLimitsSet, SystemAuditID, "", details); err != nil {
 		return fail(err)
@@ -577,26 +588,50 @@ func (n *NS) DeleteSystemDefaults(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var e dynamo.Expr
-	out, err := n.s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(n.s.table), Key: keyItem(schema.SystemConfigKey(n.ID)),
-		ConditionExpression: aws.String(exists(&e)), ExpressionAttributeNames: e.Names(),
-		ReturnValues: types.ReturnValueAllOld,
-	})
-	n.evictSystem()
-	if dynamo.IsCondFailed(err) {
-		return fmt.Errorf("system defaults: %w", limits.ErrNotFound)
+	fail := func(err error) error { return fmt.Errorf("delete system defaults: %w", err) }
+	k := schema.SystemConfigKey(n.ID)
+	var old dynamo.Item
+	for attempt := 0; ; attempt++ {
+		if attempt == retryAttempts {
+			return fail(errors.New("config changed concurrently too often"))
+		}
+		if old, err = n.s.getItem(ctx, k, true); err != nil {
+			return fail(err)
+		}
+		if old == nil {
+			n.evictConfig()
+			return fmt.Errorf("system defaults: %w", limits.ErrNotFound)
+		}
+		// Delete exactly the version read (its limits go into the audit
+		// event), raising the config version with it.
+		var e dynamo.Expr
+		cond := exists(&e)
+		if v, ok := dynamo.GetN(old, attrConfigVersion); ok {
+			cond += " AND " + e.Name(attrConfigVersion) + " = " + e.Num(v)
+		} else {
+			cond += " AND attribute_not_exists(" + e.Name(attrConfigVersion) + ")"
+		}
+		err = n.s.transact(ctx, []types.TransactWriteItem{
+			{Delete: &types.Delete{TableName: aws.String(n.s.table), Key: keyItem(k),
+				ConditionExpression: aws.String(cond), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values()}},
+			n.seqBump(),
+		})
+		if err == nil {
+			break
+		}
+		if codes, ok := dynamo.CancelReasons(err); !ok || !failedCondition(codes, 0) {
+			n.evictConfig()
+			return fail(err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("delete system defaults: %w", err)
-	}
+	n.evictConfig()
 	var names []string
-	for _, l := range decodeLimits(out.Attributes) {
+	for _, l := range decodeLimits(old) {
 		names = append(names, l.Name)
 	}
-	details := map[string]any{"limits": names, "on_unavailable": dynamo.GetS(out.Attributes, attrOnUnavailable)}
+	details := map[string]any{"limits": names, "on_unavailable": dynamo.GetS(old, attrOnUnavailable)}
 	if err := n.audit(ctx, principal, ActionLimitsDeleted, SystemAuditID, "", details); err != nil {
-		return fmt.Errorf("delete system defaults: %w", err)
+		return fail(err)
 	}
 	return nil
 }

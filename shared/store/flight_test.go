@@ -39,5 +39,5 @@ func TestCacheMissesAreReadOnce(t *testing.T) {
 	// Concurrent callers share the reads in flight; a caller arriving after
 	// a read finished finds the cache filled. Either way: far fewer than 32.
 	assert.LessOrEqual(t, f.db.count("GetItem"), 2, "entity reads")
-	assert.LessOrEqual(t, f.db.count("BatchGetItem"), 2, "config reads")
+	assert.LessOrEqual(t, f.db.count("TransactGetItems"), 2, "config reads")
 }

@@ -25,7 +25,7 @@ type countingDB struct {
 	mu       sync.Mutex
 	calls    map[string]int
 	fail     map[string]error
-	lastKeys int // number of keys of the last BatchGetItem
+	lastKeys int // config levels (or keys) of the last TransactGetItems (BatchGetItem)
 }
 
 func (c *countingDB) hit(op string) error {
@@ -128,6 +128,16 @@ func (c *countingDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItem
 	c.lastKeys = n
 	c.mu.Unlock()
 	return c.DynamoDB.BatchGetItem(ctx, in, o...)
+}
+
+func (c *countingDB) TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error) {
+	if err := c.hit("TransactGetItems"); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.lastKeys = len(in.TransactItems) - 1 // the config version is read with the levels
+	c.mu.Unlock()
+	return c.DynamoDB.TransactGetItems(ctx, in, o...)
 }
 
 func (c *countingDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
@@ -236,3 +246,13 @@ var (
 	_ DynamoDB = (*dynamodb.Client)(nil)
 	_ DynamoDB = (*countingDB)(nil)
 )
+
+// otherNS is the namespace "default" through another store on the same
+// table: another process, with caches of its own.
+func (f *fixture) otherNS(t *testing.T) *NS {
+	t.Helper()
+	st := New(f.raw, Options{Table: f.table})
+	ns, err := st.Namespace(f.ctx, "default")
+	require.NoError(t, err)
+	return ns
+}

@@ -42,6 +42,9 @@ type configEntry struct {
 	limits  []limits.Limit
 	on      limits.OnUnavailable // system level only
 	expires time.Time
+	// version is the config version the level was read at; -1 when read
+	// without it (OnUnavailable's read), which ResolveLimits reads again.
+	version int64
 }
 
 func newNS(s *Store, name, id string) *NS {
@@ -86,23 +89,26 @@ func (n *NS) evictEntity(id string) {
 	}
 }
 
-func (n *NS) evictEntityConfig(id, resource string) {
+// evictConfig drops every cached config level after a change of limits
+// through this handle: the next resolution reads them all in one snapshot,
+// so its config version is exactly the one it read (a level kept from
+// before would label the resolution with its older version).
+func (n *NS) evictConfig() {
+	n.mu.Lock()
+	n.gen++
+	n.entityCfg = map[[2]string]configEntry{}
+	n.resources = map[string]configEntry{}
+	n.system = nil
+	n.mu.Unlock()
+}
+
+// evictLevels drops every cached level (entity, resource) resolves through.
+func (n *NS) evictLevels(id, resource string) {
 	n.mu.Lock()
 	n.gen++
 	delete(n.entityCfg, [2]string{id, resource})
-	n.mu.Unlock()
-}
-
-func (n *NS) evictResource(resource string) {
-	n.mu.Lock()
-	n.gen++
+	delete(n.entityCfg, [2]string{id, limits.DefaultResource})
 	delete(n.resources, resource)
-	n.mu.Unlock()
-}
-
-func (n *NS) evictSystem() {
-	n.mu.Lock()
-	n.gen++
 	n.system = nil
 	n.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
@@ -18,12 +19,22 @@ const (
 	SourceSystem        = "system"         // the namespace's system defaults
 )
 
+// snapshot is one consistent read of config levels and the config version.
+type snapshot struct {
+	items   map[schema.Key]dynamo.Item
+	version int64
+}
+
 // Resolved is the outcome of ResolveLimits.
 type Resolved struct {
 	Limits []limits.Limit
 	Source string
 	// OnUnavailable is the system setting, limits.Block when not set.
 	OnUnavailable limits.OnUnavailable
+	// Version is the namespace's config version the limits were read at
+	// (at least): buckets record it, so a process holding an older config
+	// learns from a bucket that its cache is stale (see RefreshLimits).
+	Version int64
 }
 
 type level struct {
@@ -36,9 +47,11 @@ type level struct {
 // ResolveLimits finds the limits of (entity, resource): the entity's config
 // for the resource, else its default config, else the resource defaults,
 // else the system defaults. Levels are read through the config cache, and
-// all cache misses are fetched with one BatchGetItem (eventually
-// consistent); absent levels are cached as absent. Nothing anywhere is a
-// *limits.ValidationError on field "limits" naming entity and resource.
+// all cache misses are fetched with the config version in one
+// TransactGetItems (a consistent snapshot); absent levels are cached as
+// absent. Resolved.Version is the oldest version of the levels consulted.
+// Nothing anywhere is a *limits.ValidationError on field "limits" naming
+// entity and resource.
 func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Resolved, error) {
 	if err := limits.ValidateEntityID(entityID); err != nil {
 		return Resolved{}, err
@@ -68,7 +81,7 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 		case n.system != nil:
 			c, ok = *n.system, true
 		}
-		if ok && n.fresh(c.expires) {
+		if ok && n.fresh(c.expires) && c.version >= 0 {
 			got[i] = c
 		} else {
 			misses = append(misses, i)
@@ -86,10 +99,14 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 		for _, k := range keys {
 			flightKey += k.PK + "\x00" + k.SK + "\x00"
 		}
-		v, err := n.shared(ctx, flightKey, gen, func(ctx context.Context) (any, error) { return n.s.batchGet(ctx, keys, false) })
+		v, err := n.shared(ctx, flightKey, gen, func(ctx context.Context) (any, error) {
+			items, version, err := n.readSnapshot(ctx, keys)
+			return snapshot{items, version}, err
+		})
 		if err != nil {
 			return Resolved{}, fmt.Errorf("resolve limits of entity %q for resource %q: %w", entityID, resource, err)
 		}
+		snap := v.(snapshot)
 		exp := n.expiry()
 		n.mu.Lock()
 		// A write through this handle since the read began evicted what it
@@ -97,8 +114,8 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 		caching := n.s.cacheTTL() > 0 && n.gen == gen
 		for _, i := range misses {
 			lv := levels[i]
-			it := v.(map[schema.Key]dynamo.Item)[lv.key]
-			c := configEntry{limits: decodeLimits(it), expires: exp}
+			it := snap.items[lv.key]
+			c := configEntry{limits: decodeLimits(it), expires: exp, version: snap.version}
 			if lv.source == SourceSystem {
 				c.on = limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable))
 				n.lastOn = c.on
@@ -123,14 +140,25 @@ func (n *NS) ResolveLimits(ctx context.Context, entityID, resource string) (Reso
 	if on == "" {
 		on = limits.Block
 	}
+	// The version of a resolution is the oldest of the levels it consulted:
+	// each was read at (at least) its own.
+	version := int64(math.MaxInt64)
 	for i, lv := range levels {
+		version = min(version, got[i].version)
 		if len(got[i].limits) > 0 {
-			return Resolved{Limits: slices.Clone(got[i].limits), Source: lv.source, OnUnavailable: on}, nil
+			return Resolved{Limits: slices.Clone(got[i].limits), Source: lv.source, OnUnavailable: on, Version: version}, nil
 		}
 	}
 	return Resolved{OnUnavailable: on}, limits.Invalid("limits", "", fmt.Sprintf(
 		"no limits configured for entity %q and resource %q (set entity limits, resource or system defaults, or pass limits)",
 		entityID, resource))
+}
+
+// RefreshLimits is ResolveLimits with every level of (entity, resource)
+// read afresh: a bucket showed limits of a newer config than the cached one.
+func (n *NS) RefreshLimits(ctx context.Context, entityID, resource string) (Resolved, error) {
+	n.evictLevels(entityID, resource)
+	return n.ResolveLimits(ctx, entityID, resource)
 }
 
 // OnUnavailable returns the namespace's on_unavailable policy from the
@@ -152,7 +180,7 @@ func (n *NS) OnUnavailable(ctx context.Context) (limits.OnUnavailable, error) {
 		n.mu.Unlock()
 		return orBlock(on), fmt.Errorf("read on_unavailable: %w", err)
 	}
-	c := configEntry{limits: decodeLimits(it), on: limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable)), expires: n.expiry()}
+	c := configEntry{limits: decodeLimits(it), on: limits.OnUnavailable(dynamo.GetS(it, attrOnUnavailable)), expires: n.expiry(), version: -1}
 	n.mu.Lock()
 	n.lastOn = c.on
 	if n.s.cacheTTL() > 0 {

@@ -91,7 +91,7 @@ func TestConfigCache(t *testing.T) {
 	}
 	f.db.reset()
 	assert.Equal(t, SourceEntity, resolve("u1").Source)
-	assert.Equal(t, 1, f.db.count("BatchGetItem"), "one batch for all misses")
+	assert.Equal(t, 1, f.db.count("TransactGetItems"), "one batch for all misses")
 	assert.Equal(t, 4, f.db.lastKeys)
 	assert.Equal(t, 1, f.db.total())
 
@@ -104,7 +104,7 @@ func TestConfigCache(t *testing.T) {
 
 	// Partial cache: another entity fetches only its two entity slots.
 	assert.Equal(t, SourceResource, resolve("u2").Source)
-	assert.Equal(t, 1, f.db.count("BatchGetItem"))
+	assert.Equal(t, 1, f.db.count("TransactGetItems"))
 	assert.Equal(t, 2, f.db.lastKeys)
 
 	// Negative caching: u2's absent configs are not fetched again.
@@ -112,12 +112,13 @@ func TestConfigCache(t *testing.T) {
 	assert.Equal(t, SourceResource, resolve("u2").Source)
 	assert.Zero(t, f.db.total())
 
-	// SetLimits evicts just its slot.
+	// A change of limits through this handle evicts every config level, so
+	// the next resolution reads them all at the new config version.
 	require.NoError(t, f.ns.SetLimits(f.ctx, "u2", "gpt-4", rpm(300)))
 	f.db.reset()
 	r := resolve("u2")
 	assert.Equal(t, rpm(300), r.Limits)
-	assert.Equal(t, 1, f.db.lastKeys)
+	assert.Equal(t, 4, f.db.lastKeys, "every level is read again, in one snapshot")
 	// DeleteLimits too.
 	require.NoError(t, f.ns.DeleteLimits(f.ctx, "u2", "gpt-4"))
 	assert.Equal(t, SourceResource, resolve("u2").Source)
@@ -147,7 +148,7 @@ func TestConfigCache(t *testing.T) {
 	assert.Zero(t, f.db.total())
 	f.ns.InvalidateCache()
 	resolve("u1")
-	assert.Equal(t, 1, f.db.count("BatchGetItem"))
+	assert.Equal(t, 1, f.db.count("TransactGetItems"))
 }
 
 func TestConfigCacheDisabled(t *testing.T) {
@@ -160,7 +161,7 @@ func TestConfigCacheDisabled(t *testing.T) {
 		assert.Equal(t, SourceSystem, r.Source)
 		assert.Equal(t, 4, f.db.lastKeys)
 	}
-	assert.Equal(t, 3, f.db.count("BatchGetItem"), "every resolution batches")
+	assert.Equal(t, 3, f.db.count("TransactGetItems"), "every resolution batches")
 	_, _, err := f.ns.CachedEntity(f.ctx, "u1")
 	require.NoError(t, err)
 	_, _, err = f.ns.CachedEntity(f.ctx, "u1")
@@ -170,7 +171,7 @@ func TestConfigCacheDisabled(t *testing.T) {
 
 func TestResolveReportsDynamoDBErrors(t *testing.T) {
 	f := setup(t, Options{})
-	f.db.failOp("BatchGetItem", errors.New("throttled"))
+	f.db.failOp("TransactGetItems", errors.New("throttled"))
 	_, err := f.ns.ResolveLimits(f.ctx, "u1", "gpt-4")
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, limits.ErrInvalid)
@@ -211,4 +212,53 @@ func TestOnUnavailable(t *testing.T) {
 	on, err = fresh.OnUnavailable(f.ctx)
 	require.Error(t, err)
 	assert.Equal(t, limits.Block, on)
+}
+
+// Every change of limits, at any level, raises the namespace's config
+// version, and a resolution reports the version it read (the oldest of the
+// levels it used from the cache): a bucket written with a newer version
+// tells a process its cache is stale.
+func TestResolvedVersionFollowsEveryConfigChange(t *testing.T) {
+	f := setup(t, Options{})
+	ns := f.ns
+	resolve := func(n *NS) int64 {
+		t.Helper()
+		r, err := n.ResolveLimits(f.ctx, "e", "gpt")
+		require.NoError(t, err)
+		return r.Version
+	}
+	v0, err := ns.ConfigVersion(f.ctx)
+	require.NoError(t, err)
+	steps := []func() error{
+		func() error { return ns.SetSystemDefaults(f.ctx, []limits.Limit{limits.PerMinute("rpm", 10, 0)}, "") },
+		func() error {
+			return ns.SetResourceDefaults(f.ctx, "gpt", []limits.Limit{limits.PerMinute("rpm", 20, 0)})
+		},
+		func() error { return ns.SetLimits(f.ctx, "e", "gpt", []limits.Limit{limits.PerMinute("rpm", 30, 0)}) },
+		func() error { return ns.SetLimits(f.ctx, "e", "gpt", []limits.Limit{limits.PerMinute("rpm", 40, 0)}) },
+		func() error { return ns.DeleteLimits(f.ctx, "e", "gpt") },
+		func() error { return ns.DeleteResourceDefaults(f.ctx, "gpt") },
+		func() error { return ns.SetSystemDefaults(f.ctx, []limits.Limit{limits.PerMinute("rpm", 50, 0)}, "") },
+	}
+	prev := v0
+	for i, step := range steps {
+		require.NoError(t, step(), "step %d", i)
+		v, err := ns.ConfigVersion(f.ctx)
+		require.NoError(t, err)
+		assert.Equal(t, prev+1, v, "step %d raises the version by one", i)
+		assert.Equal(t, v, resolve(ns), "step %d: the writer's own cache was evicted", i)
+		prev = v
+	}
+
+	// Another process caches the current config; a change is not seen until
+	// its cache expires, unless it refreshes.
+	other := f.otherNS(t)
+	before := resolve(other)
+	require.NoError(t, ns.DeleteSystemDefaults(f.ctx))
+	require.NoError(t, ns.SetSystemDefaults(f.ctx, []limits.Limit{limits.PerMinute("rpm", 60, 0)}, ""))
+	assert.Equal(t, before, resolve(other), "cached")
+	r, err := other.RefreshLimits(f.ctx, "e", "gpt")
+	require.NoError(t, err)
+	assert.Equal(t, before+2, r.Version)
+	assert.Equal(t, int64(60), r.Limits[0].Capacity)
 }

@@ -24,6 +24,7 @@ type DynamoDB interface {
 	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	TransactGetItems(ctx context.Context, in *dynamodb.TransactGetItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactGetItemsOutput, error)
 	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
@@ -36,6 +37,21 @@ const (
 	// UnknownPrincipal is recorded when no principal is configured or found.
 	UnknownPrincipal = "unknown"
 )
+
+// MaxCacheTTL is the longest cache lifetime the deployables accept
+// (`zae-limiter serve --config-cache-ttl`, the acquire function's
+// CONFIG_CACHE_TTL): a limit change reaches them within it.
+const MaxCacheTTL = time.Hour
+
+// CacheTTLSetting is Options.CacheTTL for a configured lifetime d, where 0
+// means no cache (every acquire reads the configuration), as the
+// deployables' settings spell it.
+func CacheTTLSetting(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
 
 // Options configure a Store. Only Table is required.
 type Options struct {

@@ -16,6 +16,10 @@ const (
 // MaxBodyBytes is the largest request body accepted (413 beyond).
 const MaxBodyBytes = 64 << 10
 
+// ContentType is the media type every POST body must declare (415
+// otherwise); parameters such as charset=utf-8 are allowed.
+const ContentType = "application/json"
+
 // Limit is one limit in JSON. All four fields are required in a request
 // (the `required` tag is read by the handler's strict decoder).
 type Limit struct {
@@ -94,13 +98,18 @@ type Violation struct {
 	Requested int64  `json:"requested"`
 }
 
-// Error is every non-200 body. RetryAfterSeconds and Violations are set on
-// 429 only.
+// Error is every non-200 body. RetryAfterSeconds, Violations and
+// Retryable are set on 429 only.
 type Error struct {
 	Code              string      `json:"error"`
 	Message           string      `json:"message"`
 	RetryAfterSeconds float64     `json:"retry_after_seconds,omitempty"`
 	Violations        []Violation `json:"violations,omitempty"`
+	// Retryable is false when the request can never be admitted at the
+	// current limits (it asks a limit for more than its capacity): the
+	// 429's wait is then no promise, and a retry loop should stop. A 429
+	// always carries it; absent (an older server) means true.
+	Retryable *bool `json:"retryable,omitempty"`
 }
 
 // Error codes.
@@ -113,6 +122,7 @@ const (
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeTooLarge         = "request_too_large"
+	CodeUnsupportedType  = "unsupported_media_type"
 	CodeUnauthorized     = "unauthorized"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal_error"

@@ -1,0 +1,155 @@
+package limiter
+
+import (
+	"github.com/zeroae/zae-limiter-go/shared/bucket"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
+)
+
+const milli = shard.Milli
+
+// The limiter keeps, per shard item, the last state it saw (the ALL_NEW of
+// its last write, or the ALL_OLD of a failed one), with the effect of its own
+// writes in flight projected onto it: concurrent goroutines of one process so
+// see each other's writes before they land (the first writer of a grid step
+// takes the idle form, the others the busy one). The cache only predicts the
+// form of a write; every write is conditioned on what it predicts.
+
+// cached returns a copy of the last known state of a shard, nil if unknown.
+func (l *Limiter) cached(pk string) *shard.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.items[pk].Clone()
+}
+
+func (l *Limiter) remember(pk string, st *shard.State) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.items[pk] = st
+}
+
+func (l *Limiter) forget(pk string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.items, pk)
+}
+
+// merge caches a state that came back from DynamoDB without losing what
+// concurrent writers of this process projected: with the same parameters a
+// limit's cached virtual time only moves forward.
+func (l *Limiter) merge(pk string, got *shard.State) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := got.Clone()
+	if old, ok := l.items[pk]; ok && old.Exists && old.PV == st.PV && old.Level == st.Level {
+		for name, ls := range st.Limits {
+			if o, had := old.Limits[name]; had && o.W > ls.W {
+				ls.W = o.W
+				st.Limits[name] = ls
+			}
+		}
+	}
+	l.items[pk] = st
+}
+
+// unproject caches the state a failed write returned, taking this write's
+// own projection back out while keeping what other writers of the process
+// projected: a limit's cached virtual time never falls below the returned
+// one, except that a limit found idle (at or behind the grid instant) is
+// taken exactly as returned.
+func (l *Limiter) unproject(pk string, got *shard.State, mine map[string]shard.Mark, now int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := got.Clone()
+	if old, ok := l.items[pk]; ok && old.Exists && old.PV == st.PV && old.Level == st.Level {
+		for name, ls := range st.Limits {
+			o, had := old.Limits[name]
+			if !had || ls.W <= bucket.CeilTo(bucket.Clock(ls.Params, now), l.quantum(ls.Params, true)) {
+				continue
+			}
+			w := o.W
+			if m, planned := mine[name]; planned {
+				switch {
+				case m.Add != 0:
+					w -= m.Add
+				case w == m.Set:
+					w = ls.W
+				}
+			}
+			ls.W = max(ls.W, w)
+			st.Limits[name] = ls
+		}
+	}
+	l.items[pk] = st
+}
+
+// shardCount is the known shard count of a bucket (1 until learnt).
+func (l *Limiter) shardCount(bucket string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.count[bucket], 1)
+}
+
+// forgetCount drops the known shard count (the bucket is gone).
+func (l *Limiter) forgetCount(bucket string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.count, bucket)
+}
+
+// learnCount raises the known shard count (counts only grow while a
+// bucket lives).
+func (l *Limiter) learnCount(bucket string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > l.count[bucket] {
+		l.count[bucket] = n
+	}
+}
+
+// observe caches a shard's state and learns its shard count.
+func (l *Limiter) observe(id shard.ID, st *shard.State) {
+	if !st.Exists {
+		l.forget(id.PK())
+		return
+	}
+	l.remember(id.PK(), st)
+	l.learn(id, st)
+}
+
+// learn raises the known shard count from a shard's state.
+func (l *Limiter) learn(id shard.ID, st *shard.State) {
+	if id.Shard == 0 {
+		l.learnCount(id.Bucket(), st.Count)
+	}
+	l.learnCount(id.Bucket(), st.Level)
+}
+
+// quantum is a limit's booking grid in millitokens. A writer alone on an
+// item books exactly (1). Writers of one process in flight together on an
+// item share a grid: what the limit refills in one Tick, at most 1% of its
+// capacity, so that the idle form never books more than that ahead of the
+// exact instant, and after the first idle-form write of a step the others
+// take the busy form instead of racing it.
+func (l *Limiter) quantum(p bucket.Params, concurrent bool) int64 {
+	if !concurrent {
+		return 1
+	}
+	return min(bucket.Quantum(p, l.o.Tick.Milliseconds()), max(1, p.Capacity/100))
+}
+
+// enter counts a write of this process in flight on an item and reports
+// whether another one already is; leave undoes it.
+func (l *Limiter) enter(pk string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight[pk]++
+	return l.inflight[pk] > 1
+}
+
+func (l *Limiter) leave(pk string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight[pk]--; l.inflight[pk] <= 0 {
+		delete(l.inflight, pk)
+	}
+}

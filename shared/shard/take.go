@@ -1,0 +1,506 @@
+package shard
+
+import (
+	"fmt"
+
+	"github.com/zeroae/zae-limiter-go/shared/bucket"
+	"github.com/zeroae/zae-limiter-go/shared/dynamo"
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/schema"
+)
+
+// Config is what an acquire wants a shard item to carry.
+type Config struct {
+	// Level is the shard count the writer believes in; a shard below it is
+	// split before it is written.
+	Level int
+	// Limits are the configured limits' whole-limit parameters, in
+	// millitokens and milliseconds (the write budget is added by the planner).
+	Limits map[string]bucket.Params
+	// Version is the config version they were resolved at (0: the request's
+	// own limits, which are not ordered against stored config).
+	Version int64
+}
+
+// ConfigOf converts limits to a Config.
+func ConfigOf(ls []limits.Limit, level int, version int64) Config {
+	c := Config{Level: level, Limits: make(map[string]bucket.Params, len(ls)), Version: version}
+	for _, l := range ls {
+		c.Limits[l.Name] = ParamsOf(l)
+	}
+	return c
+}
+
+// ParamsOf is a limit's parameters in millitokens and milliseconds.
+func ParamsOf(l limits.Limit) bucket.Params {
+	return bucket.Params{Capacity: l.Capacity * Milli, RefillAmount: l.RefillAmount * Milli, RefillPeriod: l.RefillPeriodSeconds * 1000}
+}
+
+// All is the configured limits plus the write budget: every limit the
+// planner puts on an item.
+func (c Config) All() map[string]bucket.Params {
+	out := make(map[string]bucket.Params, len(c.Limits)+1)
+	for k, v := range c.Limits {
+		out[k] = v
+	}
+	out[Budget] = BudgetParams
+	return out
+}
+
+// Differs reports whether st lacks a configured limit or stores one with
+// other parameters (dormant limits do not count).
+func (c Config) Differs(st *State) bool {
+	for name, p := range c.All() {
+		if l, ok := st.Limits[name]; !ok || l.Params != p {
+			return true
+		}
+	}
+	return false
+}
+
+// Take is one checked consumption.
+type Take struct {
+	// Amounts are millitokens per configured limit, each > 0.
+	Amounts map[string]int64
+	// Budget charges the shard's write budget too.
+	Budget bool
+	// Now is the writer's clock (Unix ms).
+	Now int64
+	// Grid is a limit's booking grid in millitokens (nil: exact, 1).
+	Grid func(bucket.Params) int64
+	// Judge is the state a failed write of this very acquire returned
+	// (exact, nil when none): a request it cannot take is denied without
+	// another write. A cached state may be stale (another process may have
+	// returned tokens), so with a cached state alone the write is sent and
+	// its condition decides. The write itself is always planned from the
+	// state passed to PlanTake (the cache, with this process's writes in
+	// flight projected onto it, predicts the forms best).
+	Judge *State
+	// Ordered makes a writer with an older config than the item's defer to
+	// it (Newer) instead of rewriting its parameters.
+	Ordered bool
+	// TTLMultiplier: see Expiry.
+	TTLMultiplier int
+}
+
+// Verdict is what PlanTake tells the caller to do.
+type Verdict int
+
+const (
+	// Write: send Plan.Update; success admits, a failed condition returns
+	// the item to plan again from.
+	Write Verdict = iota
+	// SyncOnly: the request does not fit, but the item's parameters are
+	// not the configured ones: send Plan.Update (parameters only), then
+	// deny, judged on the state it leaves (Plan.Next). A change of limits so
+	// reaches a bucket that only sees denials.
+	SyncOnly
+	// Deny: the exact state cannot admit the request; nothing to write.
+	// Plan.Next is the state to judge and report.
+	Deny
+	// Never: an amount is above what a shard can ever hold at the
+	// configured limits; nothing to write.
+	Never
+	// OutOfBudget: the request fits but the shard's write budget is spent
+	// (exact state): the caller grows the shard count.
+	OutOfBudget
+	// Split: the shard is below the configured level: split it first.
+	Split
+	// Behind: the shard is above the writer's level: its shard count is
+	// stale; learn it from the state.
+	Behind
+	// Newer: the item's parameters come from a newer config than the
+	// writer's: refresh the config and plan again.
+	Newer
+)
+
+func (v Verdict) String() string {
+	return [...]string{"write", "sync-only", "deny", "never", "out-of-budget", "split", "behind", "newer"}[v]
+}
+
+// Plan is one planned write.
+type Plan struct {
+	Update *dynamo.Update
+	// Next is the state the write leaves if it succeeds (for Deny and
+	// Never: the state to judge, with the configured parameters carried).
+	Next *State
+	// Marks record what the write assumed of each limit it takes from, so a
+	// cache that projected it can take it back out.
+	Marks map[string]Mark
+}
+
+// Mark is what a planned write does to a limit's virtual time: the busy
+// form's ADD, or the idle form's SET when Add is 0.
+type Mark struct{ Add, Set int64 }
+
+// PlanTake plans a checked consumption on shard id from st (nil or !Exists:
+// unknown or missing; shard 0 is then created by the same write). It is
+// pure: every decision is argued on st, cfg and tk.
+//
+// The write is conditioned on the item's parameter fingerprint PV (every
+// limit on it, dormant ones and the level included) and, per limit taken
+// from, on the form predicted from st: busy (W ahead of the booking instant)
+// ADDs n if W is still ahead and W+n stays within clock+capacity; idle SETs
+// W to the booking instant + n if W is still at or behind it. When the
+// configured parameters differ from the item's, the same write rewrites them
+// (Carry), each limit keeping its token count, clamped to the new capacity.
+func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
+	known := st != nil && st.Exists
+	if known {
+		switch {
+		case st.Level < cfg.Level:
+			return Plan{Next: st}, Split, nil
+		case st.Level > cfg.Level:
+			return Plan{Next: st}, Behind, nil
+		}
+	}
+	for name, amt := range tk.Amounts {
+		p, ok := cfg.Limits[name]
+		if !ok {
+			return Plan{}, 0, fmt.Errorf("limit %q is not configured on bucket %s", name, id.Bucket())
+		}
+		if amt <= 0 {
+			return Plan{}, 0, fmt.Errorf("amount of %q must be positive, got %d", name, amt)
+		}
+		if Cost(name, amt, cfg.Level) > p.Capacity {
+			next := st
+			if known && cfg.Differs(st) {
+				next = Carry(st, cfg, tk.Now)
+			}
+			return Plan{Next: next}, Never, nil
+		}
+	}
+	sync := known && cfg.Differs(st)
+	if sync && tk.Ordered && cfg.Version > 0 && st.PE > cfg.Version {
+		return Plan{Next: st}, Newer, nil
+	}
+	if j := tk.Judge; j != nil && j.Exists && j.Level == cfg.Level {
+		judged := j
+		if cfg.Differs(j) {
+			judged = Carry(j, cfg, tk.Now)
+		}
+		if !fits(judged, tk.Amounts, cfg.Level, tk.Now) {
+			if cfg.Differs(j) {
+				return planSync(id, j, cfg, tk), SyncOnly, nil
+			}
+			return Plan{Next: judged}, Deny, nil
+		}
+		if tk.Budget && !budgetFits(j, tk.Now) {
+			return Plan{Next: judged}, OutOfBudget, nil
+		}
+	}
+	if sync && !fits(Carry(st, cfg, tk.Now), tk.Amounts, cfg.Level, tk.Now) {
+		// What the item holds under the new parameters cannot take the
+		// request: write the parameters alone, then deny. (Judged on a
+		// cached state this may deny a request another process's refund
+		// would have let through: conservative, and the write's condition
+		// still checks the state it assumed.)
+		return planSync(id, st, cfg, tk), SyncOnly, nil
+	}
+	plan := planWrite(id, st, known, sync, cfg, tk)
+	if n := plan.Update.Size(); n > dynamo.MaxExpressionSize {
+		// limits.MaxLimits keeps every write far below this: a request
+		// that got here anyway is the caller's input, never an outage.
+		return Plan{}, 0, limits.Invalid("limits", fmt.Sprintf("%d limits", len(cfg.Limits)),
+			fmt.Sprintf("the write for bucket %s would be %d bytes, above DynamoDB's %d", id.Bucket(), n, dynamo.MaxExpressionSize))
+	}
+	return plan, Write, nil
+}
+
+// fits reports whether every amount can be taken from st (configured
+// parameters) at now.
+func fits(st *State, amounts map[string]int64, level int, now int64) bool {
+	for name, amt := range amounts {
+		l, ok := st.Limits[name]
+		if !ok {
+			return false
+		}
+		if _, ok := bucket.Take(l.W, bucket.Clock(l.Params, now), Cost(name, amt, level), l.Params); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// planWrite builds the take (and, with sync, the parameter rewrite).
+func planWrite(id ID, st *State, known, sync bool, cfg Config, tk Take) Plan {
+	u := &dynamo.Update{}
+	base := st
+	if !known {
+		base = &State{Level: cfg.Level, Limits: map[string]Limit{}}
+	}
+	next := base.Clone()
+	next.Exists = true
+	marks := map[string]Mark{}
+	want := cfg.All()
+	now := tk.Now
+
+	charge := tk.Amounts
+	if tk.Budget {
+		charge = make(map[string]int64, len(tk.Amounts)+1)
+		for k, v := range tk.Amounts {
+			charge[k] = v
+		}
+		charge[Budget] = BudgetCost
+	}
+	at, rebase := budgetAnchor(st, now)
+	for _, name := range sortedNames(charge) {
+		p := want[name]
+		n := Cost(name, charge[name], cfg.Level)
+		w := schema.BucketAttr(name, schema.SuffixVirtualTime)
+		cur, had := base.Limits[name]
+		switch {
+		case sync && (!had || cur.Params != p):
+			cur.W = resync(u, w, cur, had, p, n, now)
+			marks[name] = Mark{Set: cur.W}
+		case name == Budget:
+			c := bucket.Clock(p, at)
+			switch {
+			case rebase:
+				// The item's writer time is far ahead of any sane clock:
+				// start the budget over at this writer's.
+				u.If("$ = ?", schema.AttrWriterTime, st.WT)
+				u.Set(w, c+n)
+				cur.W = c + n
+				marks[name] = Mark{Set: cur.W}
+			case had && cur.W > c-p.Capacity/2:
+				// A soft trigger for sharding, not a user limit: it needs
+				// only an upper bound, so it takes the busy form unless idle
+				// for long (carrying at most half a second of unused
+				// budget), and never makes concurrent writers collide.
+				u.If("$ <= ?", w, c+p.Capacity-n)
+				u.Add(w, n)
+				cur.W += n
+				marks[name] = Mark{Add: n}
+			default:
+				u.If("$ <= ?", w, c)
+				u.Set(w, c+n)
+				cur.W = c + n
+				marks[name] = Mark{Set: cur.W}
+			}
+		default:
+			c := bucket.Clock(p, now)
+			chi := bucket.CeilTo(c, grid(tk.Grid, p))
+			if had && cur.W > chi {
+				// Busy: exact and commutative.
+				u.If("$ > ? AND $ <= ?", w, chi, w, c+p.Capacity-n)
+				u.Add(w, n)
+				cur.W += n
+				marks[name] = Mark{Add: n}
+			} else {
+				// Idle: book at the grid instant (never earlier than now).
+				b := min(chi, c+p.Capacity-n)
+				u.If("$ <= ?", w, b)
+				u.Set(w, b+n)
+				cur.W = b + n
+				marks[name] = Mark{Set: cur.W}
+			}
+		}
+		cur.Params = p
+		if name != Budget {
+			u.Add(schema.BucketAttr(name, schema.SuffixConsumed), charge[name])
+			cur.TC += charge[name]
+		}
+		next.Limits[name] = cur
+	}
+	if sync {
+		syncRest(u, st, next, cfg, charge, now)
+	}
+	if tk.Budget || rebase {
+		u.Set(schema.AttrWriterTime, at)
+		next.WT = at
+	}
+	setExpiry(u, id, next, now, tk.TTLMultiplier)
+	pv := Fingerprint(want, cfg.Level)
+	if known {
+		pv = st.PV
+	}
+	u.If("$ = ?", schema.AttrParams, pv)
+	if !known && id.Shard == 0 {
+		creation(u, id, cfg, charge, now)
+		u.OrIfNotExists(schema.PK)
+		next.Level, next.Count, next.PV, next.PE, next.Gen = cfg.Level, max(base.Count, 1), pv, cfg.Version, now
+	}
+	return Plan{Update: u, Next: next, Marks: marks}
+}
+
+// planSync rewrites the configured parameters without taking anything.
+func planSync(id ID, st *State, cfg Config, tk Take) Plan {
+	u := &dynamo.Update{}
+	next := st.Clone()
+	syncRest(u, st, next, cfg, nil, tk.Now)
+	setExpiry(u, id, next, tk.Now, tk.TTLMultiplier)
+	u.If("$ = ?", schema.AttrParams, st.PV)
+	return Plan{Update: u, Next: next}
+}
+
+// syncRest rewrites every configured limit that charge did not already
+// (carrying its tokens), the parameters of every changed limit, and the
+// fingerprint. Dormant limits stay on the item, unchecked: if one comes
+// back its tokens carry over instead of starting full (which would mint).
+func syncRest(u *dynamo.Update, st, next *State, cfg Config, charge map[string]int64, now int64) {
+	want := cfg.All()
+	for _, name := range sortedNames(want) {
+		p := want[name]
+		cur, had := st.Limits[name]
+		if had && cur.Params == p {
+			continue
+		}
+		if _, charged := charge[name]; !charged {
+			cur.W = resync(u, schema.BucketAttr(name, schema.SuffixVirtualTime), cur, had, p, 0, now)
+			cur.Params = p
+			next.Limits[name] = cur
+		}
+		u.Set(schema.BucketAttr(name, schema.SuffixCapacity), p.Capacity)
+		u.Set(schema.BucketAttr(name, schema.SuffixRefill), p.RefillAmount)
+		u.Set(schema.BucketAttr(name, schema.SuffixPeriod), p.RefillPeriod)
+	}
+	next.PV = Fingerprint(next.Params(), st.Level)
+	next.PE = cfg.Version
+	u.Set(schema.AttrParams, next.PV)
+	u.Set(schema.AttrParamsEpoch, cfg.Version)
+}
+
+// resync plans one limit whose parameters change from cur (absent when
+// !had) to p, taking n (cost units, may be 0), and returns its new virtual
+// time. The tokens held are carried over, clamped to the new capacity, debt
+// kept; a new limit starts full. A limit at or behind its clamp point holds
+// min(old capacity, new capacity) afterwards (SET); a busy one keeps its
+// token count (ADD the shift between the two clocks). Either way no change
+// of parameters, back and forth, ever adds tokens. Each form is conditioned
+// on the item being as predicted.
+func resync(u *dynamo.Update, w string, cur Limit, had bool, p bucket.Params, n, now int64) int64 {
+	next, form := carryLimit(cur, had, p, now)
+	switch form {
+	case formNew:
+		u.Set(w, next+n)
+	case formClamp:
+		clamp := bucket.Clock(cur.Params, now) + max(0, cur.Params.Capacity-p.Capacity)
+		u.If("$ <= ?", w, clamp)
+		u.Set(w, next+n)
+	case formShift:
+		clamp := bucket.Clock(cur.Params, now) + max(0, cur.Params.Capacity-p.Capacity)
+		shift := next - cur.W
+		if n > 0 {
+			u.If("$ > ? AND $ <= ?", w, clamp, w, bucket.Clock(p, now)+p.Capacity-n-shift)
+		} else {
+			u.If("$ > ?", w, clamp)
+		}
+		u.Add(w, shift+n)
+	}
+	return next + n
+}
+
+type carryForm int
+
+const (
+	formNew carryForm = iota
+	formClamp
+	formShift
+)
+
+// carryLimit is the virtual time a limit has under p once its parameters
+// change from cur's, and the form of the write that does it.
+func carryLimit(cur Limit, had bool, p bucket.Params, now int64) (int64, carryForm) {
+	nc := bucket.Clock(p, now)
+	if !had {
+		return nc, formNew
+	}
+	c := bucket.Clock(cur.Params, now)
+	clamp := c + max(0, cur.Params.Capacity-p.Capacity)
+	if cur.W <= clamp {
+		return nc + max(0, p.Capacity-cur.Params.Capacity), formClamp
+	}
+	shift := (nc - c) + (p.Capacity - cur.Params.Capacity)
+	return cur.W + shift, formShift
+}
+
+// Carry is st with the configured parameters of cfg written as a take's
+// sync would write them (no consumption): what the item holds under the new
+// limits.
+func Carry(st *State, cfg Config, now int64) *State {
+	out := st.Clone()
+	for name, p := range cfg.All() {
+		cur, had := st.Limits[name]
+		if had && cur.Params == p {
+			continue
+		}
+		cur.W, _ = carryLimit(cur, had, p, now)
+		cur.Params = p
+		out.Limits[name] = cur
+	}
+	out.PV = Fingerprint(out.Params(), st.Level)
+	out.PE = cfg.Version
+	return out
+}
+
+func grid(g func(bucket.Params) int64, p bucket.Params) int64 {
+	if g == nil {
+		return 1
+	}
+	return max(1, g(p))
+}
+
+// creation adds what an upsert writes so that a new shard 0 is complete; on
+// an existing item the same values are rewritten (or kept: if_not_exists).
+func creation(u *dynamo.Update, id ID, cfg Config, charged map[string]int64, now int64) {
+	u.Set(schema.AttrEntityID, id.Entity)
+	u.Set(schema.AttrResource, id.Resource)
+	u.Set(schema.AttrShard, id.Shard)
+	u.Set(schema.AttrShardLevel, cfg.Level)
+	u.Set(schema.AttrParams, Fingerprint(cfg.All(), cfg.Level))
+	u.Set(schema.AttrParamsEpoch, cfg.Version)
+	u.Set(schema.GSI3PK, schema.BucketGSI3PK(id.Namespace, id.Entity))
+	u.Set(schema.GSI3SK, schema.BucketGSI3SK(id.Resource, id.Shard))
+	u.Set(schema.GSI4PK, schema.NamespaceGSI4PK(id.Namespace))
+	u.Set(schema.GSI4SK, schema.BucketGSI4SK(id.Resource, id.Entity, id.Shard))
+	u.SetExpr(schema.AttrShardCount, "if_not_exists($, ?)", schema.AttrShardCount, 1)
+	u.SetExpr(schema.AttrGeneration, "if_not_exists($, ?)", schema.AttrGeneration, now)
+	all := cfg.All()
+	for _, name := range sortedNames(all) {
+		p := all[name]
+		u.Set(schema.BucketAttr(name, schema.SuffixCapacity), p.Capacity)
+		u.Set(schema.BucketAttr(name, schema.SuffixRefill), p.RefillAmount)
+		u.Set(schema.BucketAttr(name, schema.SuffixPeriod), p.RefillPeriod)
+		if _, ok := charged[name]; !ok {
+			w := schema.BucketAttr(name, schema.SuffixVirtualTime)
+			u.SetExpr(w, "if_not_exists($, ?)", w, bucket.Clock(p, now))
+		}
+	}
+}
+
+// setExpiry renews the item's time to live (see Expiry); a split shard 0
+// carries none.
+func setExpiry(u *dynamo.Update, id ID, next *State, now int64, mult int) {
+	if id.Shard == 0 && next.Level > 1 {
+		return
+	}
+	if at := Expiry(next, now, mult); at > 0 {
+		u.Set(schema.TTL, at)
+		next.TTL = at
+	}
+}
+
+// Expiry is the ttl (epoch seconds) a write sets, 0 when mult < 0 (TTL
+// disabled): mult times the slowest fill time of every limit on the item
+// (configured or dormant), at least an hour, never before any debt is repaid
+// (a limit's virtual time back at its clock) plus an hour, and never before
+// the ttl the item already has (a writer whose clock lags must not expire
+// it early: an expired bucket starts over full, so expiring early would
+// forgive tokens).
+func Expiry(st *State, now int64, mult int) int64 {
+	if mult < 0 {
+		return 0
+	}
+	var fill int64
+	repaid := now
+	for _, l := range st.Limits {
+		fill = max(fill, bucket.FillTime(l.Params))
+		if l.Params.Valid() {
+			repaid = max(repaid, bucket.ClockTime(l.Params, l.W))
+		}
+	}
+	at := max(now/1000+max(fill/1000*int64(mult), 3600), repaid/1000+3600)
+	at = min(at, now/1000+10*366*86400) // a sanity cap: ten years
+	return max(at, st.TTL)
+}
