@@ -22,7 +22,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/localstack"
-	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/s3test"
+	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/versitytest"
 	"github.com/zeroae/zae-limiter-go/shared/proc"
 )
 
@@ -178,7 +178,7 @@ func TestLocalUpStatusDown(t *testing.T) {
 func localSetup(t *testing.T, name string) (string, int, string, string) {
 	t.Helper()
 	ddbtest.Endpoint(t) // skips (or fails under ZAEL_REQUIRE_DYNAMODB) without java or the jar
-	s3test.Binary(t)
+	versitytest.Binary(t)
 	t.Setenv(localExeEnv, localBinary(t))
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"} {

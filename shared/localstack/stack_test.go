@@ -33,7 +33,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
-	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/s3test"
+	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/versitytest"
 	"github.com/zeroae/zae-limiter-go/shared/localstack/samtpl"
 )
 
@@ -61,7 +61,7 @@ func startStack(t *testing.T) *stack {
 	ddbtest.Endpoint(t) // skips (or fails when required) without DynamoDB Local
 	jar, err := ddblocal.FindJar("")
 	require.NoError(t, err)
-	s3bin := s3test.Binary(t)
+	s3bin := versitytest.Binary(t)
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 
 	tmp := t.TempDir()

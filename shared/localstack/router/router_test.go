@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
-	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/s3test"
+	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/versitytest"
 )
 
 func TestServiceFromEachMarker(t *testing.T) {
@@ -59,14 +59,14 @@ func TestServiceFromEachMarker(t *testing.T) {
 type fixture struct {
 	rt     *Router
 	url    string
-	s3     *s3test.Server
+	s3     *versitytest.Server
 	lambda int
 }
 
 func start(t *testing.T) *fixture {
 	t.Helper()
 	ddb := ddbtest.Endpoint(t)
-	s3srv := s3test.Start(t)
+	s3srv := versitytest.Start(t)
 	f := &fixture{s3: s3srv}
 	rt := New(Options{
 		DynamoDB:      func() string { return ddb },

@@ -28,6 +28,8 @@ func TestLoadResolvesTheTestTemplate(t *testing.T) {
 	assert.Equal(t, "dev", st.Tables[0].Name)
 	assert.Equal(t, map[string]any{"StreamViewType": "NEW_AND_OLD_IMAGES"}, st.Tables[0].Properties["StreamSpecification"])
 	assert.Equal(t, []Bucket{{LogicalID: "Archive", Name: "dev-archive-123456789012"}, {LogicalID: "Unnamed", Name: "dev-unnamed"}}, st.Buckets)
+	assert.Equal(t, "my-stack-audit-archive", bucketName("My_Stack", "AuditArchiveBucket"))
+	assert.Equal(t, "x-bucket", bucketName("x", "Bucket"))
 
 	require.Len(t, st.Functions, 2, "the function with S3 code is not run locally")
 	r := st.Functions[0]

@@ -266,14 +266,33 @@ func (r *resolver) name(id string) (string, error) {
 			}
 		}
 	}
-	n := r.t.stack + "-" + id
 	if res.Type == "AWS::S3::Bucket" {
-		n = strings.ToLower(n)
-		if len(n) > 63 {
-			n = n[:63]
-		}
+		return bucketName(r.t.stack, id), nil
 	}
-	return n, nil
+	return r.t.stack + "-" + id, nil
+}
+
+// bucketName names a bucket the template leaves unnamed, readably and the
+// same every time: "{stack}-{logical id in kebab case, without a trailing
+// Bucket}" in lower case, '_' and '.' as '-', at most 63 characters
+// (AuditArchiveBucket of stack limiter: limiter-audit-archive).
+func bucketName(stack, id string) string {
+	var b strings.Builder
+	for i, c := range strings.TrimSuffix(id, "Bucket") {
+		if i > 0 && c >= 'A' && c <= 'Z' {
+			b.WriteByte('-')
+		}
+		b.WriteRune(c)
+	}
+	suffix := "-" + strings.ToLower(b.String())
+	if suffix == "-" {
+		suffix = "-bucket"
+	}
+	s := strings.Trim(strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(stack)), "-")
+	if len(s) > 63-len(suffix) {
+		s = strings.TrimRight(s[:63-len(suffix)], "-")
+	}
+	return s + suffix
 }
 
 // function reads a serverless function; nil when its code is not a folder

@@ -1,9 +1,9 @@
-// Package s3test starts the pinned versitygw for a test: a real S3 server
+// Package versitytest starts the pinned versitygw for a test: a real S3 server
 // that checks SigV4, on a free loopback port, over a temporary directory.
 // Without the binary (`make tools` builds it into tools/bin) the test is
 // skipped, or fails when ZAEL_REQUIRE_DYNAMODB=1 says the local stack's
 // servers are required.
-package s3test
+package versitytest
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func Start(t testing.TB) *Server {
 		AccessKey: creds.AccessKeyID, SecretKey: creds.SecretAccessKey, KillWithParent: true,
 	})
 	if err != nil {
-		t.Fatalf("s3test: %v", err)
+		t.Fatalf("versitytest: %v", err)
 	}
 	t.Cleanup(func() { _ = p.Stop() })
 	return &Server{Endpoint: p.Endpoint, Binary: bin, Credentials: creds, Process: p}
@@ -48,9 +48,9 @@ func Binary(t testing.TB) string {
 	bin, err := s3local.Find("")
 	if err != nil {
 		if v, _ := strconv.ParseBool(os.Getenv("ZAEL_REQUIRE_DYNAMODB")); v {
-			t.Fatalf("s3test: versitygw is required (ZAEL_REQUIRE_DYNAMODB is set): %v; run `make tools`", err)
+			t.Fatalf("versitytest: versitygw is required (ZAEL_REQUIRE_DYNAMODB is set): %v; run `make tools`", err)
 		}
-		t.Skipf("s3test: %v; run `make tools`", err)
+		t.Skipf("versitytest: %v; run `make tools`", err)
 	}
 	return bin
 }
