@@ -120,7 +120,8 @@ test: tools lint ## Lint, then go test -race -count=1 ./... (each test process s
 
 .PHONY: test-local
 test-local: tools ## The slow local stack tests too: the whole stack through the CLI (ZAEL_TEST_LOCAL=1)
-	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 ./shared/localstack/... ./cli/ -run 'Local|Stack|Router|Batch|Filter|Bisect|Partial|Retries|Record|TTL|Killed|Decode|Rule|Parse|Load'
+	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 ./shared/localstack/... ./shared/proc/...
+	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 -run 'Local' ./cli/
 
 .PHONY: bench
 bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
