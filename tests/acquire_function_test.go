@@ -17,6 +17,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
+	"github.com/zeroae/zae-limiter-go/shared/localstack/samtpl"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -270,47 +271,13 @@ func param(t *testing.T, tpl map[string]any, name string) map[string]any {
 // the way SAM does: the function's scalars win, maps merge, lists concatenate.
 func effectiveFunctionProps(t *testing.T, tpl map[string]any, props map[string]any) map[string]any {
 	t.Helper()
-	out := map[string]any{}
+	var globals map[string]any
 	if g, ok := tpl["Globals"]; ok {
 		if f, ok := obj(t, g)["Function"]; ok {
-			for k, v := range obj(t, f) {
-				out[k] = v
-			}
+			globals = obj(t, f)
 		}
 	}
-	for k, v := range props {
-		switch gv := out[k].(type) {
-		case []any:
-			if l, ok := v.([]any); ok {
-				out[k] = append(append([]any{}, gv...), l...)
-				continue
-			}
-		case map[string]any:
-			if m, ok := v.(map[string]any); ok && !isIntrinsic(m) && !isIntrinsic(gv) {
-				merged := map[string]any{}
-				for mk, mv := range gv {
-					merged[mk] = mv
-				}
-				for mk, mv := range m {
-					merged[mk] = mv
-				}
-				out[k] = merged
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
-}
-
-func isIntrinsic(m map[string]any) bool {
-	if len(m) != 1 {
-		return false
-	}
-	for k := range m {
-		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
-	}
-	return false
+	return samtpl.MergeGlobals(globals, props)
 }
 
 func statementActions(t *testing.T, v any) []string {
