@@ -55,7 +55,7 @@ func TestTemplateAggregatorFunction(t *testing.T) {
 	for k := range vars {
 		got = append(got, k)
 	}
-	_, read := functionConfigEnv(t, aggregatorCodeURI)
+	_, read := configEnv(t, aggregatorCodeURI)
 	assert.ElementsMatch(t, read, got, "aggregator environment != functions/aggregator/config.go")
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
 	assert.Equal(t, ref("SnapshotWindows"), vars["SNAPSHOT_WINDOWS"])
@@ -268,6 +268,14 @@ func TestTemplateAggregatorAlarms(t *testing.T) {
 		assert.Equal(t, notify, p["AlarmActions"], id)
 		assert.Equal(t, notify, p["OKActions"], id)
 		assert.Equal(t, "notBreaching", p["TreatMissingData"], id)
+	}
+	// The topic is the stack's: every alarm notifies it.
+	for id, v := range obj(t, tpl["Resources"]) {
+		if obj(t, v)["Type"] == "AWS::CloudWatch::Alarm" {
+			p := obj(t, obj(t, v)["Properties"])
+			assert.Equal(t, notify, p["AlarmActions"], "%s notifies AlarmSnsTopicArn", id)
+			assert.Equal(t, notify, p["OKActions"], "%s notifies AlarmSnsTopicArn", id)
+		}
 	}
 	// Nothing may GetAtt an alarm: moto's CloudFormation skips alarms.
 	raw, err := os.ReadFile(templatePath(t))

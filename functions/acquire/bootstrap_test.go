@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -30,6 +29,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/mototest"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
@@ -113,6 +113,7 @@ func TestBootstrap(t *testing.T) {
 	t.Run("tracing", func(t *testing.T) { testTracing(t, s) })
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
 	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
+	t.Run("frozen DynamoDB", func(t *testing.T) { testFrozen(t, s) })
 }
 
 // testConfigCacheTTL: CONFIG_CACHE_TTL reaches the function's store. A
@@ -371,16 +372,12 @@ func testTracing(t *testing.T, s stack) {
 // testKeysParameter reads the lease keys from SSM, served by moto_server
 // (on the machine image; skipped where it is missing).
 func testKeysParameter(t *testing.T, s stack) {
-	moto, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not installed: LEASE_KEYS_PARAMETER is not exercised")
-	}
-	endpoint := startMoto(t, moto)
+	endpoint := mototest.Start(t, "LEASE_KEYS_PARAMETER")
 	client := ssm.New(ssm.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("dummy", "dummy", ""),
 	})
-	_, err = client.PutParameter(context.Background(), &ssm.PutParameterInput{
+	_, err := client.PutParameter(context.Background(), &ssm.PutParameterInput{
 		Name: aws.String("/limiter/lease-keys"), Value: aws.String(key2 + "," + key1), Type: ssmtypes.ParameterTypeSecureString,
 	})
 	require.NoError(t, err)
@@ -412,34 +409,4 @@ func testKeysParameter(t *testing.T, s stack) {
 	var ie *lambdarun.InitError
 	require.True(t, errors.As(err, &ie), "got %v", err)
 	assert.Contains(t, out.String(), `LEASE_KEYS_PARAMETER=\"/limiter/missing\"`)
-}
-
-// startMoto runs moto_server on a free loopback port until the test ends.
-func startMoto(t *testing.T, bin string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	var out syncio.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s: %v\n%s", endpoint, err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

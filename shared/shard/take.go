@@ -157,10 +157,12 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 	for name, amt := range tk.Amounts {
 		p, ok := cfg.Limits[name]
 		if !ok {
-			return Plan{}, 0, fmt.Errorf("limit %q is not configured on bucket %s", name, id.Bucket())
+			// The config read afresh (a newer version on the item) may no
+			// longer have a limit the caller resolved: its input, now invalid.
+			return Plan{}, 0, limits.Invalid("consume", name, fmt.Sprintf("no limit %q is configured for %s/%s now", name, id.Entity, id.Resource))
 		}
 		if amt <= 0 {
-			return Plan{}, 0, fmt.Errorf("amount of %q must be positive, got %d", name, amt)
+			return Plan{}, 0, limits.Invalid("consume."+name, fmt.Sprint(amt), "must be positive")
 		}
 		if Cost(name, amt, cfg.Level) > p.Capacity {
 			next := st
