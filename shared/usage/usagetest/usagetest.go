@@ -45,13 +45,23 @@ type Env struct {
 	Pick atomic.Int64
 }
 
-// New creates the table (or uses table when not empty: another Env's).
+// New creates a table on the test DynamoDB (or uses table when not empty:
+// another Env's) and reads its stream.
 func New(t testing.TB, table string) *Env {
 	t.Helper()
-	e := &Env{T: t, Ctx: context.Background(), Table: table, DB: ddbtest.Client(t)}
-	if e.Table == "" {
-		e.Table = ddbtest.NewTable(t)
+	if table == "" {
+		table = ddbtest.NewTable(t)
 	}
+	e := Open(t, ddbtest.Client(t), table)
+	e.Stream = streamtest.New(t, ddbtest.Config(t), e.Table)
+	return e
+}
+
+// Open is an Env on an existing table through db (a local stack's, say),
+// registering "default" when needed; it reads no stream (Stream is nil).
+func Open(t testing.TB, db *dynamodb.Client, table string) *Env {
+	t.Helper()
+	e := &Env{T: t, Ctx: context.Background(), Table: table, DB: db}
 	e.Pick.Store(-1)
 	e.Store = store.New(e.DB, store.Options{Table: e.Table, CacheTTL: -1})
 	if _, err := e.Store.RegisterNamespace(e.Ctx, "default"); err != nil && !isExists(err) {
@@ -68,7 +78,6 @@ func New(t testing.TB, table string) *Env {
 			}
 			return n - 1
 		}})
-	e.Stream = streamtest.New(t, ddbtest.Config(t), e.Table)
 	return e
 }
 
@@ -177,15 +186,25 @@ func (e *Env) ConsumedBy(entities ...string) map[string]map[string]int64 {
 // BusyBuckets are the entities Busy writes to (resource "gpt").
 var BusyBuckets = []string{"key-1", "org", "solo", "hot"}
 
-// Busy is a busy stretch of real limiter traffic on resource "gpt": plain
-// acquires, a cascade (key-1 cascades to org: every acquire of the child
-// also writes the parent's bucket), an adjustment into more consumption, a
-// refund, a rollback, and a bucket spread over four shards. Net, in whole
-// tokens: key-1 and org rpm 4, tpm 950; solo rpm 1, tpm 40 (its rolled
-// back lease returned everything); hot rpm 5, tpm 110 over four shards.
-// Bucket changes that moved a counter (events): key-1 and org 6, solo 3,
-// hot 5. It returns every stream record it caused, in stream order.
+// Busy is a busy stretch of real limiter traffic on resource "gpt" (see
+// BusyTraffic); it returns every stream record it caused, in stream order.
 func Busy(e *Env) []events.DynamoDBEventRecord {
+	e.T.Helper()
+	BusyTraffic(e)
+	// At least: 4 child and 4 parent acquires, 4 adjustments, 3 writes
+	// for solo, and for hot 5 acquires, the count bump, 3 splits, 3 twins.
+	return e.Records(30)
+}
+
+// BusyTraffic writes a busy stretch of real limiter traffic on resource
+// "gpt": plain acquires, a cascade (key-1 cascades to org: every acquire
+// of the child also writes the parent's bucket), an adjustment into more
+// consumption, a refund, a rollback, and a bucket spread over four shards.
+// Net, in whole tokens: key-1 and org rpm 4, tpm 950; solo rpm 1, tpm 40
+// (its rolled back lease returned everything); hot rpm 5, tpm 110 over four
+// shards. Bucket changes that moved a counter (events): key-1 and org 6,
+// solo 3, hot 5.
+func BusyTraffic(e *Env) {
 	e.T.Helper()
 	must := func(err error) {
 		if err != nil {
@@ -211,9 +230,6 @@ func Busy(e *Env) []events.DynamoDBEventRecord {
 		e.Acquire("hot", "gpt", map[string]int64{"rpm": 1, "tpm": int64(10 * (j + 1))})
 	}
 	e.Pick.Store(-1)
-	// At least: 4 child and 4 parent acquires, 4 adjustments, 3 writes
-	// for solo, and for hot 5 acquires, the count bump, 3 splits, 3 twins.
-	return e.Records(30)
 }
 
 // Handler is the aggregator function's handler on table (every window,
