@@ -2,7 +2,7 @@
 // and small from what the table's stream shows of them.
 //
 // Buckets are stored in GCRA form (ADR-001) and refill by themselves, so
-// the reference's proactive token refill has nothing to do here (ADR-022).
+// the reference's proactive token refill has nothing to do here (ADR-026).
 // What a stream reader can do for buckets is structural:
 //
 //   - grow a hot bucket's shards before its writers run out of a shard's
