@@ -125,14 +125,19 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 		case admitted:
 			return j, res.st.Gen, shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, cfg.Level, now), true, nil
 		case missing:
-			err := l.ensure(ctx, b.Of(j), n, now)
-			if errors.Is(err, errNoShard0) {
+			err := l.ensure(ctx, b.Of(j), now)
+			switch {
+			case errors.Is(err, errNoShard0):
 				// Everything expired: start over with one shard.
 				l.forgetCount(b.Bucket())
 				n, j = 1, 0
 				continue
-			}
-			if err != nil {
+			case errors.Is(err, errShrank):
+				// Merged back: pick again among the shards that remain.
+				n = l.shardCount(b.Bucket())
+				j = l.pick(n, nil)
+				continue
+			case err != nil:
 				return 0, 0, nil, false, err
 			}
 		case budgetOut:
@@ -176,8 +181,8 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 
 // takeShard admits amounts on one given shard (a lease taking more): the
 // shard's current level is followed, but no other shard is tried.
-func (l *Limiter) takeShard(ctx context.Context, t *target, j int, amounts map[string]int64) ([]limits.Status, bool, error) {
-	id := l.bucketID(t).Of(j)
+func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts map[string]int64) ([]limits.Status, bool, error) {
+	id := l.bucketID(t).Of(e.Shard)
 	budget := true
 	var exact *shard.State
 	refreshed := false
@@ -214,7 +219,13 @@ func (l *Limiter) takeShard(ctx context.Context, t *target, j int, amounts map[s
 		case denied:
 			return shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), false, nil
 		case missing:
-			return nil, false, fmt.Errorf("bucket %s shard %d: %w", id.Bucket(), j, limits.ErrNotFound)
+			// Merged back into a sibling, or expired: take where its share
+			// is now (and keep the lease there).
+			home, err := l.home(ctx, id, l.nowMs())
+			if err != nil {
+				return nil, false, err
+			}
+			id, e.Shard, exact = home, home.Shard, nil
 		case newer:
 			if err := l.refresh(ctx, t); err != nil {
 				return nil, false, err

@@ -96,14 +96,13 @@ func (l *Limiter) forgetCount(bucket string) {
 	delete(l.count, bucket)
 }
 
-// learnCount raises the known shard count (counts only grow while a
-// bucket lives).
+// learnCount takes the shard count shard 0 holds (authoritative: it grows
+// when a shard runs out of write budget and shrinks when a quiet bucket is
+// merged back).
 func (l *Limiter) learnCount(bucket string, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n > l.count[bucket] {
-		l.count[bucket] = n
-	}
+	l.count[bucket] = max(n, 1)
 }
 
 // observe caches a shard's state and learns its shard count.
@@ -116,12 +115,11 @@ func (l *Limiter) observe(id shard.ID, st *shard.State) {
 	l.learn(id, st)
 }
 
-// learn raises the known shard count from a shard's state.
+// learn takes the shard count from shard 0's state.
 func (l *Limiter) learn(id shard.ID, st *shard.State) {
-	if id.Shard == 0 {
+	if id.Shard == 0 && st.Exists {
 		l.learnCount(id.Bucket(), st.Count)
 	}
-	l.learnCount(id.Bucket(), st.Level)
 }
 
 // quantum is a limit's booking grid in millitokens. A writer alone on an

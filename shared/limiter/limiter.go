@@ -90,6 +90,7 @@ type Limiter struct {
 	// inflight counts this process's writes in flight per bucket PK.
 	inflight map[string]int
 	count    map[string]int // shard count by entity#resource
+	stats    stats
 }
 
 // New builds a limiter over db, resolving limits through cfg.

@@ -83,12 +83,6 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 		return attempt{kind: denied, st: plan.Next, exact: exact != nil}, nil
 	case shard.OutOfBudget:
 		return attempt{kind: budgetOut, st: plan.Next, exact: true}, nil
-	case shard.Behind:
-		l.learnCount(id.Bucket(), st.Level)
-		return attempt{kind: again}, nil
-	case shard.Split:
-		done()
-		return attempt{kind: again}, l.split(ctx, id, st, now)
 	case shard.Newer:
 		return attempt{kind: newer, st: st}, nil
 	}
@@ -120,9 +114,9 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 		l.forget(pk)
 		return attempt{}, derr
 	}
-	if !got.Exists {
+	if !got.Exists || got.Merged {
 		l.forget(pk)
-		if id.Shard == 0 {
+		if id.Shard == 0 && !got.Exists {
 			return attempt{kind: again}, nil // the next attempt creates it
 		}
 		return attempt{kind: missing, st: got}, nil

@@ -48,7 +48,7 @@ func Summarize(entity, resource string, ls []limits.Limit, shards []*State, need
 		var wait int64 = -1
 		for _, st := range shards {
 			l, ok := st.Limits[lm.Name]
-			if !st.Exists || !ok {
+			if !st.Exists || st.Merged || !ok {
 				continue
 			}
 			seen = true
