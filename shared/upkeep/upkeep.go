@@ -32,6 +32,9 @@ import (
 // Change is what one stream record shows of a bucket shard item.
 type Change struct {
 	ID shard.ID
+	// Seq is the stream record's sequence number (what a batch item
+	// failure names).
+	Seq string
 	// Old and New are the item before and after (nil: absent, as for an
 	// insert's Old or a removal's New).
 	Old, New *shard.State
@@ -74,6 +77,16 @@ func New(lim Limiter, o Options) *Upkeep {
 type Result struct {
 	// Changes seen, buckets grown and shrunk, splits and merges done.
 	Changes, Grown, Shrunk, Splits, Merges int
+	// Done lists the buckets that were grown or shrunk, in key order.
+	Done []Done
+}
+
+// Done is what Apply did to one bucket.
+type Done struct {
+	Bucket shard.ID
+	// Op is "grow" or "shrink"; N the splits or merges it did.
+	Op string
+	N  int
 }
 
 // Apply looks at a batch of changes and grows or shrinks the buckets that
@@ -115,13 +128,17 @@ func (u *Upkeep) Apply(ctx context.Context, changes []Change) (res Result, faile
 		case p.grow > 0:
 			n, err := u.lim.Grow(ctx, p.id, p.grow)
 			res.Splits += n
-			res.Grown++
+			if n > 0 {
+				res.Grown++
+				res.Done = append(res.Done, Done{Bucket: p.id, Op: "grow", N: n})
+			}
 			perr = err
 		case p.shrink:
 			n, err := u.lim.Shrink(ctx, p.id)
 			res.Merges += n
 			if n > 0 {
 				res.Shrunk++
+				res.Done = append(res.Done, Done{Bucket: p.id, Op: "shrink", N: n})
 			}
 			perr = err
 		}
