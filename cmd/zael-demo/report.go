@@ -17,7 +17,6 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/loadgen"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
-	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 // Row is one entity's line of the final table.
@@ -66,17 +65,13 @@ func Envelope(l limits.Limit, d time.Duration) int64 {
 	return l.Capacity + int64(float64(l.RefillAmount)*d.Seconds()/float64(l.RefillPeriodSeconds))
 }
 
-// BuildReport puts the tallies together with the resolved limits and the
+// BuildReport puts the tallies together with the limits in force and the
 // buckets' consumed counters (after minus before).
-func BuildReport(ctx context.Context, ns *store.NS, s Scenario, tallies map[string]*Tally, elapsed time.Duration,
-	before, after map[string]int64) (*Report, error) {
+func BuildReport(s Scenario, limitsOf map[string][]limits.Limit, tallies map[string]*Tally, elapsed time.Duration,
+	before, after map[string]int64) *Report {
 	rep := &Report{Resource: s.Resource, Elapsed: elapsed}
 	for _, e := range s.Entities {
-		res, err := ns.ResolveLimits(ctx, e.ID, s.Resource)
-		if err != nil {
-			return nil, err
-		}
-		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: res.Limits,
+		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: limitsOf[e.ID],
 			Tally: tallies[e.ID], Used: map[string]int64{}, BucketTPM: -1}
 		if a, ok := after[e.ID]; ok {
 			row.BucketTPM = a - before[e.ID]
@@ -94,7 +89,7 @@ func BuildReport(ctx context.Context, ns *store.NS, s Scenario, tallies map[stri
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
-	return rep, nil
+	return rep
 }
 
 // BucketCounters reads the net tpm consumed counter of every entity's bucket
@@ -197,8 +192,8 @@ func (r *Report) Explain() []string {
 		lines = append(lines, fmt.Sprintf("- %s never hit a limit: it used %s tpm of the %s its limits allow in %s.",
 			id, num(row.Used["tpm"]), num(Envelope(l, r.Elapsed)), secs))
 	}
-	lines = append(lines, "- Each call took {rpm: 1, tpm: input + max_tokens}, then adjusted tpm to the real usage; "+
-		"rolled-back calls (failed model calls) gave everything back, so USED is what the limiter still holds.")
+	lines = append(lines, "- Each call acquired {rpm: 1, tpm: input + max_tokens} over HTTP, adjusted tpm to the real usage "+
+		"and committed; failed model calls were rolled back and gave everything back, so USED is what the limiter still holds.")
 	var off []string
 	for _, row := range r.Rows {
 		if row.BucketTPM != row.Used["tpm"] {
