@@ -119,9 +119,9 @@ test: tools lint ## Lint, then go test -race -count=1 ./... (each test process s
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-local
-test-local: tools ## The slow local stack tests too: the whole stack through the CLI (ZAEL_TEST_LOCAL=1)
+test-local: tools ## The slow local stack tests: the whole stack through the CLI, make demo, the README's walkthrough in bash (ZAEL_TEST_LOCAL=1)
 	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 ./shared/localstack/... ./shared/proc/...
-	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 -run 'Local' ./cli/
+	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 -run 'Local' ./cli/ ./tests/
 
 .PHONY: bench
 bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
