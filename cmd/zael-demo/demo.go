@@ -41,6 +41,9 @@ type Demo struct {
 	Log io.Writer
 }
 
+// counted are the limits every call consumes: the report follows them.
+var counted = []string{"rpm", "tpm"}
+
 // Run shows every step and returns the report of the workload.
 func (d *Demo) Run(ctx context.Context) (*Report, error) {
 	sc := d.Scenario
@@ -66,7 +69,7 @@ func (d *Demo) Run(ctx context.Context) (*Report, error) {
 	for i, e := range sc.Entities {
 		ids[i] = e.ID
 	}
-	before, err := BucketCounters(ctx, d.DB, d.Name, ns.ID, sc.Resource, ids)
+	before, err := BucketCounters(ctx, d.DB, d.Name, ns.ID, sc.Resource, ids, counted)
 	if err != nil {
 		return nil, err
 	}
@@ -91,12 +94,13 @@ func (d *Demo) Run(ctx context.Context) (*Report, error) {
 			d.logf("zael-demo: %s: %d errors, the first: %v\n", id, tallies[id].Errors, err)
 		}
 	}
-	after, err := BucketCounters(ctx, d.DB, d.Name, ns.ID, sc.Resource, ids)
-	if err != nil {
+	var buckets Counters
+	if after, err := BucketCounters(ctx, d.DB, d.Name, ns.ID, sc.Resource, ids, counted); err != nil {
 		d.logf("zael-demo: read the buckets' counters: %v\n", err)
-		after = nil
+	} else {
+		buckets = after.Delta(before)
 	}
-	rep := BuildReport(sc, resolved, tallies, elapsed, before, after)
+	rep := BuildReport(sc, resolved, tallies, elapsed, buckets)
 
 	d.step("The audit trail of these changes, archived to S3 and read back")
 	if err := d.cli(ctx, "audit", "archive", "--older-than", "0s"); err != nil {

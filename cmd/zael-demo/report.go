@@ -65,16 +65,16 @@ func Envelope(l limits.Limit, d time.Duration) int64 {
 	return l.Capacity + int64(float64(l.RefillAmount)*d.Seconds()/float64(l.RefillPeriodSeconds))
 }
 
-// BuildReport puts the tallies together with the limits in force and the
-// buckets' consumed counters (after minus before).
+// BuildReport puts the tallies together with the limits in force and what
+// the buckets' consumed counters gained over the run (nil: unknown).
 func BuildReport(s Scenario, limitsOf map[string][]limits.Limit, tallies map[string]*Tally, elapsed time.Duration,
-	before, after map[string]int64) *Report {
+	buckets Counters) *Report {
 	rep := &Report{Resource: s.Resource, Elapsed: elapsed}
 	for _, e := range s.Entities {
 		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: limitsOf[e.ID],
 			Tally: tallies[e.ID], Used: map[string]int64{}, BucketTPM: -1}
-		if a, ok := after[e.ID]; ok {
-			row.BucketTPM = a - before[e.ID]
+		if b, ok := buckets[e.ID]; ok {
+			row.BucketTPM = b["tpm"]
 		}
 		if t := row.Tally; t != nil {
 			row.Used = t.Used
@@ -92,12 +92,27 @@ func BuildReport(s Scenario, limitsOf map[string][]limits.Limit, tallies map[str
 	return rep
 }
 
-// BucketCounters reads the net tpm consumed counter of every entity's bucket
-// (summed over its shards), in whole tokens.
-func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resource string, ids []string) (map[string]int64, error) {
-	out := map[string]int64{}
+// Counters are each entity's net consumption per limit, in whole tokens.
+type Counters map[string]map[string]int64
+
+// Delta is c minus before, entity by entity and limit by limit.
+func (c Counters) Delta(before Counters) Counters {
+	out := Counters{}
+	for id, ls := range c {
+		out[id] = map[string]int64{}
+		for name, n := range ls {
+			out[id][name] = n - before[id][name]
+		}
+	}
+	return out
+}
+
+// BucketCounters reads the net consumed counter of each named limit in
+// every entity's bucket (summed over its shards), in whole tokens.
+func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resource string, ids, names []string) (Counters, error) {
+	out := Counters{}
 	for _, id := range ids {
-		var total int64
+		out[id] = map[string]int64{}
 		for shard, count := 0, 1; shard < count; shard++ {
 			k := schema.BucketKey(nsID, id, resource, shard)
 			got, err := db.GetItem(ctx, &dynamodb.GetItemInput{
@@ -113,10 +128,14 @@ func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resou
 					count = int(n)
 				}
 			}
-			tc, _ := dynamo.GetN(got.Item, schema.BucketAttr("tpm", schema.SuffixConsumed))
-			total += tc
+			for _, name := range names {
+				tc, _ := dynamo.GetN(got.Item, schema.BucketAttr(name, schema.SuffixConsumed))
+				out[id][name] += tc
+			}
 		}
-		out[id] = total / 1000
+		for _, name := range names {
+			out[id][name] /= 1000 // millitokens
+		}
 	}
 	return out, nil
 }

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestChart(t *testing.T) {
+	var at []time.Duration
+	for i := range 11 {
+		at = append(at, time.Duration(i)*6*time.Second)
+	}
+	// A burst of 8,000 in the first 6 s (80k a minute), then the 10k a
+	// minute the limit refills (1,000 every 6 s).
+	burst := Series{Label: "user", Limit: 10_000, Totals: []int64{0, 8000, 9000, 10_000, 11_000, 12_000, 13_000, 14_000, 15_000, 16_000, 17_000}}
+	idle := Series{Label: "idle", Limit: 500, Totals: make([]int64, 11)}
+	c := Chart{At: at, Series: []Series{burst, idle}}
+	assert.Equal(t, []float64{80_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000}, c.Rates(burst))
+	assert.InDelta(t, 10_000, c.lastThird(burst), 1e-9)
+
+	var out bytes.Buffer
+	c.Print(&out, "tpm")
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	require.Len(t, lines, 3, out.String())
+	assert.Regexp(t, `^ +0s +1m0s +PEAK +LAST THIRD +LIMIT$`, lines[0])
+	assert.Regexp(t, `^user +█▁▁▁▁▁▁▁▁▁ +80k tpm +10k tpm +10k tpm$`, lines[1])
+	assert.Regexp(t, `^idle {3}[ ]{10} +0 tpm +0 tpm +500 tpm$`, lines[2])
+	assert.Equal(t, strings.Index(lines[0], "0s"), strings.Index(lines[1], "█"), "the axis starts over the first cell")
+
+	for r, want := range map[float64]string{0: "0 tpm", 999: "999 tpm", 1500: "1.5k tpm", 41_234: "41k tpm", 1_250_000: "1.2M tpm"} {
+		assert.Equal(t, want, perMinute(r, "tpm"))
+	}
+	out.Reset()
+	Chart{At: at[:1], Series: []Series{burst}}.Print(&out, "tpm")
+	assert.Empty(t, out.String(), "one instant has no rate")
+}
