@@ -30,6 +30,8 @@ type attempt struct {
 	st *shard.State
 	// exact: st came back from DynamoDB (not the cache).
 	exact bool
+	// cached: denied on the state last seen, without a request.
+	cached bool
 }
 
 // consume makes one attempt to take amounts (millitokens) from shard id
@@ -56,6 +58,13 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	// this process in flight on it, on the shared grid (see quantum).
 	concurrent := l.enter(pk)
 	defer l.leave(pk)
+	fromCache := false
+	if exact == nil && !l.o.NoDenialCache {
+		// The denial cache: judge on the state last seen, as on a state a
+		// failed write of this acquire returned (a request that does not
+		// fit it is denied without a write).
+		exact, fromCache = l.seenState(pk), true
+	}
 	st := l.cached(pk)
 	if st == nil && exact != nil {
 		st = exact.Clone()
@@ -80,7 +89,7 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 			}
 			plan.Next = got
 		}
-		return attempt{kind: denied, st: plan.Next, exact: exact != nil}, nil
+		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache && verdict == shard.Deny}, nil
 	case shard.OutOfBudget:
 		return attempt{kind: budgetOut, st: plan.Next, exact: true}, nil
 	case shard.Newer:
