@@ -154,6 +154,23 @@ func TestLocalREADMEWalkthrough(t *testing.T) {
 		got[l.EntityID+" "+l.Name] = l.Capacity
 	}
 	require.Equal(t, map[string]int64{"key-acme-1 rpm": 100, "key-acme-1 tpm": 50_000, "proj-acme rpm": 150, "proj-acme tpm": 60_000}, got)
+	// What the aggregator counted: the one acquire, on the key and its project.
+	for _, id := range []string{"key-acme-1", "proj-acme"} {
+		require.Eventually(t, func() bool {
+			var sum struct {
+				Limits []struct {
+					Name  string `json:"name"`
+					Total int64  `json:"total"`
+				} `json:"limits"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(zl("usage", "summary", "-e", id, "-r", "gpt-4", "-o", "json")), &sum))
+			got := map[string]int64{}
+			for _, l := range sum.Limits {
+				got[l.Name] = l.Total
+			}
+			return got["rpm"] == 1 && got["tpm"] == 500
+		}, time.Minute, 100*time.Millisecond, "usage summary -e %s counts the acquire", id)
+	}
 	require.Contains(t, out, `"archived": `, "audit archive ran")
 	require.Contains(t, out, "limits_set", "audit list --archived read user-premium's events back from S3")
 	require.JSONEq(t, "[]", zl("audit", "list", "user-premium", "-o", "json"), "the archived events left DynamoDB")
@@ -208,6 +225,9 @@ func TestLocalMakeDemo(t *testing.T) {
 		`through the function demo-provisioner`,
 		"$ zae-limiter -n demo entity create key-acme-1 --parent proj-acme --cascade\n",
 		"through the Go client over HTTP to the acquire function at http://127.0.0.1:",
+		"$ zae-limiter -n demo usage list -r gpt-4 -w hourly\n",
+		"$ zae-limiter -n demo usage summary -e proj-acme -r gpt-4\n",
+		"the snapshots of every entity equal its bucket's counters",
 		"$ zae-limiter -n demo audit archive --older-than 0s\n",
 		"$ zae-limiter -n demo audit list premium --archived\n",
 		`Stopped the local stack "demo"`,
@@ -220,6 +240,9 @@ func TestLocalMakeDemo(t *testing.T) {
 		"premium's limits, applied by the provisioner, read back from S3")
 	require.Regexp(t, `(?m)^ENTITY +ADMITTED +REJECTED`, out.String())
 	require.Contains(t, out.String(), "matches TPM USED for every entity")
+	require.Contains(t, out.String(), "no bucket change was lost or counted twice")
+	require.Regexp(t, `(?m)^Tokens per minute per entity`, out.String())
+	require.Regexp(t, `(?m)^user-basic +[ ▁▂▃▄▅▆▇█]+ +\S+ tpm +\S+ tpm +40k tpm$`, out.String(), "the chart")
 	u.stackDown("demo")
 }
 

@@ -25,18 +25,25 @@ type Series struct {
 type Chart struct {
 	At     []time.Duration
 	Series []Series
+	// Smooth is how many intervals each cell's rate spans, ending at the
+	// cell's instant (0 or 1: one): totals that grow in uneven steps (a
+	// writer that batches) draw a steadier rate over a few.
+	Smooth int
 }
 
-// Rates are a series' rates per minute between consecutive instants.
+// Rates are a series' rates per minute, one per interval between
+// consecutive instants, each over up to Smooth intervals ending there.
 func (c Chart) Rates(s Series) []float64 {
+	k := max(1, c.Smooth)
 	out := make([]float64, 0, len(c.At))
 	for i := 1; i < len(c.At) && i < len(s.Totals); i++ {
-		dt := (c.At[i] - c.At[i-1]).Minutes()
+		j := max(0, i-k)
+		dt := (c.At[i] - c.At[j]).Minutes()
 		if dt <= 0 {
 			out = append(out, 0)
 			continue
 		}
-		out = append(out, float64(s.Totals[i]-s.Totals[i-1])/dt)
+		out = append(out, float64(s.Totals[i]-s.Totals[j])/dt)
 	}
 	return out
 }
@@ -49,8 +56,14 @@ func (c Chart) Print(w io.Writer, unit string) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	// The time axis over the cells: "0s", then the span at the right end
+	// (alone when the cells are too few for both).
+	cells := len(c.At) - 1
 	span := c.At[len(c.At)-1].Round(time.Second).String()
-	axis := "0s" + fmt.Sprintf("%*s", len(c.At)-1-2, span)
+	axis := fmt.Sprintf("%*s", cells, span)
+	if cells >= len(span)+3 {
+		axis = "0s" + fmt.Sprintf("%*s", cells-2, span)
+	}
 	fmt.Fprintf(tw, "\t%s\tPEAK\tLAST THIRD\tLIMIT\n", axis)
 	for _, s := range c.Series {
 		rates := c.Rates(s)

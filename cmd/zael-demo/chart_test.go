@@ -39,3 +39,19 @@ func TestChart(t *testing.T) {
 	Chart{At: at[:1], Series: []Series{burst}}.Print(&out, "tpm")
 	assert.Empty(t, out.String(), "one instant has no rate")
 }
+
+func TestChartAxisFewCells(t *testing.T) {
+	c := Chart{At: []time.Duration{0, 2 * time.Second, 5 * time.Second}, Series: []Series{{Label: "a", Limit: 60, Totals: []int64{0, 2, 5}}}}
+	var out bytes.Buffer
+	c.Print(&out, "tpm")
+	assert.Regexp(t, `^ +5s +PEAK`, out.String(), "two cells hold the span alone")
+}
+
+// A total that grows in uneven steps (a writer that batches every other
+// read) draws a steady rate when each cell spans two reads.
+func TestChartSmooth(t *testing.T) {
+	at := []time.Duration{0, time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second}
+	s := Series{Label: "a", Totals: []int64{0, 0, 2000, 2000, 4000}}
+	assert.Equal(t, []float64{0, 120_000, 0, 120_000}, Chart{At: at}.Rates(s))
+	assert.Equal(t, []float64{0, 60_000, 60_000, 60_000}, Chart{At: at, Smooth: 2}.Rates(s))
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -13,6 +14,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/client"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/usage"
 )
 
 // Demo is one run of the demo against a stack: the limits applied from a
@@ -37,8 +39,11 @@ type Demo struct {
 	// ApplyFlags are added to `limits apply` (the tests' --direct: there
 	// is no provisioner function under them).
 	ApplyFlags []string
-	// Log receives the steps and progress; the report goes to Run's caller.
-	Log io.Writer
+	// UsageWait bounds the wait for the aggregator to count the workload.
+	UsageWait time.Duration
+	// Out receives results (the usage chart); Log the steps and progress.
+	// The report goes to Run's caller.
+	Out, Log io.Writer
 }
 
 // counted are the limits every call consumes: the report follows them.
@@ -73,6 +78,11 @@ func (d *Demo) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	reads := usageReads{db: d.DB, table: d.Name, nsID: ns.ID, resource: sc.Resource, ids: ids, from: time.Now()}
+	usageBefore, err := reads.totals(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.New(d.URL)
 	if err != nil {
 		return nil, err
@@ -84,10 +94,18 @@ func (d *Demo) Run(ctx context.Context) (*Report, error) {
 	w := d.Workload
 	d.step("%d workers call %s as %s for %s (seed %d), through the Go client over HTTP to the acquire function at %s; Ctrl-C stops early",
 		w.Workers, sc.Resource, strings.Join(callers, ", "), w.Duration, w.Seed, d.URL)
+	sampler := &usageSampler{reads: reads, start: time.Now(), Every: max(time.Second, w.Duration/40)}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { sampler.run(ctx, done) })
 	tallies, elapsed := Run(ctx, c, sc.Resource, callers, resolved, w)
+	close(done)
+	wg.Wait()
 
-	// The rest runs even when interrupted: the report says what happened.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	// The report says what happened even when interrupted; the steps after
+	// the workload run unless it was.
+	interrupted := ctx.Err() != nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	for _, id := range callers {
 		if err := tallies[id].FirstErr; err != nil {
@@ -101,12 +119,39 @@ func (d *Demo) Run(ctx context.Context) (*Report, error) {
 		buckets = after.Delta(before)
 	}
 	rep := BuildReport(sc, resolved, tallies, elapsed, buckets)
+	if interrupted {
+		d.logf("zael-demo: interrupted: the usage and audit steps are skipped\n")
+		return rep, nil
+	}
+
+	d.step("The usage the aggregator function wrote from the table's stream")
+	if buckets != nil {
+		rep.UsageBehind = sampler.catchUp(ctx, usageBefore, buckets, d.UsageWait, d.Log)
+	}
+	if sampler.Err != nil {
+		d.logf("zael-demo: read the usage snapshots: %v\n", sampler.Err)
+	}
+	if n := len(sampler.Samples); n > 0 {
+		rep.Usage = sampler.Samples[n-1].Totals.Delta(usageBefore)
+	}
+	if err := d.cli(ctx, "usage", "list", "-r", sc.Resource, "-w", string(usage.Hourly)); err != nil {
+		return rep, err
+	}
+	if p := sc.Parents(); len(p) > 0 {
+		if err := d.cli(ctx, "usage", "summary", "-e", p[0], "-r", sc.Resource); err != nil {
+			return rep, err
+		}
+	}
+	chart := sampler.Chart(rep.Rows, "tpm", usageBefore)
+	fmt.Fprintf(d.Out, "\nTokens per minute per entity, from the aggregator's snapshots read every %s while the workload ran (%s) "+
+		"and until they caught up; each cell over %d reads:\n", sampler.Every, elapsed.Round(100*time.Millisecond), chart.Smooth)
+	chart.Print(d.Out, "tpm")
 
 	d.step("The audit trail of these changes, archived to S3 and read back")
 	if err := d.cli(ctx, "audit", "archive", "--older-than", "0s"); err != nil {
 		return rep, err
 	}
-	if err := d.cli(ctx, "audit", "list", "premium", "--archived"); err != nil {
+	if err := d.cli(ctx, "audit", "list", sc.Callers()[0], "--archived"); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -116,10 +161,8 @@ func (d *Demo) Run(ctx context.Context) (*Report, error) {
 // with cascade on; one that exists already must have the same parent.
 func (d *Demo) createCascading(ctx context.Context, ns *store.NS) error {
 	var todo []EntitySpec
-	for _, e := range d.Scenario.Entities {
-		if len(d.Scenario.Children(e.ID)) > 0 {
-			todo = append(todo, e)
-		}
+	for _, p := range d.Scenario.Parents() {
+		todo = append(todo, EntitySpec{ID: p})
 	}
 	todo = append(todo, d.Scenario.Cascading()...)
 	for _, e := range todo {

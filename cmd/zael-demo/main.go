@@ -88,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	w.Progress = progressPrinter(stderr)
 	d := &Demo{Name: name, Manifest: file, Scenario: sc, Workload: w, URL: url,
-		DB: awsenv.NewDynamoDB(cfg), CLI: runCLI, Log: stderr}
+		DB: awsenv.NewDynamoDB(cfg), CLI: runCLI, UsageWait: 30 * time.Second, Out: stdout, Log: stderr}
 	fmt.Fprintf(stderr, "zael-demo: the local stack %q at %s; every command below runs with --endpoint-url %s "+
 		"(or export AWS_ENDPOINT_URL=%s)\n", name, endpoint, endpoint, endpoint)
 	start := time.Now()

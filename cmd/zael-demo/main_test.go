@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,9 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/stream"
+	"github.com/zeroae/zae-limiter-go/shared/stream/streamtest"
+	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
@@ -51,14 +55,56 @@ func demoOn(t *testing.T, sc Scenario, log io.Writer) *Demo {
 	b, err := json.Marshal(sc.Limits)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(file, b, 0o600))
+	aggregate(t, table)
 	endpoint := ddbtest.Endpoint(t)
 	d := &Demo{Name: table, Manifest: file, Scenario: sc, Workload: DefaultWorkload(), URL: srv.URL,
-		DB: ddbtest.Client(t), ApplyFlags: []string{"--direct"}, Log: log}
+		DB: ddbtest.Client(t), ApplyFlags: []string{"--direct"}, UsageWait: time.Minute, Out: log, Log: log}
 	d.CLI = func(ctx context.Context, args ...string) int {
 		args = append([]string{"-n", table, "--endpoint-url", endpoint}, args...)
 		return cli.RunContext(ctx, args, strings.NewReader(""), d.Log, d.Log)
 	}
 	return d
+}
+
+// aggregate runs the aggregator function's handler on the table's stream
+// until the test ends, as the local stack's stream poller does.
+func aggregate(t *testing.T, table string) {
+	t.Helper()
+	r := streamtest.New(t, ddbtest.Config(t), table)
+	h := usagetest.Handler(ddbtest.Client(t), table)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	tb := &goroutineTB{TB: t}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			var ev stream.Event
+			for _, rec := range r.Next(tb) {
+				ev.Records = append(ev.Records, stream.Received{DynamoDBEventRecord: rec})
+			}
+			if len(ev.Records) > 0 {
+				resp, err := h.Handle(ctx, ev)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil || len(resp.BatchItemFailures) > 0 {
+					t.Errorf("aggregate %d records: %v %v", len(ev.Records), err, resp.BatchItemFailures)
+					return
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// goroutineTB is a TB for a goroutine of the test: Fatalf fails the test
+// and ends the goroutine (FailNow is only for the test's own).
+type goroutineTB struct{ testing.TB }
+
+func (g *goroutineTB) Fatalf(format string, a ...any) {
+	g.Errorf(format, a...)
+	runtime.Goexit()
 }
 
 // TestDemoInvariants runs the scenario, scaled down so that 6 calls per
@@ -82,6 +128,8 @@ func TestDemoInvariants(t *testing.T) {
 		"entity create proj-acme",
 		"entity create key-acme-1 --parent proj-acme --cascade",
 		"entity create key-acme-2 --parent proj-acme --cascade",
+		"usage list -r gpt-4 -w hourly",
+		"usage summary -e proj-acme -r gpt-4",
 		"audit archive --older-than 0s",
 		"audit list premium --archived",
 	} {
@@ -120,8 +168,21 @@ func TestDemoInvariants(t *testing.T) {
 			}
 			assert.LessOrEqual(t, row.Used[name], bound, "%s %s used within capacity + refill over %s", row.ID, name, rep.Elapsed)
 		}
-		assert.Equal(t, row.Used["tpm"], row.BucketTPM, "%s: the bucket's consumed counter agrees with the leases", row.ID)
+		for _, name := range counted {
+			assert.Equal(t, row.Used[name], row.Bucket[name], "%s: the bucket's %s counter agrees with the leases", row.ID, name)
+		}
 	}
+	// The aggregator's snapshots count every bucket change once.
+	assert.Empty(t, rep.UsageBehind)
+	for _, row := range rep.Rows {
+		for _, name := range counted {
+			assert.Equal(t, row.Bucket[name], rep.Usage[row.ID][name], "%s: the usage snapshots' %s agree with the bucket", row.ID, name)
+		}
+	}
+	assert.Contains(t, out.String(), "no bucket change was lost or counted twice")
+	assert.Regexp(t, `(?m)^ENTITY +ADMITTED +REJECTED +ROLLED BACK +RPM USED +TPM USED +BUCKET TPM +USAGE TPM +P50`, out.String())
+	assert.Regexp(t, `(?m)^└ key-acme-1 +[ ▁▂▃▄▅▆▇█]+ +\S+ tpm +\S+ tpm +2\.5k tpm$`, log.String(), "the chart")
+
 	// The limits in force are the manifest's, or the resource default.
 	for _, e := range sc.Entities {
 		want := sc.OwnLimits(e.ID)

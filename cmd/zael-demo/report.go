@@ -28,9 +28,9 @@ type Row struct {
 	Tally    *Tally
 	Used     map[string]int64
 	P50, P99 time.Duration
-	// BucketTPM is the change of the bucket's consumed counter over the
-	// run (-1 when it could not be read).
-	BucketTPM int64
+	// Bucket is what the bucket's consumed counters gained over the run
+	// (nil when they could not be read).
+	Bucket map[string]int64
 }
 
 // Report is the outcome of a run.
@@ -38,6 +38,11 @@ type Report struct {
 	Resource string
 	Elapsed  time.Duration
 	Rows     []*Row
+	// Usage is what the aggregator's snapshots gained over the run (nil:
+	// not read); UsageBehind the entities whose snapshots still differed
+	// from their buckets' counters when the demo stopped waiting.
+	Usage       Counters
+	UsageBehind []string
 }
 
 // Row returns the row of id, or nil.
@@ -72,10 +77,7 @@ func BuildReport(s Scenario, limitsOf map[string][]limits.Limit, tallies map[str
 	rep := &Report{Resource: s.Resource, Elapsed: elapsed}
 	for _, e := range s.Entities {
 		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: limitsOf[e.ID],
-			Tally: tallies[e.ID], Used: map[string]int64{}, BucketTPM: -1}
-		if b, ok := buckets[e.ID]; ok {
-			row.BucketTPM = b["tpm"]
-		}
+			Tally: tallies[e.ID], Used: map[string]int64{}, Bucket: buckets[e.ID]}
 		if t := row.Tally; t != nil {
 			row.Used = t.Used
 			row.P50, row.P99 = loadgen.Percentile(t.Latencies, 50), loadgen.Percentile(t.Latencies, 99)
@@ -143,7 +145,20 @@ func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resou
 // Print writes the table and what it means.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENTITY\tADMITTED\tREJECTED\tROLLED BACK\tRPM USED\tTPM USED\tBUCKET TPM\tP50\tP99\tLIMITS (per min)")
+	usageCol := func(string) string { return "" }
+	if r.Usage != nil {
+		usageCol = func(id string) string {
+			if u, ok := r.Usage[id]; ok {
+				return num(u["tpm"]) + "\t"
+			}
+			return "?\t"
+		}
+	}
+	head := "ENTITY\tADMITTED\tREJECTED\tROLLED BACK\tRPM USED\tTPM USED\tBUCKET TPM\t"
+	if r.Usage != nil {
+		head += "USAGE TPM\t"
+	}
+	fmt.Fprintln(tw, head+"P50\tP99\tLIMITS (per min)")
 	for _, row := range r.Rows {
 		name, adm, rej, rb, p50, p99 := row.ID, "-", "-", "-", "-", "-"
 		if row.Parent != "" {
@@ -154,11 +169,11 @@ func (r *Report) Print(w io.Writer) {
 			p50, p99 = millis(row.P50), millis(row.P99)
 		}
 		bucket := "?"
-		if row.BucketTPM >= 0 {
-			bucket = num(row.BucketTPM)
+		if row.Bucket != nil {
+			bucket = num(row.Bucket["tpm"])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, adm, rej, rb,
-			num(row.Used["rpm"]), num(row.Used["tpm"]), bucket, p50, p99, perMin(row.Limits))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\t%s\n", name, adm, rej, rb,
+			num(row.Used["rpm"]), num(row.Used["tpm"]), bucket, usageCol(row.ID), p50, p99, perMin(row.Limits))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -215,7 +230,7 @@ func (r *Report) Explain() []string {
 		"and committed; failed model calls were rolled back and gave everything back, so USED is what the limiter still holds.")
 	var off []string
 	for _, row := range r.Rows {
-		if row.BucketTPM != row.Used["tpm"] {
+		if row.Bucket == nil || row.Bucket["tpm"] != row.Used["tpm"] {
 			off = append(off, row.ID)
 		}
 	}
@@ -224,6 +239,25 @@ func (r *Report) Explain() []string {
 	} else {
 		lines = append(lines, fmt.Sprintf("- BUCKET TPM, the net consumed counter stored in each bucket, differs from TPM USED for %s.",
 			strings.Join(off, ", ")))
+	}
+	if r.Usage != nil {
+		off = off[:0]
+		for _, row := range r.Rows {
+			if row.Bucket == nil || r.Usage[row.ID]["tpm"] != row.Bucket["tpm"] || r.Usage[row.ID]["rpm"] != row.Bucket["rpm"] {
+				off = append(off, row.ID)
+			}
+		}
+		switch {
+		case len(off) == 0:
+			lines = append(lines, "- USAGE TPM, what the aggregator function counted into its usage snapshots from the table's stream, "+
+				"matches the buckets too, requests included: no bucket change was lost or counted twice.")
+		case len(r.UsageBehind) > 0:
+			lines = append(lines, fmt.Sprintf("- USAGE TPM, the aggregator's usage snapshots, had not caught up with the buckets of %s "+
+				"when the demo stopped waiting (see `zae-limiter local status` for its stream mapping).", strings.Join(r.UsageBehind, ", ")))
+		default:
+			lines = append(lines, fmt.Sprintf("- USAGE TPM, the aggregator's usage snapshots, differs from the buckets for %s.",
+				strings.Join(off, ", ")))
+		}
 	}
 	return lines
 }

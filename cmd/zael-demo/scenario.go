@@ -138,6 +138,17 @@ func (s Scenario) Children(id string) []string {
 	return out
 }
 
+// Parents lists the entities others cascade to.
+func (s Scenario) Parents() []string {
+	var out []string
+	for _, e := range s.Entities {
+		if len(s.Children(e.ID)) > 0 {
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}
+
 // Cascading lists the entities with a parent.
 func (s Scenario) Cascading() []EntitySpec {
 	return slices.DeleteFunc(slices.Clone(s.Entities), func(e EntitySpec) bool { return e.Parent == "" })
