@@ -27,8 +27,8 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/store"
 	"github.com/zeroae/zae-limiter-go/shared/stream"
 	"github.com/zeroae/zae-limiter-go/shared/stream/streamtest"
-	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
+	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
