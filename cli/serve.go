@@ -115,7 +115,7 @@ a change made elsewhere (another process, the CLI) reaches this server within th
 	f.DurationVar(&opts.LeaseTTL, "lease-ttl", api.DefaultLeaseTTL, "how long a lease token is valid, `D` (e.g. --lease-ttl 1h)")
 	f.DurationVar(&opts.ConfigCacheTTL, "config-cache-ttl", store.DefaultCacheTTL, "how long limits, entities and namespaces read from the table are cached, `D`: a limit change reaches this server within it; 0 reads them on every request (e.g. --config-cache-ttl 10s)")
 	f.DurationVar(&opts.Timeout, "timeout", limiter.DefaultTimeout, "the most one request may take, `D`, DynamoDB retries and config reads included: past it the answer is 503 (or, for an acquire, what on_unavailable decides) (e.g. --timeout 2s)")
-	f.BoolVar(&opts.NoDenialCache, "no-denial-cache", false, "write every denial to DynamoDB (by default a request the bucket was seen unable to take is denied without a request until refill makes it fit)")
+	f.BoolVar(&opts.NoDenialCache, "no-denial-cache", false, "write every denial to DynamoDB (by default a request the bucket was seen unable to take is denied without a request until refill makes it fit; e.g. --no-denial-cache)")
 	f.Var(level, "log-level", "`LEVEL` of the JSON logs on stderr: debug (every request), info, warn or error (e.g. --log-level debug)")
 	return cmd
 }
