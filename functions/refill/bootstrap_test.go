@@ -93,7 +93,7 @@ func TestHotBucketGrowsThroughTheBootstrap(t *testing.T) {
 	assert.Empty(t, rd.Next(t), "a redelivery writes nothing")
 	assert.Equal(t, 2, count())
 
-	bad := damaged(t, recs[len(recs)-1])
+	bad := streamtest.Damaged(t, recs[len(recs)-1], "_w")
 	resp := invoke([]events.DynamoDBEventRecord{recs[0], bad})
 	assert.Equal(t, []events.DynamoDBBatchItemFailure{{ItemIdentifier: bad.Change.SequenceNumber}}, resp.BatchItemFailures)
 
@@ -117,28 +117,6 @@ func TestHotBucketGrowsThroughTheBootstrap(t *testing.T) {
 	assert.Contains(t, summaries[0], "_aws")
 	assert.Contains(t, out.String(), `"bucket grow"`)
 	assert.Contains(t, out.String(), "stream record not processed")
-}
-
-// damaged is rec with every virtual time in its new image out of range.
-func damaged(t *testing.T, rec events.DynamoDBEventRecord) events.DynamoDBEventRecord {
-	t.Helper()
-	raw, err := json.Marshal(rec)
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(raw, &m))
-	n := 0
-	for k, v := range m["dynamodb"].(map[string]any)["NewImage"].(map[string]any) {
-		if strings.HasSuffix(k, "_w") {
-			v.(map[string]any)["N"] = "1e400"
-			n++
-		}
-	}
-	require.Positive(t, n)
-	raw, err = json.Marshal(m)
-	require.NoError(t, err)
-	var bad events.DynamoDBEventRecord
-	require.NoError(t, json.Unmarshal(raw, &bad))
-	return bad
 }
 
 var updateEvents = flag.Bool("update-events", false, "rewrite events/refill from the records of TestHotBucketGrowsThroughTheBootstrap")

@@ -1,8 +1,6 @@
 package upkeep_test
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/shard"
+	"github.com/zeroae/zae-limiter-go/shared/stream/streamtest"
 	"github.com/zeroae/zae-limiter-go/shared/upkeep"
 )
 
@@ -151,24 +150,7 @@ func TestPoisonedRecordFailsAlone(t *testing.T) {
 	e.load("hot", 1500, 2*poll)
 	hot := e.records()
 
-	poisoned := cold[len(cold)-1]
-	raw, err := json.Marshal(poisoned)
-	require.NoError(t, err)
-	var damaged map[string]any
-	require.NoError(t, json.Unmarshal(raw, &damaged))
-	img := damaged["dynamodb"].(map[string]any)["NewImage"].(map[string]any)
-	n := 0
-	for k, v := range img {
-		if strings.HasSuffix(k, "_w") {
-			v.(map[string]any)["N"] = "1e400"
-			n++
-		}
-	}
-	require.Positive(t, n)
-	raw, err = json.Marshal(damaged)
-	require.NoError(t, err)
-	var bad events.DynamoDBEventRecord
-	require.NoError(t, json.Unmarshal(raw, &bad))
+	bad := streamtest.Damaged(t, cold[len(cold)-1], "_w")
 
 	batch := append([]events.DynamoDBEventRecord{bad}, hot...)
 	assert.Equal(t, []string{bad.Change.SequenceNumber}, e.deliver(batch))
