@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -20,7 +19,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/stretchr/testify/assert"
@@ -30,6 +29,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/mototest"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
@@ -112,6 +112,7 @@ func TestBootstrap(t *testing.T) {
 	t.Run("init error", func(t *testing.T) { testInitError(t, s) })
 	t.Run("tracing", func(t *testing.T) { testTracing(t, s) })
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
+	t.Run("keys secret", func(t *testing.T) { testKeysSecret(t, s) })
 	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
 }
 
@@ -320,7 +321,7 @@ func testInitError(t *testing.T, s stack) {
 		want string
 	}{
 		{"no table", []string{"AWS_LAMBDA_LOG_FORMAT=JSON", "LEASE_KEYS=" + key1}, "TABLE_NAME is required"},
-		{"no keys", []string{"TABLE_NAME=" + s.table}, "LEASE_KEYS (or LEASE_KEYS_PARAMETER) is required"},
+		{"no keys", []string{"TABLE_NAME=" + s.table}, "LEASE_KEYS (or LEASE_KEYS_PARAMETER, or LEASE_KEYS_SECRET) is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,24 +372,35 @@ func testTracing(t *testing.T, s stack) {
 // testKeysParameter reads the lease keys from SSM, served by moto_server
 // (on the machine image; skipped where it is missing).
 func testKeysParameter(t *testing.T, s stack) {
-	moto, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not installed: LEASE_KEYS_PARAMETER is not exercised")
-	}
-	endpoint := startMoto(t, moto)
-	client := ssm.New(ssm.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("dummy", "dummy", ""),
-	})
-	_, err = client.PutParameter(context.Background(), &ssm.PutParameterInput{
+	endpoint := mototest.Start(t)
+	client := ssm.NewFromConfig(mototest.Config(endpoint))
+	_, err := client.PutParameter(context.Background(), &ssm.PutParameterInput{
 		Name: aws.String("/limiter/lease-keys"), Value: aws.String(key2 + "," + key1), Type: ssmtypes.ParameterTypeSecureString,
 	})
 	require.NoError(t, err)
+	testKeySource(t, s, "AWS_ENDPOINT_URL_SSM="+endpoint, "LEASE_KEYS_PARAMETER", "/limiter/lease-keys", "/limiter/missing")
+}
 
-	env := s.env("AWS_ENDPOINT_URL_SSM=" + endpoint)
+// testKeysSecret reads the lease keys from Secrets Manager (the secret the
+// stack creates), served by moto_server.
+func testKeysSecret(t *testing.T, s stack) {
+	endpoint := mototest.Start(t)
+	client := secretsmanager.NewFromConfig(mototest.Config(endpoint))
+	out, err := client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+		Name: aws.String("limiter-lease-keys"), SecretString: aws.String(key2 + "," + key1),
+	})
+	require.NoError(t, err)
+	testKeySource(t, s, "AWS_ENDPOINT_URL_SECRETS_MANAGER="+endpoint, "LEASE_KEYS_SECRET", *out.ARN, "limiter-missing")
+}
+
+// testKeySource runs the function with its keys in source (the variable
+// name) at id: an acquire is admitted; a missing id fails the init, naming
+// the variable.
+func testKeySource(t *testing.T, s stack, endpointVar, source, id, missing string) {
+	env := s.env(endpointVar)
 	for i, kv := range env {
 		if strings.HasPrefix(kv, "LEASE_KEYS=") {
-			env[i] = "LEASE_KEYS_PARAMETER=/limiter/lease-keys"
+			env[i] = source + "=" + id
 		}
 	}
 	r, _ := s.start(t, lambdarun.Options{Env: env})
@@ -401,45 +413,14 @@ func testKeysParameter(t *testing.T, s stack) {
 	require.NoError(t, json.Unmarshal(res.Payload, &resp))
 	assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 
-	// A missing parameter fails the init, naming the variable.
 	for i, kv := range env {
-		if strings.HasPrefix(kv, "LEASE_KEYS_PARAMETER=") {
-			env[i] = "LEASE_KEYS_PARAMETER=/limiter/missing"
+		if strings.HasPrefix(kv, source+"=") {
+			env[i] = source + "=" + missing
 		}
 	}
 	out := &syncio.Buffer{}
 	_, err = lambdarun.Start(context.Background(), lambdarun.Options{Binary: s.bootstrap, Env: env, Output: out})
 	var ie *lambdarun.InitError
 	require.True(t, errors.As(err, &ie), "got %v", err)
-	assert.Contains(t, out.String(), `LEASE_KEYS_PARAMETER=\"/limiter/missing\"`)
-}
-
-// startMoto runs moto_server on a free loopback port until the test ends.
-func startMoto(t *testing.T, bin string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	var out syncio.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not answer on %s: %v\n%s", endpoint, err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	assert.Contains(t, out.String(), source+`=\"`+missing+`\"`)
 }
