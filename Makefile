@@ -105,6 +105,17 @@ validate: cfn-lint ## Check template.yaml: cfn-lint, offline SAM translation (sc
 		fi; \
 	fi
 
+# deploy and cfn-template use the plain CloudFormation form of template.yaml,
+# translated here (the CLI needs no Python) and embedded in shared/stack;
+# tests/stack_template_test.go fails when it is stale.
+CFN_TEMPLATE := shared/stack/template.cfn.json
+
+.PHONY: template
+template: ## Regenerate the embedded plain CloudFormation template (shared/stack/template.cfn.json) from template.yaml
+	@$(PYTHON) -c 'import samtranslator, cfnlint' 2>/dev/null || { echo "template: $(PYTHON) cannot import samtranslator and cfnlint" >&2; exit 1; }
+	$(PYTHON) scripts/sam-translate.py template.yaml > $(CFN_TEMPLATE).tmp
+	mv $(CFN_TEMPLATE).tmp $(CFN_TEMPLATE)
+
 .PHONY: test
 test: tools lint ## Lint, then go test -race -count=1 ./... (each test process starts its own DynamoDB Local)
 	$(GO) test -race -count=1 ./...

@@ -120,7 +120,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.GreaterOrEqual(t, gen["PasswordLength"], 32, "keys are at least 32 bytes (functions/acquire MinKeyLen)")
 	assert.Equal(t, true, gen["ExcludePunctuation"], "no comma: the value is a comma-separated list")
 	assert.Equal(t, ref("LeaseKeysRevision"), vars["LEASE_KEYS_REVISION"], "a new revision replaces the instances")
-	assert.Equal(t, ref("LeaseTTLSeconds"), vars["LEASE_TTL"])
+	assert.Equal(t, fn("Sub", "${LeaseTTLSeconds}"), vars["LEASE_TTL"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"],
 		"X-Ray instrumentation must follow EnableTracing")
 
@@ -130,7 +130,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, 1, ttl["MinValue"])
 	assert.Equal(t, int(24*time.Hour/time.Second), ttl["MaxValue"], "config.go accepts at most 24h")
 
-	assert.Equal(t, ref("ConfigCacheTTLSeconds"), vars["CONFIG_CACHE_TTL"])
+	assert.Equal(t, fn("Sub", "${ConfigCacheTTLSeconds}"), vars["CONFIG_CACHE_TTL"])
 	cache := param(t, tpl, "ConfigCacheTTLSeconds")
 	assert.Equal(t, "Number", cache["Type"])
 	assert.Equal(t, int(store.DefaultCacheTTL/time.Second), cache["Default"], "ConfigCacheTTLSeconds default != store.DefaultCacheTTL")

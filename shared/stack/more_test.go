@@ -1,0 +1,140 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/mototest"
+	"github.com/zeroae/zae-limiter-go/shared/store"
+)
+
+// A template over the inline limit goes through the artifacts bucket.
+func TestEnsureLargeTemplateByURL(t *testing.T) {
+	endpoint := mototest.Start(t)
+	var out bytes.Buffer
+	s := newTestStack(t, endpoint, "big", &out)
+	code, _ := fakeCode(t, s.Template(), "v1")
+	res, err := s.Ensure(context.Background(), Options{Code: code, MaxTemplateBody: 1000, ArtifactsBucket: "my-artifacts"})
+	require.NoError(t, err, out.String())
+	assert.Equal(t, "CREATE_COMPLETE", res.Status)
+	assert.Equal(t, "my-artifacts", res.Parameters[CodeBucketParameter])
+	assert.Contains(t, out.String(), "Creating the artifacts bucket my-artifacts")
+}
+
+// --no-wait returns once the change set runs; the version record waits for
+// the next Ensure, which finds nothing to change and writes it.
+func TestEnsureNoWait(t *testing.T) {
+	endpoint := mototest.Start(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	s := newTestStack(t, endpoint, "nowait", &out)
+	code, _ := fakeCode(t, s.Template(), "v1")
+	res, err := s.Ensure(ctx, Options{Code: code, NoWait: true})
+	require.NoError(t, err, out.String())
+	assert.True(t, res.Changed)
+	assert.Contains(t, out.String(), "Not waiting (--no-wait)")
+	_, err = s.store().Version(ctx)
+	assert.ErrorIs(t, err, limits.ErrNotFound, "no version record without waiting")
+
+	res, err = s.Ensure(ctx, Options{Code: code})
+	require.NoError(t, err, out.String())
+	assert.False(t, res.Changed)
+	rec, err := s.store().Version(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "v1.2.3", rec.LambdaVersion)
+}
+
+// A table of another schema major is never deployed over.
+func TestEnsureRefusesIncompatibleSchema(t *testing.T) {
+	endpoint := mototest.Start(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	s := newTestStack(t, endpoint, "old", &out)
+	code, _ := fakeCode(t, s.Template(), "v1")
+	_, err := s.Ensure(ctx, Options{Code: code})
+	require.NoError(t, err, out.String())
+	require.NoError(t, s.store().PutVersion(ctx, store.VersionRecord{SchemaVersion: "2.0.0"}))
+
+	_, err = s.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LogRetentionDays": "90"}})
+	require.ErrorIs(t, err, store.ErrIncompatibleSchema)
+	assert.Contains(t, err.Error(), "nothing was changed")
+	st, err := s.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "30", st.Stack.Parameters["LogRetentionDays"])
+}
+
+func TestEnsureNeedsCodeAndGoodTags(t *testing.T) {
+	s, err := New(mototest.Config("http://127.0.0.1:1"), "limiter", Config{})
+	require.NoError(t, err)
+	_, err = s.Ensure(context.Background(), Options{})
+	assert.ErrorContains(t, err, "Options.Code is required")
+	for _, tt := range []struct {
+		tags map[string]string
+		want string
+	}{
+		{map[string]string{"aws:cost": "x"}, "aws:"},
+		{map[string]string{"ManagedBy": "me"}, "sets this tag itself"},
+		{map[string]string{"": "x"}, "1 to 128"},
+		{map[string]string{"k": strings.Repeat("v", 257)}, "at most 256"},
+	} {
+		_, err := s.tags(tt.tags)
+		assert.ErrorContains(t, err, tt.want)
+	}
+	many := map[string]string{}
+	for i := range maxUserTags + 1 {
+		many[string(rune('a'+i%26))+strings.Repeat("x", i)] = "v"
+	}
+	_, err = s.tags(many)
+	assert.ErrorContains(t, err, "at most 44 tags")
+	tags, err := s.tags(map[string]string{"team": "platform"})
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, tg := range tags {
+		got[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	assert.Equal(t, map[string]string{"team": "platform", TagManagedBy: "zae-limiter", TagName: "limiter", TagType: "limiter",
+		TagVersion: "dev", TagLambdaVersion: "dev", TagSchemaVersion: "1.0.0"}, got)
+}
+
+// The first failed resource is the cause; the ones cancelled because of it
+// are not.
+func TestFailureNamesTheCause(t *testing.T) {
+	ev := func(id, typ string, status types.ResourceStatus, reason string) types.StackEvent {
+		return types.StackEvent{LogicalResourceId: aws.String(id), ResourceType: aws.String(typ), ResourceStatus: status,
+			ResourceStatusReason: aws.String(reason)}
+	}
+	events := []types.StackEvent{
+		ev("demo", "AWS::CloudFormation::Stack", types.ResourceStatusCreateInProgress, "User Initiated"),
+		ev("AcquireLogGroup", "AWS::Logs::LogGroup", types.ResourceStatusCreateFailed, "Resource creation cancelled"),
+		ev("RateLimitsTable", "AWS::DynamoDB::Table", types.ResourceStatusCreateFailed, "demo already exists"),
+		ev("demo", "AWS::CloudFormation::Stack", types.ResourceStatusCreateFailed, "The following resource(s) failed to create"),
+	}
+	st := &types.Stack{StackStatus: types.StackStatusRollbackComplete, StackStatusReason: aws.String("rolled back")}
+	e := failure("demo", "create", st, events)
+	assert.Equal(t, "RateLimitsTable", e.LogicalID)
+	assert.Equal(t, "create of stack demo failed: RateLimitsTable (AWS::DynamoDB::Table) CREATE_FAILED: demo already exists; the stack is ROLLBACK_COMPLETE",
+		e.Error())
+	var fe *FailedError
+	assert.True(t, errors.As(error(e), &fe))
+
+	e = failure("demo", "create", st, events[:2])
+	assert.Equal(t, "AcquireLogGroup", e.LogicalID, "only cancellations: the first")
+	e = failure("demo", "update", st, nil)
+	assert.Equal(t, "update of stack demo failed: ROLLBACK_COMPLETE (rolled back)", e.Error())
+}
+
+func TestElapsed(t *testing.T) {
+	assert.Equal(t, "[   0.0s]", elapsed(0))
+	assert.Equal(t, "[  12.3s]", elapsed(12300*time.Millisecond))
+	assert.Equal(t, "[ 2m05.0s]", elapsed(125*time.Second))
+}
