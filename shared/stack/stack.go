@@ -74,6 +74,11 @@ type STS interface {
 	GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
 }
 
+// NamespacePrincipalTag is the principal tag the namespace-scoped policies
+// read: an IAM principal tagged zael_namespace_id=<namespace id> reaches
+// that namespace only.
+const NamespacePrincipalTag = "zael_namespace_id"
+
 // Config says how a Stack reaches AWS and reports; what to deploy is in
 // Options.
 type Config struct {
