@@ -68,10 +68,21 @@ java:
 		echo "warning: $$msg; DynamoDB tests will be skipped" >&2; \
 	fi
 
+# The release CLI embeds every function's deployment zip (deploy and
+# lambda-export need no Go toolchain then): lambda-export of a plain build
+# writes them into FUNCTION_ZIPS, then -tags embedfunctions embeds them.
+FUNCTION_ZIPS := cmd/zae-limiter/functions
+
 .PHONY: build
-build: ## Build every package and the CLI into bin/zae-limiter
+build: ## Build every package and the CLI into bin/zae-limiter, every function's code (linux/arm64 zips) embedded
 	$(GO) build ./...
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	@rm -rf $(FUNCTION_ZIPS) && mkdir -p $(FUNCTION_ZIPS)
+	@for fn in $(LAMBDA_FNS); do \
+		echo "zae-limiter lambda-export --function $$fn --output $(FUNCTION_ZIPS)/$$fn.zip"; \
+		$(GO) run ./cmd/zae-limiter lambda-export --function $$fn --output $(FUNCTION_ZIPS)/$$fn.zip; \
+	done
+	$(GO) build -trimpath -tags embedfunctions -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	@ls -l bin/zae-limiter
 
 .PHONY: fmt
 fmt: ## Format the Go code (gofmt -w)

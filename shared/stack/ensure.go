@@ -2,6 +2,8 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -30,7 +32,8 @@ type Options struct {
 	KeepParameters bool
 	// Tags are the stack's own tags, which CloudFormation copies to every
 	// resource that takes tags. The discovery and version tags (Tag*) are
-	// set by Ensure and may not be given.
+	// set by Ensure and may not be given. With KeepParameters, nil keeps
+	// the deployed ones.
 	Tags map[string]string
 	// NoWait returns once the change set is executing: no events, and the
 	// version record and default namespace wait for the next Ensure.
@@ -126,6 +129,13 @@ func (s *Stack) Ensure(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if opts.KeepParameters && opts.Tags == nil && cur != nil {
+		// An upgrade keeps the user's tags too.
+		tags, err = s.tags(userTags(cur))
+		if err != nil {
+			return nil, err
+		}
+	}
 	create := cur == nil || cur.StackStatus == types.StackStatusReviewInProgress
 	if cur != nil && !create && !updatable(cur.StackStatus) {
 		return nil, fmt.Errorf("stack %s is %s (%s) and cannot be updated: delete it (zae-limiter delete -n %s) and deploy again",
@@ -160,7 +170,7 @@ func (s *Stack) Ensure(ctx context.Context, opts Options) (*Result, error) {
 
 	in := &cloudformation.CreateChangeSetInput{
 		StackName:     aws.String(s.name),
-		ChangeSetName: aws.String("zae-limiter-" + start.UTC().Format("20060102T150405Z")),
+		ChangeSetName: aws.String(changeSetName(start)),
 		ChangeSetType: types.ChangeSetTypeUpdate,
 		Capabilities:  []types.Capability{types.CapabilityCapabilityIam, types.CapabilityCapabilityNamedIam},
 		Parameters:    cfnParams(params),
@@ -349,6 +359,13 @@ func (s *Stack) initTable(ctx context.Context) error {
 	return nil
 }
 
+// changeSetName is unique per call: a time stamp and a random suffix.
+func changeSetName(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "zae-limiter-" + t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
 // tags are the user's tags plus discovery and version tags.
 func (s *Stack) tags(user map[string]string) ([]types.Tag, error) {
 	ours := map[string]string{
@@ -394,6 +411,19 @@ func (s *Stack) describe(ctx context.Context) (*types.Stack, error) {
 		}
 	}
 	return nil, nil
+}
+
+// userTags are a deployed stack's tags but the ones Ensure sets itself.
+func userTags(st *types.Stack) map[string]string {
+	out := map[string]string{}
+	for k, v := range stackTags(st) {
+		switch k {
+		case TagManagedBy, TagName, TagType, TagVersion, TagLambdaVersion, TagSchemaVersion:
+		default:
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func cfnParams(m map[string]string) []types.Parameter {

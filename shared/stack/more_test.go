@@ -138,3 +138,26 @@ func TestElapsed(t *testing.T) {
 	assert.Equal(t, "[  12.3s]", elapsed(12300*time.Millisecond))
 	assert.Equal(t, "[ 2m05.0s]", elapsed(125*time.Second))
 }
+
+// An upgrade keeps the user's tags and sets its own anew.
+func TestUserTags(t *testing.T) {
+	st := &types.Stack{Tags: []types.Tag{
+		{Key: aws.String("team"), Value: aws.String("platform")},
+		{Key: aws.String(TagManagedBy), Value: aws.String(TagManagedByName)},
+		{Key: aws.String(TagVersion), Value: aws.String("v0.9.0")},
+	}}
+	assert.Equal(t, map[string]string{"team": "platform"}, userTags(st))
+}
+
+func TestStatusVerdicts(t *testing.T) {
+	for status, failed := range map[string]bool{
+		"CREATE_COMPLETE": false, "UPDATE_COMPLETE": false, "UPDATE_IN_PROGRESS": false,
+		"ROLLBACK_COMPLETE": true, "UPDATE_ROLLBACK_COMPLETE": true, "CREATE_FAILED": true, "DELETE_FAILED": true,
+	} {
+		assert.Equal(t, failed, Failed(status), status)
+	}
+	st := &Status{Stack: &StackInfo{Status: "UPDATE_COMPLETE"}, Connectivity: Connectivity{Available: true}}
+	assert.True(t, st.Healthy())
+	st.Stack.Status = "UPDATE_ROLLBACK_COMPLETE"
+	assert.False(t, st.Healthy())
+}

@@ -113,15 +113,16 @@ func Failed(status string) bool {
 
 func inProgressS(status string) bool { return strings.HasSuffix(status, "_IN_PROGRESS") }
 
-// Status reads everything it can; a part that cannot be read is a line in
-// Problems, not an error. The error is only for a stack that cannot be
-// described at all.
+// Status reads everything it can; a part that cannot be read (even the
+// stack itself) is a line in Problems, not an error.
 func (s *Stack) Status(ctx context.Context) (*Status, error) {
 	out := &Status{Name: s.name, Region: s.cfg.Region, Policies: map[string]string{}, Roles: map[string]string{},
 		Functions: []FunctionInfo{}, StreamMappings: []StreamMapping{}}
 	cur, err := s.describe(ctx)
 	if err != nil {
-		return nil, err
+		// No CloudFormation there (a table made by `local up`): the table
+		// still tells what it can.
+		out.Problems = append(out.Problems, err.Error())
 	}
 	if cur != nil {
 		info := &StackInfo{ID: aws.ToString(cur.StackId), Status: string(cur.StackStatus),

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/zeroae/zae-limiter-go/shared/stack"
+)
+
+// Parse-only tests of deploy: flags become template parameters, and
+// contradictions, bad values and options of functions not in this build
+// are refused before anything runs.
+
+func TestNewCmdDeploy(t *testing.T) {
+	tpl, err := stack.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hasAggregator := tpl.Parameter("SnapshotWindows")
+	clear := func(o *deployOptions) { o.env = nil }
+	want := func(params map[string]string, mod func(*deployOptions)) *deployOptions {
+		o := &deployOptions{Parameters: params, Tags: map[string]string{}, Output: formatTable}
+		if mod != nil {
+			mod(o)
+		}
+		return o
+	}
+	tests := []parseCase[deployOptions]{
+		{name: "defaults: nothing set, the template decides", args: []string{"deploy", "--name", "limiter", "--region", "us-east-1"},
+			want: want(map[string]string{}, nil)},
+		{name: "seed example", args: []string{"deploy", "--name", "limiter", "--log-retention-days", "90", "--pitr-recovery-days", "7"},
+			want: want(map[string]string{"LogRetentionDays": "90", "PITRRecoveryPeriodDays": "7"}, nil)},
+		{name: "pairs, formats, tags, durations", args: []string{"deploy", "-n", "prod",
+			"--create-iam-roles", "--no-alarms", "--enable-tracing", "--enable-deletion-protection", "--no-dashboard",
+			"--permission-boundary", "PowerUserPB", "--role-name-format", "PowerUserPB-{}", "--policy-name-format", "app-{}",
+			"--lease-ttl", "10m", "--config-cache-ttl", "0", "--acquire-url-auth", "NONE", "--acquire-memory", "512",
+			"-t", "team=platform", "--tag", "env=prod", "--no-wait", "--artifacts-bucket", "my-artifacts", "-o", "json",
+			"--parameter", "LeaseKeysRevision=2"},
+			want: want(map[string]string{
+				"EnableIAMRoles": "true", "EnableAlarms": "false", "EnableTracing": "true", "EnableDeletionProtection": "true",
+				"EnableDashboard": "false", "PermissionBoundary": "PowerUserPB", "RoleNameFormat": "PowerUserPB-{}",
+				"AcquireOnlyPolicyName": "app-prod-acq", "FullAccessPolicyName": "app-prod-full", "ReadOnlyPolicyName": "app-prod-read",
+				"NamespaceAcquirePolicyName": "app-prod-ns-acq", "NamespaceFullAccessPolicyName": "app-prod-ns-full",
+				"NamespaceReadOnlyPolicyName": "app-prod-ns-read",
+				"LeaseTTLSeconds":             "600", "ConfigCacheTTLSeconds": "0", "AcquireUrlAuthType": "NONE", "AcquireMemorySize": "512",
+				"LeaseKeysRevision": "2",
+			}, func(o *deployOptions) {
+				o.Tags = map[string]string{"team": "platform", "env": "prod"}
+				o.NoWait, o.ArtifactsBucket, o.Output = true, "my-artifacts", formatJSON
+			})},
+		{name: "no-iam alone", args: []string{"deploy", "--no-iam"}, want: want(map[string]string{"EnableIAM": "false"}, nil)},
+		{name: "contradiction", args: []string{"deploy", "--no-iam", "--create-iam-roles"}, wantCode: exitError,
+			wantErr: "--no-iam contradicts --create-iam-roles: the roles need IAM"},
+		{name: "topic without alarms", args: []string{"deploy", "--no-alarms", "--alarm-sns-topic", "arn:aws:sns:us-east-1:123456789012:ops"},
+			wantCode: exitError, wantErr: "--no-alarms contradicts --alarm-sns-topic"},
+		{name: "both sides of a pair", args: []string{"deploy", "--iam", "--no-iam"}, wantCode: exitUsage, wantErr: "--iam and --no-iam are opposites"},
+		{name: "log retention not allowed", args: []string{"deploy", "--log-retention-days", "31"}, wantCode: exitError,
+			wantErr: `invalid --log-retention-days "31": want one of 1, 3, 5, 7`},
+		{name: "pitr out of range", args: []string{"deploy", "--pitr-recovery-days", "36"}, wantCode: exitError,
+			wantErr: `invalid --pitr-recovery-days "36"`},
+		{name: "not a number", args: []string{"deploy", "--acquire-memory", "lots"}, wantCode: exitError,
+			wantErr: `invalid --acquire-memory "lots": want a number`},
+		{name: "bad duration", args: []string{"deploy", "--lease-ttl", "soon"}, wantCode: exitError, wantErr: `invalid --lease-ttl "soon"`},
+		{name: "bad auth", args: []string{"deploy", "--acquire-url-auth", "OPEN"}, wantCode: exitError, wantErr: "want one of AWS_IAM, NONE"},
+		{name: "bad role format", args: []string{"deploy", "--role-name-format", "x"}, wantCode: exitError, wantErr: "--role-name-format"},
+		{name: "bad policy format", args: []string{"deploy", "--policy-name-format", "{}{}"}, wantCode: exitError,
+			wantErr: "want exactly one {}"},
+		{name: "bad boundary", args: []string{"deploy", "--permission-boundary", "a b"}, wantCode: exitError, wantErr: "--permission-boundary"},
+		{name: "bad tag", args: []string{"deploy", "--tag", "foo"}, wantCode: exitError, wantErr: `invalid --tag "foo": want KEY=VALUE`},
+		{name: "tag twice", args: []string{"deploy", "-t", "a=1", "-t", "a=2"}, wantCode: exitError, wantErr: "given twice"},
+		{name: "unknown parameter", args: []string{"deploy", "--parameter", "Bogus=1"}, wantCode: exitError,
+			wantErr: "--parameter Bogus: this build deploys no Bogus parameter"},
+		{name: "parameter against a flag", args: []string{"deploy", "--enable-tracing", "--parameter", "EnableTracing=false"},
+			wantCode: exitError, wantErr: `EnableTracing="false", already set to "true"`},
+		{name: "bad stack name", args: []string{"deploy", "-n", "my_limiter"}, wantCode: exitError, wantErr: `name="my_limiter"`},
+		{name: "positional argument", args: []string{"deploy", "limiter"}, wantCode: exitUsage, wantErr: "unexpected argument"},
+	}
+	if !hasAggregator {
+		// The aggregator's options are refused while this build has none.
+		tests = append(tests,
+			parseCase[deployOptions]{name: "aggregator option without an aggregator", args: []string{"deploy", "--snapshot-windows", "hourly"},
+				wantCode: exitError, wantErr: "--snapshot-windows: this build deploys no SnapshotWindows parameter (its functions: acquire"},
+			parseCase[deployOptions]{name: "duration percentage without an aggregator", args: []string{"deploy", "--lambda-duration-threshold-pct", "80"},
+				wantCode: exitError, wantErr: "no aggregator timeout"},
+		)
+	} else {
+		tests = append(tests,
+			parseCase[deployOptions]{name: "duration threshold from the timeout", args: []string{"deploy", "--lambda-timeout", "120", "--lambda-duration-threshold-pct", "80"},
+				want: want(map[string]string{"LambdaTimeout": "120", "LambdaDurationThreshold": "96000"}, nil)},
+			parseCase[deployOptions]{name: "aggregator contradiction", args: []string{"deploy", "--no-aggregator", "--aggregator-role-arn", "arn:aws:iam::123456789012:role/x"},
+				wantCode: exitError, wantErr: "--no-aggregator contradicts --aggregator-role-arn"},
+		)
+	}
+	checkParse(t, []string{"deploy"}, newCmdDeploy, clear, tests)
+}
+
+func TestNewCmdDelete(t *testing.T) {
+	checkParse(t, []string{"delete"}, newCmdDelete, func(o *deleteOptions) { o.env = nil },
+		[]parseCase[deleteOptions]{
+			{name: "seed", args: []string{"delete", "-n", "demo", "-y"}, want: &deleteOptions{Yes: true}},
+			{name: "name required", args: []string{"delete", "-y"}, wantCode: exitUsage, wantErr: "--name is required"},
+			{name: "yes required without a terminal", args: []string{"delete", "-n", "demo"}, wantCode: exitUsage, wantErr: "--yes is required"},
+		})
+}
+
+func TestNewCmdLambdaExport(t *testing.T) {
+	checkParse(t, []string{"lambda-export"}, newCmdLambdaExport, func(o *lambdaExportOptions) { o.env = nil },
+		[]parseCase[lambdaExportOptions]{
+			{name: "seed default: the aggregator", args: []string{"lambda-export"},
+				want: &lambdaExportOptions{Output: "lambda.zip", Function: "aggregator"}},
+			{name: "a function, forced", args: []string{"lambda-export", "--output", "a.zip", "--function", "acquire", "-f"},
+				want: &lambdaExportOptions{Output: "a.zip", Function: "acquire", Force: true}},
+			{name: "empty output", args: []string{"lambda-export", "--output", ""}, wantCode: exitError, wantErr: "--output"},
+		})
+}
