@@ -109,6 +109,7 @@ func commands(env *Env) []*cobra.Command {
 		newCmdLambdaExport(env, nil),
 		newCmdCheck(env, nil),
 		newCmdUpgrade(env, nil),
+		newCmdLeaseKeys(env),
 	}
 }
 

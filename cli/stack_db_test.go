@@ -115,6 +115,11 @@ func TestStackCommands(t *testing.T) {
 	require.Equal(t, exitOK, c.json(&st, "status", "-n", "demo", "-o", "json"))
 	assert.Equal(t, "90", st.Stack.Parameters["LogRetentionDays"])
 
+	// moto makes no secret for the stack: the rotation says what it found.
+	code, _, errw = c.run("lease-keys", "rotate", "-n", "demo")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, errw, "stack demo has no lease-keys secret of its own")
+
 	code, _, errw = c.run("delete", "-n", "demo", "-y")
 	require.Equal(t, exitOK, code, errw)
 	assert.Contains(t, errw, "Deleted stack demo")

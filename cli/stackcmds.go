@@ -585,4 +585,46 @@ func upgradeRun(ctx context.Context, opts *upgradeOptions) error {
 	return nil
 }
 
+// lease-keys rotate
+
+type leaseKeysRotateOptions struct{ env *Env }
+
+func newCmdLeaseKeys(env *Env) *cobra.Command {
+	return newGroup("lease-keys", "The acquire API's lease-signing keys",
+		`  zae-limiter lease-keys rotate -n limiter`,
+		newCmdLeaseKeysRotate(env, nil))
+}
+
+func newCmdLeaseKeysRotate(env *Env, runF func(*leaseKeysRotateOptions) error) *cobra.Command {
+	opts := &leaseKeysRotateOptions{env: env}
+	return &cobra.Command{
+		Use:   "rotate",
+		Short: "Replace the stack's lease-signing key without failing a lease in flight",
+		Long: `Replace the lease-signing key the stack generated (its LeaseKeysSecret) in two steps, each
+a stack update that replaces every acquire instance and keeps every option: first the new key
+is added for verifying only, then it signs while the old key still verifies. Keys older than
+the current one are dropped: rotate again only after the lease TTL has passed. A stack that
+reads your own SSM parameter (--lease-keys-parameter) is rotated by you: docs/production.md.`,
+		Example: `  zae-limiter lease-keys rotate -n limiter --region us-east-1`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := stack.ValidateName(env.Name); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			code, _, err := env.functionCode()
+			if err != nil {
+				return err
+			}
+			s, err := env.stack(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return s.RotateLeaseKey(cmd.Context(), code)
+		},
+	}
+}
+
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -160,4 +161,47 @@ func TestStatusVerdicts(t *testing.T) {
 	assert.True(t, st.Healthy())
 	st.Stack.Status = "UPDATE_ROLLBACK_COMPLETE"
 	assert.False(t, st.Healthy())
+}
+
+// TestRotateLeaseKey: two steps, each a new key list and a stack update
+// with the next revision (every other parameter kept). moto's
+// CloudFormation creates no secret, so the secret is made through the API.
+func TestRotateLeaseKey(t *testing.T) {
+	endpoint := mototest.Start(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	s := newTestStack(t, endpoint, "keys", &out)
+	code, _ := fakeCode(t, s.Template(), "v1")
+	_, err := s.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LogRetentionDays": "90"}})
+	require.NoError(t, err, out.String())
+	assert.ErrorContains(t, s.RotateLeaseKey(ctx, code), "has no lease-keys secret of its own")
+
+	old := NewLeaseKey()
+	sm := secretsmanager.NewFromConfig(mototest.Config(endpoint))
+	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("keys-lease"), SecretString: aws.String(old + ",older")})
+	require.NoError(t, err)
+	fresh := NewLeaseKey()
+	require.NoError(t, s.rotate(ctx, aws.ToString(sec.ARN), fresh, code), out.String())
+
+	st, err := s.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "3", st.Stack.Parameters["LeaseKeysRevision"], "two updates, each replacing the instances")
+	assert.Equal(t, "90", st.Stack.Parameters["LogRetentionDays"], "every other parameter kept")
+	v, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: sec.ARN})
+	require.NoError(t, err)
+	assert.Equal(t, fresh+","+old, aws.ToString(v.SecretString), "the new key signs, the old verifies, the older is gone")
+	assert.Contains(t, out.String(), "Rotation step 1 of 2: the new key verifies")
+	assert.Contains(t, out.String(), "Rotation step 2 of 2")
+
+	// A later deploy keeps the revision (state, not an option).
+	res, err := s.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LogRetentionDays": "90"}})
+	require.NoError(t, err)
+	assert.Equal(t, "3", res.Parameters["LeaseKeysRevision"])
+}
+
+func TestNewLeaseKey(t *testing.T) {
+	a, b := NewLeaseKey(), NewLeaseKey()
+	assert.Len(t, a, 64)
+	assert.NotEqual(t, a, b)
+	assert.Regexp(t, `^[A-Za-z0-9]{64}$`, a, "no comma: keys are a comma-separated list")
 }
