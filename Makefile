@@ -131,6 +131,10 @@ template: ## Regenerate the embedded plain CloudFormation template (shared/stack
 test: tools lint ## Lint, then go test -race -count=1 ./... (each test process starts its own DynamoDB Local)
 	$(GO) test -race -count=1 ./...
 
+.PHONY: test-deploy
+test-deploy: ## Time a full deploy on moto_server with the real functions (built for linux/arm64): create, no changes, update, status, delete
+	ZAEL_DEPLOY_TIMING=1 $(GO) test -count=1 -v -run '^TestDeployTiming$$' ./cli | grep -E '^\s+stack_db_test.go|^(ok|FAIL|---)'
+
 .PHONY: bench
 bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
 	@mkdir -p dist/bench

@@ -241,3 +241,29 @@ func TestFunctionCodeSources(t *testing.T) {
 	_, _, err = env.functionCode()
 	assert.ErrorContains(t, err, "built without the functions' code")
 }
+
+// TestDeployTiming deploys the full stack with the real functions (built
+// from this checkout for linux/arm64) to moto and reports each step's
+// time: `make test-deploy` (ZAEL_DEPLOY_TIMING=1) runs it for
+// docs/performance.md.
+func TestDeployTiming(t *testing.T) {
+	if os.Getenv("ZAEL_DEPLOY_TIMING") == "" {
+		t.Skip("set ZAEL_DEPLOY_TIMING=1 (make test-deploy) to time a full deploy with the real functions")
+	}
+	endpoint := mototest.Start(t)
+	step := func(name string, want int, args ...string) {
+		t.Helper()
+		env, _, errw := testEnv(false)
+		env.PollInterval = 50 * time.Millisecond
+		start := time.Now()
+		code := run(t.Context(), append(args, "--endpoint-url", endpoint), env)
+		d := time.Since(start)
+		require.Equal(t, want, code, errw.String())
+		t.Logf("%-34s %8.2f s", name, d.Seconds())
+	}
+	step("build functions + deploy (create)", exitOK, "deploy", "-n", "timing")
+	step("deploy again (no changes)", exitOK, "deploy", "-n", "timing")
+	step("deploy --log-retention-days 90", exitOK, "deploy", "-n", "timing", "--log-retention-days", "90")
+	step("status", exitOK, "status", "-n", "timing")
+	step("delete", exitOK, "delete", "-n", "timing", "-y")
+}

@@ -16,6 +16,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
 )
 
 // ArtifactsPrefix starts every object deploy writes to the artifacts
@@ -112,6 +113,34 @@ func (a *artifacts) upload(ctx context.Context, code Code, function string) (key
 	sum := sha256.Sum256(zip)
 	key = ArtifactsPrefix + "functions/" + function + "/" + hex.EncodeToString(sum[:]) + ".zip"
 	return key, int64(len(zip)), a.put(ctx, key, zip, "application/zip", sum)
+}
+
+// uploadAll builds (or reads) and uploads every function's zip, two at a
+// time (a build from a checkout is mostly a single-threaded link), and
+// returns the code key parameters.
+func (a *artifacts) uploadAll(ctx context.Context, code Code, fns []Function) (map[string]string, error) {
+	keys := make([]string, len(fns))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for i, f := range fns {
+		g.Go(func() error {
+			key, size, err := a.upload(gctx, code, f.Name)
+			if err != nil {
+				return err
+			}
+			keys[i] = key
+			a.s.progress("Function %-12s s3://%s/%s (%s)", f.Name, a.bucket, key, kib(size))
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(fns))
+	for i, f := range fns {
+		out[f.CodeKeyParameter] = keys[i]
+	}
+	return out, nil
 }
 
 // uploadTemplate puts a template too large to send inline and returns the

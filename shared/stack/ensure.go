@@ -158,14 +158,11 @@ func (s *Stack) Ensure(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range s.tpl.functions {
-		key, size, err := art.upload(ctx, opts.Code, f.Name)
-		if err != nil {
-			return nil, err
-		}
-		params[f.CodeKeyParameter] = key
-		s.progress("Function %-12s s3://%s/%s (%s)", f.Name, art.bucket, key, kib(size))
+	keys, err := art.uploadAll(ctx, opts.Code, s.tpl.functions)
+	if err != nil {
+		return nil, err
 	}
+	maps.Copy(params, keys)
 	params[CodeBucketParameter] = art.bucket
 
 	in := &cloudformation.CreateChangeSetInput{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -103,19 +104,19 @@ type Config struct {
 // Stack is one zae-limiter stack: its name is the stack's, the table's and
 // the prefix of every function.
 type Stack struct {
-	name  string
-	cfg   aws.Config
-	c     Config
-	local bool
-	tpl   *Template
-	cfn   CloudFormation
-	s3    S3
-	// s3Endpoint is S3's custom endpoint ("" on AWS).
-	s3Endpoint string
-	lambda     Lambda
-	ddb        *dynamodb.Client
-	sm         SecretsManager
-	sts        STS
+	name   string
+	cfg    aws.Config
+	c      Config
+	local  bool
+	tpl    *Template
+	cfn    CloudFormation
+	s3     S3
+	lambda Lambda
+	ddb    *dynamodb.Client
+	sm     SecretsManager
+	sts    STS
+
+	progressMu sync.Mutex
 }
 
 // New returns the stack called name, reached with cfg (as built by
@@ -183,7 +184,10 @@ func (s *Stack) store() *store.Store {
 	return store.New(s.ddb, store.Options{Table: s.name, Principal: principal})
 }
 
+// progress writes one line; function uploads report concurrently.
 func (s *Stack) progress(format string, a ...any) {
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
 	fmt.Fprintf(s.c.Progress, format+"\n", a...)
 }
 
