@@ -62,6 +62,7 @@ func (c *stackCLI) json(v any, args ...string) int {
 // deploy, status, list, a changed deploy, no changes, check, upgrade,
 // delete.
 func TestStackCommands(t *testing.T) {
+	t.Parallel()
 	c := newStackCLI(t)
 
 	code, _, errw := c.run("deploy", "-n", "demo", "-t", "team=platform")
@@ -115,10 +116,11 @@ func TestStackCommands(t *testing.T) {
 	require.Equal(t, exitOK, c.json(&st, "status", "-n", "demo", "-o", "json"))
 	assert.Equal(t, "90", st.Stack.Parameters["LogRetentionDays"])
 
-	// moto makes no secret for the stack: the rotation says what it found.
+	// moto makes no secret for the stack: the rotation says what it found
+	// (shared/stack tests the rotation itself).
 	code, _, errw = c.run("lease-keys", "rotate", "-n", "demo")
 	assert.Equal(t, exitError, code)
-	assert.Contains(t, errw, "stack demo has no lease-keys secret of its own")
+	assert.Contains(t, errw, "stack demo has no lease-keys secret and no LeaseKeysParameterName")
 
 	code, _, errw = c.run("delete", "-n", "demo", "-y")
 	require.Equal(t, exitOK, code, errw)
@@ -140,6 +142,7 @@ func TestStackCommands(t *testing.T) {
 
 // A deploy refused for its options changes nothing.
 func TestDeployRefusedBeforeAWS(t *testing.T) {
+	t.Parallel()
 	c := newStackCLI(t)
 	code, out, errw := c.run("deploy", "-n", "demo", "--no-iam", "--create-iam-roles")
 	assert.Equal(t, exitError, code)

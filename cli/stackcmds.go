@@ -600,11 +600,12 @@ func newCmdLeaseKeysRotate(env *Env, runF func(*leaseKeysRotateOptions) error) *
 	return &cobra.Command{
 		Use:   "rotate",
 		Short: "Replace the stack's lease-signing key without failing a lease in flight",
-		Long: `Replace the lease-signing key the stack generated (its LeaseKeysSecret) in two steps, each
-a stack update that replaces every acquire instance and keeps every option: first the new key
-is added for verifying only, then it signs while the old key still verifies. Keys older than
-the current one are dropped: rotate again only after the lease TTL has passed. A stack that
-reads your own SSM parameter (--lease-keys-parameter) is rotated by you: docs/production.md.`,
+		Long: `Replace the stack's lease-signing key in two steps, each a stack update that replaces every
+acquire instance and keeps every option: first the new key is added for verifying only, then it
+signs while the old key still verifies. The keys are where the stack reads them: the secret it
+generated (LeaseKeysSecret), or your SSM parameter (--lease-keys-parameter, kept a
+SecureString). Keys older than the current one are dropped: rotate again only after the lease
+TTL has passed.`,
 		Example: `  zae-limiter lease-keys rotate -n limiter --region us-east-1`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

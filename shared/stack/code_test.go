@@ -20,6 +20,7 @@ import (
 // linux/arm64 binary, the same bytes every time (so an unchanged function
 // never changes the stack).
 func TestBuildCode(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the acquire function: skipped with -short")
 	}

@@ -47,6 +47,7 @@ func newTestStack(t *testing.T, endpoint, name string, out *bytes.Buffer) *Stack
 // TestStackLifecycle is deploy, deploy again (no changes, then a changed
 // parameter), status, list and delete against moto's CloudFormation.
 func TestStackLifecycle(t *testing.T) {
+	t.Parallel()
 	endpoint := mototest.Start(t)
 	ctx := context.Background()
 	var out bytes.Buffer

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
 // The acquire API signs lease tokens with the first of a comma-separated
@@ -49,31 +51,72 @@ func NewLeaseKey() string {
 //     signed with CURRENT stay valid until they expire.
 //
 // Keys older than CURRENT are dropped, so rotate again only after the
-// lease TTL (LeaseTTLSeconds) has passed. Only a stack that made its own
-// key (LeaseKeysSecret) is rotated here; your own SSM parameter is yours
-// to rotate the same way.
+// lease TTL (LeaseTTLSeconds) has passed. The keys are where the stack
+// reads them: its own secret (LeaseKeysSecret), or the SSM parameter named
+// by LeaseKeysParameterName (kept a SecureString).
 func (s *Stack) RotateLeaseKey(ctx context.Context, code Code) error {
-	secret, err := s.leaseKeysSecret(ctx)
+	keys, err := s.leaseKeys(ctx)
 	if err != nil {
 		return err
 	}
-	return s.rotate(ctx, secret, NewLeaseKey(), code)
+	return s.rotate(ctx, keys, NewLeaseKey(), code)
 }
 
-func (s *Stack) rotate(ctx context.Context, secretID, newKey string, code Code) error {
-	out, err := s.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
+// keyList is where a stack's lease keys live.
+type keyList interface {
+	get(context.Context) (string, error)
+	put(context.Context, string) error
+}
+
+type secretKeys struct {
+	sm SecretsManager
+	id string
+}
+
+func (k secretKeys) get(ctx context.Context) (string, error) {
+	out, err := k.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(k.id)})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.SecretString), nil
+}
+
+func (k secretKeys) put(ctx context.Context, v string) error {
+	_, err := k.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(k.id), SecretString: aws.String(v)})
+	return err
+}
+
+type parameterKeys struct {
+	ssm  SSM
+	name string
+}
+
+func (k parameterKeys) get(ctx context.Context) (string, error) {
+	out, err := k.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(k.name), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.Parameter.Value), nil
+}
+
+func (k parameterKeys) put(ctx context.Context, v string) error {
+	_, err := k.ssm.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(k.name), Value: aws.String(v),
+		Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)})
+	return err
+}
+
+func (s *Stack) rotate(ctx context.Context, keys keyList, newKey string, code Code) error {
+	v, err := keys.get(ctx)
 	if err != nil {
 		return fmt.Errorf("read the lease keys: %w", err)
 	}
-	current, _, _ := strings.Cut(aws.ToString(out.SecretString), ",")
+	current, _, _ := strings.Cut(v, ",")
 	current = strings.TrimSpace(current)
 	if current == "" {
-		return errors.New("the lease-keys secret holds no key")
+		return errors.New("the lease keys hold no key")
 	}
-	for i, keys := range []string{current + "," + newKey, newKey + "," + current} {
-		if _, err := s.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
-			SecretId: aws.String(secretID), SecretString: aws.String(keys),
-		}); err != nil {
+	for i, list := range []string{current + "," + newKey, newKey + "," + current} {
+		if err := keys.put(ctx, list); err != nil {
 			return fmt.Errorf("rotation step %d of 2: write the lease keys: %w", i+1, err)
 		}
 		step := [...]string{"the new key verifies", "the new key signs, the old one still verifies"}[i]
@@ -103,24 +146,30 @@ func (s *Stack) bumpRevision(ctx context.Context, code Code) error {
 	return err
 }
 
-// leaseKeysSecret finds the stack's own lease-keys secret (its physical id
-// is the ARN).
-func (s *Stack) leaseKeysSecret(ctx context.Context) (string, error) {
+// leaseKeys finds where the stack reads its keys: the SSM parameter it was
+// deployed with, else its own secret (whose physical id is the ARN).
+func (s *Stack) leaseKeys(ctx context.Context) (keyList, error) {
+	cur, err := s.describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("no stack %s", s.name)
+	}
+	if name := stackParams(cur)["LeaseKeysParameterName"]; name != "" {
+		return parameterKeys{ssm: s.ssm, name: name}, nil
+	}
 	p := cloudformation.NewListStackResourcesPaginator(s.cfn, &cloudformation.ListStackResourcesInput{StackName: aws.String(s.name)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
-		if notFound(err) {
-			return "", fmt.Errorf("no stack %s", s.name)
-		}
 		if err != nil {
-			return "", fmt.Errorf("read the resources of stack %s: %w", s.name, err)
+			return nil, fmt.Errorf("read the resources of stack %s: %w", s.name, err)
 		}
 		for _, r := range page.StackResourceSummaries {
 			if aws.ToString(r.LogicalResourceId) == "LeaseKeysSecret" && aws.ToString(r.PhysicalResourceId) != "" {
-				return aws.ToString(r.PhysicalResourceId), nil
+				return secretKeys{sm: s.sm, id: aws.ToString(r.PhysicalResourceId)}, nil
 			}
 		}
 	}
-	return "", fmt.Errorf("stack %s has no lease-keys secret of its own (it reads LeaseKeysParameterName, which you rotate: "+
-		"docs/production.md)", s.name)
+	return nil, fmt.Errorf("stack %s has no lease-keys secret and no LeaseKeysParameterName: nothing to rotate", s.name)
 }

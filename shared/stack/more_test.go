@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -21,6 +23,7 @@ import (
 
 // A template over the inline limit goes through the artifacts bucket.
 func TestEnsureLargeTemplateByURL(t *testing.T) {
+	t.Parallel()
 	endpoint := mototest.Start(t)
 	var out bytes.Buffer
 	s := newTestStack(t, endpoint, "big", &out)
@@ -35,6 +38,7 @@ func TestEnsureLargeTemplateByURL(t *testing.T) {
 // --no-wait returns once the change set runs; the version record waits for
 // the next Ensure, which finds nothing to change and writes it.
 func TestEnsureNoWait(t *testing.T) {
+	t.Parallel()
 	endpoint := mototest.Start(t)
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -57,6 +61,7 @@ func TestEnsureNoWait(t *testing.T) {
 
 // A table of another schema major is never deployed over.
 func TestEnsureRefusesIncompatibleSchema(t *testing.T) {
+	t.Parallel()
 	endpoint := mototest.Start(t)
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -165,8 +170,11 @@ func TestStatusVerdicts(t *testing.T) {
 
 // TestRotateLeaseKey: two steps, each a new key list and a stack update
 // with the next revision (every other parameter kept). moto's
-// CloudFormation creates no secret, so the secret is made through the API.
+// CloudFormation creates no secret: the stack's own secret is rotated
+// through one made with the API, and a stack deployed with
+// LeaseKeysParameterName end to end.
 func TestRotateLeaseKey(t *testing.T) {
+	t.Parallel()
 	endpoint := mototest.Start(t)
 	ctx := context.Background()
 	var out bytes.Buffer
@@ -174,14 +182,14 @@ func TestRotateLeaseKey(t *testing.T) {
 	code, _ := fakeCode(t, s.Template(), "v1")
 	_, err := s.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LogRetentionDays": "90"}})
 	require.NoError(t, err, out.String())
-	assert.ErrorContains(t, s.RotateLeaseKey(ctx, code), "has no lease-keys secret of its own")
+	assert.ErrorContains(t, s.RotateLeaseKey(ctx, code), "has no lease-keys secret and no LeaseKeysParameterName")
 
 	old := NewLeaseKey()
 	sm := secretsmanager.NewFromConfig(mototest.Config(endpoint))
 	sec, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("keys-lease"), SecretString: aws.String(old + ",older")})
 	require.NoError(t, err)
 	fresh := NewLeaseKey()
-	require.NoError(t, s.rotate(ctx, aws.ToString(sec.ARN), fresh, code), out.String())
+	require.NoError(t, s.rotate(ctx, secretKeys{sm: sm, id: aws.ToString(sec.ARN)}, fresh, code), out.String())
 
 	st, err := s.Status(ctx)
 	require.NoError(t, err)
@@ -197,6 +205,25 @@ func TestRotateLeaseKey(t *testing.T) {
 	res, err := s.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LogRetentionDays": "90"}})
 	require.NoError(t, err)
 	assert.Equal(t, "3", res.Parameters["LeaseKeysRevision"])
+
+	// Your own SSM parameter, found through the stack's parameters.
+	sc := ssm.NewFromConfig(mototest.Config(endpoint))
+	_, err = sc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/keys/lease"), Value: aws.String(old),
+		Type: ssmtypes.ParameterTypeSecureString})
+	require.NoError(t, err)
+	p := newTestStack(t, endpoint, "ownkeys", &out)
+	_, err = p.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LeaseKeysParameterName": "/keys/lease"}})
+	require.NoError(t, err, out.String())
+	require.NoError(t, p.RotateLeaseKey(ctx, code), out.String())
+	pv, err := sc.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/keys/lease"), WithDecryption: aws.Bool(true)})
+	require.NoError(t, err)
+	first, second, _ := strings.Cut(aws.ToString(pv.Parameter.Value), ",")
+	assert.Len(t, first, 64)
+	assert.Equal(t, old, second)
+	assert.Equal(t, ssmtypes.ParameterTypeSecureString, pv.Parameter.Type)
+	st, err = p.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "3", st.Stack.Parameters["LeaseKeysRevision"])
 }
 
 func TestNewLeaseKey(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
@@ -69,6 +70,13 @@ type SecretsManager interface {
 	PutSecretValue(context.Context, *secretsmanager.PutSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
 }
 
+// SSM is what a rotation of a stack's own SSM parameter of keys
+// (LeaseKeysParameterName) asks of SSM.
+type SSM interface {
+	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+	PutParameter(context.Context, *ssm.PutParameterInput, ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
+}
+
 // STS is asked for the account on AWS only (never at a custom endpoint):
 // it names the artifacts bucket and proves the bucket is ours.
 type STS interface {
@@ -114,6 +122,7 @@ type Stack struct {
 	lambda Lambda
 	ddb    *dynamodb.Client
 	sm     SecretsManager
+	ssm    SSM
 	sts    STS
 
 	progressMu sync.Mutex
@@ -146,6 +155,7 @@ func New(cfg aws.Config, name string, c Config) (*Stack, error) {
 		lambda: lambda.NewFromConfig(cfg),
 		ddb:    awsenv.NewDynamoDB(cfg),
 		sm:     secretsmanager.NewFromConfig(cfg),
+		ssm:    ssm.NewFromConfig(cfg),
 		sts:    sts.NewFromConfig(cfg),
 		local:  cfn.Options().BaseEndpoint != nil,
 	}
