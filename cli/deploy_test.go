@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/zeroae/zae-limiter-go/shared/stack"
@@ -111,4 +112,26 @@ func TestNewCmdLambdaExport(t *testing.T) {
 				want: &lambdaExportOptions{Output: "a.zip", Function: "acquire", Force: true}},
 			{name: "empty output", args: []string{"lambda-export", "--output", ""}, wantCode: exitError, wantErr: "--output"},
 		})
+}
+
+// TestEveryParameterHasAFlag: each template parameter is a deploy flag,
+// computed from one, or set by deploy (a function's new parameter needs
+// its flag here; --parameter reaches it meanwhile).
+func TestEveryParameterHasAFlag(t *testing.T) {
+	tpl, err := stack.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged := map[string]bool{}
+	for _, f := range deployFlags {
+		flagged[f.param] = true
+	}
+	for _, name := range tpl.Parameters() {
+		if name == stack.CodeBucketParameter || strings.HasSuffix(name, "CodeKey") {
+			continue // where the code is: deploy's own
+		}
+		if !flagged[name] && notFlagged[name] == "" {
+			t.Errorf("template parameter %s has no deploy flag (add one to deployFlags, or say why in notFlagged)", name)
+		}
+	}
 }

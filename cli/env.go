@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 	"golang.org/x/term"
@@ -64,6 +65,7 @@ type Env struct {
 
 	cfg   *aws.Config
 	db    *dynamodb.Client
+	s3    *s3.Client
 	store *store.Store
 	notes []string // printed on stderr after a command that succeeds
 }

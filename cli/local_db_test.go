@@ -4,8 +4,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,8 +18,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/client"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/localstack"
+	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/versitytest"
+	"github.com/zeroae/zae-limiter-go/shared/proc"
 )
 
 func runCLI(args ...string) result {
@@ -25,12 +32,11 @@ func runCLI(args ...string) result {
 	return result{code, out.String(), errw.String()}
 }
 
-// pidGone reports whether pid has exited and been reaped within a few
-// seconds (this process started it, so a zombie lingers until reaped).
+// pidGone reports whether pid has exited within a few seconds.
 func pidGone(pid int) bool {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || !proc.Alive(pid) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -40,53 +46,53 @@ func pidGone(pid int) bool {
 	}
 }
 
-// local up/status/down end to end with a real DynamoDB Local on a free port
-// and a private state directory; nothing is left running.
-func TestLocalUpStatusDown(t *testing.T) {
-	ddbtest.Endpoint(t) // skips (or fails under ZAEL_REQUIRE_DYNAMODB) without java or the jar
-	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"} {
-		t.Setenv(v, "")
-	}
-	const name = "cli-local"
-	var pid int
-	t.Cleanup(func() {
-		_, _ = ddblocal.Down(name)
-		if pid != 0 {
-			assert.True(t, pidGone(pid), "DynamoDB Local (pid %d) left running", pid)
-		}
-	})
-	port, err := ddblocal.FreePort()
-	require.NoError(t, err)
-	p := strconv.Itoa(port)
-	endpoint := "http://127.0.0.1:" + p
+// localBinary builds the CLI the daemon runs as (this test binary cannot).
+func localBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "zae-limiter")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/zae-limiter").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
 
-	// Nothing yet.
+// The local stack end to end through the CLI: up prints the one endpoint,
+// up again changes nothing, status names every part and function, the
+// functions and the Function URL answer, and down stops everything even
+// after the daemon crashed.
+func TestLocalUpStatusDown(t *testing.T) {
+	if !localFull() {
+		t.Skip("the whole local stack through the CLI: make test-local (ZAEL_TEST_LOCAL=1)")
+	}
+	name, port, p, endpoint := localSetup(t, "cli-local")
+
 	r := runCLI("local", "status", "-n", name, "-o", "json")
 	require.Equal(t, exitOK, r.code, r.errOut)
-	assert.JSONEq(t, `{"name": "cli-local", "running": false}`, r.out)
+	assert.JSONEq(t, `{"name": "cli-local", "running": false, "functions": [], "parts": []}`, r.out)
 	r = runCLI("local", "down", "-n", name)
 	require.Equal(t, exitOK, r.code, r.errOut)
 	assert.Contains(t, r.errOut, "not running")
 
-	// Up prints the endpoint on stdout and hints on stderr.
+	start := time.Now()
 	r = runCLI("local", "up", "--port", p, "-n", name)
 	require.Equal(t, exitOK, r.code, r.errOut)
+	t.Logf("local up: ready in %v", time.Since(start))
 	assert.Equal(t, endpoint+"\n", r.out)
-	assert.Contains(t, r.errOut, "--endpoint-url "+endpoint)
 	assert.Contains(t, r.errOut, "export AWS_ENDPOINT_URL="+endpoint)
-
-	st, running, err := ddblocal.Status(name)
+	assert.Contains(t, r.errOut, "listens on every interface", "DynamoDB Local's exposure is said plainly")
+	st, err := localstack.ReadState(name)
 	require.NoError(t, err)
-	require.True(t, running)
-	pid = st.PID
 
 	// Idempotent on the same port (and with no port); another port fails naming it.
 	r = runCLI("-n", name, "local", "up", "--port", p)
 	assert.Equal(t, exitOK, r.code, r.errOut)
 	assert.Equal(t, endpoint+"\n", r.out)
+	assert.Contains(t, r.errOut, "already running")
 	r = runCLI("local", "up", "-n", name)
 	assert.Equal(t, exitOK, r.code, r.errOut)
+	again, err := localstack.ReadState(name)
+	require.NoError(t, err)
+	assert.Equal(t, st.DaemonPID, again.DaemonPID, "nothing restarted")
+	assert.Equal(t, st.DynamoDB.PID, again.DynamoDB.PID)
 	other, err := ddblocal.FreePort()
 	require.NoError(t, err)
 	r = runCLI("local", "up", "-n", name, "--port", strconv.Itoa(other))
@@ -94,41 +100,160 @@ func TestLocalUpStatusDown(t *testing.T) {
 	assert.Len(t, lines(r.errOut), 1, r.errOut)
 	assert.Contains(t, r.errOut, "already running on port "+p)
 
-	// Status.
+	// Status: the pinned fields.
 	r = runCLI("local", "status", "-n", name, "-o", "json")
 	require.Equal(t, exitOK, r.code, r.errOut)
 	s := decode[localStatusJSON](t, r.out)
 	assert.True(t, s.Running)
-	assert.Equal(t, port, s.Port)
-	assert.Equal(t, pid, s.PID)
 	assert.Equal(t, endpoint, s.Endpoint)
+	require.NotEmpty(t, s.AcquireURL)
 	require.NotNil(t, s.Table)
 	assert.True(t, *s.Table)
+	var acquire *localstack.FunctionStatus
+	for i := range s.Functions {
+		if s.Functions[i].Name == "acquire" {
+			acquire = &s.Functions[i]
+		}
+	}
+	require.NotNil(t, acquire)
+	assert.True(t, acquire.Running)
+	parts := map[string]localPartJSON{}
+	for _, p := range s.Parts {
+		parts[p.Name] = p
+	}
+	for _, n := range []string{"endpoint", "dynamodb", "s3", "lambda-runner", "invoke-api", "function-url:acquire"} {
+		assert.True(t, parts[n].Running, n)
+		assert.NotZero(t, parts[n].PID, n)
+		assert.NotEmpty(t, parts[n].LogFile, n)
+	}
+	assert.Equal(t, port, parts["endpoint"].Port)
 	r = runCLI("local", "status", "-n", name)
 	assert.Regexp(t, `(?m)^Status:\s+running$`, r.out)
 
-	// The table is ready for the admin workflow: schema, version record and
-	// the default namespace.
-	r = runCLI("entity", "set-limits", "user-premium", "--resource", "gpt-4", "-l", "rpm:500",
-		"--endpoint-url", endpoint, "-n", name)
+	// The table is ready for the admin workflow through the one endpoint.
+	r = runCLI("entity", "set-limits", "user-premium", "--resource", "gpt-4", "-l", "rpm:500", "--endpoint-url", endpoint, "-n", name)
 	require.Equal(t, exitOK, r.code, r.errOut)
 	r = runCLI("namespace", "list", "-o", "json", "--endpoint-url", endpoint, "-n", name)
 	require.Equal(t, exitOK, r.code, r.errOut)
-	nss := decode[[]namespaceJSON](t, r.out)
-	require.Len(t, nss, 1)
-	assert.Equal(t, "default", nss[0].Name)
-	r = runCLI("version", "-o", "json", "--endpoint-url", endpoint, "-n", name)
-	require.Equal(t, exitOK, r.code, r.errOut)
-	assert.Equal(t, "1.0.0", decode[versionJSON](t, r.out).Table.SchemaVersion)
+	assert.Equal(t, "default", decode[[]namespaceJSON](t, r.out)[0].Name)
 
-	// Down, without any flag but the name, stops what the state file names.
-	r = runCLI("local", "down", "-n", name)
+	// The acquire function behind its Function URL, through the Go client.
+	c, err := client.New(s.AcquireURL)
+	require.NoError(t, err)
+	lease, err := c.Acquire(context.Background(), client.Request{EntityID: "user-premium", Resource: "gpt-4", Consume: map[string]int64{"rpm": 1}})
+	require.NoError(t, err)
+	require.NoError(t, lease.Release(context.Background(), nil))
+
+	// local invoke (what `make invoke` runs) and the function's log.
+	r = runCLI("local", "invoke", "acquire", "-n", name, "-e", "../events/acquire/healthz.json")
 	require.Equal(t, exitOK, r.code, r.errOut)
-	assert.Contains(t, r.errOut, "Stopped")
-	assert.True(t, pidGone(pid), "process stopped")
-	_, err = os.Stat(st.LogFile)
-	assert.NoError(t, err, "the log stays for post-mortems")
+	assert.Contains(t, r.out, `"statusCode":200`)
+	r = runCLI("local", "logs", "acquire", "-n", name)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.Contains(t, r.out, `"type":"platform.report"`)
+
+	// A crashed daemon: down still stops everything it started.
+	require.NoError(t, syscall.Kill(st.DaemonPID, syscall.SIGKILL))
+	require.True(t, pidGone(st.DaemonPID))
 	r = runCLI("local", "status", "-n", name, "-o", "json")
 	require.Equal(t, exitOK, r.code, r.errOut)
 	assert.False(t, decode[localStatusJSON](t, r.out).Running)
+	r = runCLI("local", "down", "-n", name)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.Contains(t, r.errOut, "DynamoDB Local")
+	assert.Contains(t, r.errOut, "the S3 server")
+	assert.Contains(t, r.errOut, "data went with it")
+	assert.True(t, pidGone(st.DynamoDB.PID), "DynamoDB Local stopped")
+	assert.True(t, pidGone(st.S3.PID), "the S3 server stopped")
+	r = runCLI("local", "status", "-n", name, "-o", "json")
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.False(t, decode[localStatusJSON](t, r.out).Running)
+	_, err = os.Stat(st.DynamoDB.LogFile)
+	_ = port
+	assert.NoError(t, err, "the logs stay for post-mortems")
+}
+
+// localSetup prepares a private state directory, the daemon's binary and
+// a free port for stack name.
+func localSetup(t *testing.T, name string) (string, int, string, string) {
+	t.Helper()
+	ddbtest.Endpoint(t) // skips (or fails under ZAEL_REQUIRE_DYNAMODB) without java or the jar
+	versitytest.Binary(t)
+	t.Setenv(localExeEnv, localBinary(t))
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"} {
+		t.Setenv(v, "")
+	}
+	t.Cleanup(func() { _, _ = localstack.Down(name) })
+	port, err := ddblocal.FreePort()
+	require.NoError(t, err)
+	p := strconv.Itoa(port)
+	return name, port, p, "http://127.0.0.1:" + p
+}
+
+// The quick lifecycle (a template with a table only): up twice is a no-op,
+// another port is refused, down after a crash of the daemon stops what it
+// started.
+func TestLocalLifecycle(t *testing.T) {
+	name, _, p, endpoint := localSetup(t, "cli-quick")
+	up := []string{"local", "up", "-n", name, "--port", p, "--template", "testdata/table-only.yaml"}
+	r := runCLI(up...)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.Equal(t, endpoint+"\n", r.out)
+	st, err := localstack.ReadState(name)
+	require.NoError(t, err)
+	r = runCLI(up...)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.Equal(t, endpoint+"\n", r.out)
+	again, err := localstack.ReadState(name)
+	require.NoError(t, err)
+	assert.Equal(t, st, again, "up twice changes nothing")
+	r = runCLI("local", "up", "-n", name, "--port", "1")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.errOut, "already running on port "+p)
+
+	r = runCLI("local", "status", "-n", name, "-o", "json")
+	require.Equal(t, exitOK, r.code, r.errOut)
+	s := decode[localStatusJSON](t, r.out)
+	assert.True(t, s.Running)
+	assert.Equal(t, endpoint, s.Endpoint)
+	assert.Empty(t, s.Functions)
+
+	require.NoError(t, syscall.Kill(st.DaemonPID, syscall.SIGKILL))
+	require.True(t, pidGone(st.DaemonPID))
+	r = runCLI("local", "down", "-n", name)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.Contains(t, r.errOut, "DynamoDB Local, the S3 server")
+	assert.True(t, pidGone(st.DynamoDB.PID), "DynamoDB Local stopped")
+	assert.True(t, pidGone(st.S3.PID), "the S3 server stopped")
+	_, err = localstack.ReadState(name)
+	assert.ErrorIs(t, err, localstack.ErrNoStack)
+
+	// A crash of `local up` itself while the daemon starts: down still
+	// stops what the daemon started.
+	upCmd := exec.Command(os.Getenv(localExeEnv), up...)
+	require.NoError(t, upCmd.Start())
+	var started localstack.State
+	require.Eventually(t, func() bool {
+		started, err = localstack.ReadState(name)
+		return err == nil && started.DaemonPID != 0
+	}, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, upCmd.Process.Kill())
+	_ = upCmd.Wait()
+	require.Eventually(t, func() bool {
+		started, _ = localstack.ReadState(name)
+		return started.DynamoDB.PID != 0 || !proc.Alive(started.DaemonPID)
+	}, 60*time.Second, 20*time.Millisecond, "the daemon goes on without its starter")
+	r = runCLI("local", "down", "-n", name)
+	require.Equal(t, exitOK, r.code, r.errOut)
+	assert.True(t, pidGone(started.DaemonPID), "the daemon stopped")
+	if started.DynamoDB.PID != 0 {
+		assert.True(t, pidGone(started.DynamoDB.PID), "DynamoDB Local stopped")
+	}
+}
+
+// localFull reports whether the slow local stack tests run (make test-local).
+func localFull() bool {
+	v, _ := strconv.ParseBool(os.Getenv("ZAEL_TEST_LOCAL"))
+	return v
 }

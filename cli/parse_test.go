@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go"
 	"github.com/spf13/cobra"
@@ -211,8 +212,16 @@ func TestNewCmdLocalUp(t *testing.T) {
 	checkParse(t, []string{"local", "up"}, newCmdLocalUp,
 		func(o *localUpOptions) { o.env = nil },
 		[]parseCase[localUpOptions]{
-			{name: "default port", args: []string{"local", "up"}, want: &localUpOptions{}},
-			{name: "port", args: []string{"local", "up", "--port", "8001"}, want: &localUpOptions{Port: 8001}},
+			{name: "default port", args: []string{"local", "up"}, want: &localUpOptions{URLAuth: "NONE", Instances: 4}},
+			{name: "port", args: []string{"local", "up", "--port", "8001"}, want: &localUpOptions{Port: 8001, URLAuth: "NONE", Instances: 4}},
+			{name: "everything", args: []string{"local", "up", "--url-port", "9001", "--url-auth", "AWS_IAM", "--persist",
+				"--instances", "16", "--parameter", "A=1", "--parameter", "B=x=y", "--template", "t.yaml", "--no-build", "--schedule-every", "10s"},
+				want: &localUpOptions{URLPort: 9001, URLAuth: "AWS_IAM", Persist: true, Instances: 16, Params: []string{"A=1", "B=x=y"},
+					Template: "t.yaml", NoBuild: true, ScheduleEv: 10 * time.Second}},
+			{name: "bad auth", args: []string{"local", "up", "--url-auth", "IAM"},
+				wantCode: exitError, wantErr: `invalid url-auth "IAM"`},
+			{name: "bad instances", args: []string{"local", "up", "--instances", "0"},
+				wantCode: exitError, wantErr: `invalid instances "0"`},
 			{name: "bad port", args: []string{"local", "up", "--port", "70000"},
 				wantCode: exitError, wantErr: `invalid port "70000"`},
 			{name: "bad name", args: []string{"local", "up", "-n", "a b"},

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
@@ -39,6 +40,8 @@ type serveOptions struct {
 	// ConfigCacheTTL is how long the limits configuration, entities and
 	// namespaces are cached (0: not at all).
 	ConfigCacheTTL time.Duration
+	// Timeout bounds each request (namespace and config reads included).
+	Timeout time.Duration
 }
 
 func newCmdServe(env *Env, runF func(*serveOptions) error) *cobra.Command {
@@ -94,6 +97,9 @@ a change made elsewhere (another process, the CLI) reaches this server within th
 			if opts.ConfigCacheTTL < 0 || opts.ConfigCacheTTL > store.MaxCacheTTL {
 				return limits.Invalid("config-cache-ttl", opts.ConfigCacheTTL.String(), "must be between 0 (no cache) and 1h")
 			}
+			if opts.Timeout < 100*time.Millisecond || opts.Timeout > time.Minute {
+				return limits.Invalid("timeout", opts.Timeout.String(), "must be between 100ms and 1m")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -106,6 +112,7 @@ a change made elsewhere (another process, the CLI) reaches this server within th
 	f.StringArrayVar(&keys, "lease-key", nil, "`KEY` signing lease tokens (at least 16 bytes), repeatable: the first signs, all verify (e.g. --lease-key \"$(openssl rand -hex 32)\"; env "+leaseKeysEnv+", comma-separated; default: random)")
 	f.DurationVar(&opts.LeaseTTL, "lease-ttl", api.DefaultLeaseTTL, "how long a lease token is valid, `D` (e.g. --lease-ttl 1h)")
 	f.DurationVar(&opts.ConfigCacheTTL, "config-cache-ttl", store.DefaultCacheTTL, "how long limits, entities and namespaces read from the table are cached, `D`: a limit change reaches this server within it; 0 reads them on every request (e.g. --config-cache-ttl 10s)")
+	f.DurationVar(&opts.Timeout, "timeout", limiter.DefaultTimeout, "the most one request may take, `D`, DynamoDB retries and config reads included: past it the answer is 503 (or, for an acquire, what on_unavailable decides) (e.g. --timeout 2s)")
 	f.Var(level, "log-level", "`LEVEL` of the JSON logs on stderr: debug (every request), info, warn or error (e.g. --log-level debug)")
 	return cmd
 }
@@ -169,7 +176,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	}
 	h := api.New(api.Options{
 		Store: st, DB: db, Table: env.Name, DefaultNamespace: env.Namespace,
-		Keys: keys, LeaseTTL: opts.LeaseTTL, Token: opts.Token, Logger: log,
+		Keys: keys, LeaseTTL: opts.LeaseTTL, Token: opts.Token, Logger: log, Timeout: opts.Timeout,
 	})
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 	"github.com/zeroae/zae-limiter-go/shared/syncio"
@@ -33,21 +34,24 @@ func TestNewCmdServe(t *testing.T) {
 		want    serveOptions
 		errWant string
 	}{
-		{name: "defaults", want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL}},
+		{name: "defaults", want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL, Timeout: limiter.DefaultTimeout}},
 		{name: "flags", args: []string{"--addr", ":0", "--token", "t", "--lease-key", key1, "--lease-key", key2, "--lease-ttl", "1h", "--log-level", "debug"},
-			want: serveOptions{Addr: ":0", Token: "t", LeaseKeys: [][]byte{[]byte(key1), []byte(key2)}, LeaseTTL: time.Hour, LogLevel: -4, ConfigCacheTTL: store.DefaultCacheTTL}},
+			want: serveOptions{Addr: ":0", Token: "t", LeaseKeys: [][]byte{[]byte(key1), []byte(key2)}, LeaseTTL: time.Hour, LogLevel: -4, ConfigCacheTTL: store.DefaultCacheTTL, Timeout: limiter.DefaultTimeout}},
 		{name: "no config cache", args: []string{"--config-cache-ttl", "0"},
-			want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL}},
+			want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL, Timeout: limiter.DefaultTimeout}},
 		{name: "short config cache", args: []string{"--config-cache-ttl", "5s"},
-			want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: 5 * time.Second}},
+			want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: 5 * time.Second, Timeout: limiter.DefaultTimeout}},
 		{name: "negative config cache", args: []string{"--config-cache-ttl", "-1s"}, code: exitError, errWant: `invalid config-cache-ttl "-1s"`},
 		{name: "long config cache", args: []string{"--config-cache-ttl", "2h"}, code: exitError, errWant: `invalid config-cache-ttl "2h0m0s": must be between 0 (no cache) and 1h`},
 		{name: "env", env: map[string]string{leaseKeysEnv: key2 + ", " + key1 + ",", apiTokenEnv: "from-env"},
-			want: serveOptions{Addr: "127.0.0.1:8080", Token: "from-env", LeaseKeys: [][]byte{[]byte(key2), []byte(key1)}, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL}},
+			want: serveOptions{Addr: "127.0.0.1:8080", Token: "from-env", LeaseKeys: [][]byte{[]byte(key2), []byte(key1)}, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL, Timeout: limiter.DefaultTimeout}},
 		{name: "flags win", args: []string{"--lease-key", key1, "--token", ""}, env: map[string]string{leaseKeysEnv: key2, apiTokenEnv: "x"},
-			want: serveOptions{Addr: "127.0.0.1:8080", LeaseKeys: [][]byte{[]byte(key1)}, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL}},
+			want: serveOptions{Addr: "127.0.0.1:8080", LeaseKeys: [][]byte{[]byte(key1)}, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL, Timeout: limiter.DefaultTimeout}},
 		{name: "short key", args: []string{"--lease-key", "short-secret"}, code: exitError, errWant: "lease-key"},
 		{name: "short env key", env: map[string]string{leaseKeysEnv: "short-secret"}, code: exitError, errWant: "at least 16 bytes"},
+		{name: "timeout", args: []string{"--timeout", "2s"},
+			want: serveOptions{Addr: "127.0.0.1:8080", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL, Timeout: 2 * time.Second}},
+		{name: "tiny timeout", args: []string{"--timeout", "1ms"}, code: exitError, errWant: `invalid timeout "1ms": must be between 100ms and 1m`},
 		{name: "bad addr", args: []string{"--addr", "localhost"}, code: exitError, errWant: `invalid addr "localhost"`},
 		{name: "zero ttl", args: []string{"--lease-ttl", "0s"}, code: exitError, errWant: "lease-ttl"},
 		{name: "bad ttl", args: []string{"--lease-ttl", "soon"}, code: exitUsage, errWant: "lease-ttl"},

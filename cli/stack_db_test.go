@@ -30,7 +30,7 @@ type stackCLI struct {
 }
 
 func newStackCLI(t *testing.T) *stackCLI {
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	tpl, err := stack.Load()
 	require.NoError(t, err)
 	fs := fstest.MapFS{}
@@ -253,7 +253,7 @@ func TestDeployTiming(t *testing.T) {
 	if os.Getenv("ZAEL_DEPLOY_TIMING") == "" {
 		t.Skip("set ZAEL_DEPLOY_TIMING=1 (make test-deploy) to time a full deploy with the real functions")
 	}
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	step := func(name string, want int, args ...string) {
 		t.Helper()
 		env, _, errw := testEnv(false)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
+	"github.com/zeroae/zae-limiter-go/shared/localstack/samtpl"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -38,6 +39,7 @@ var acquireEnv = []string{
 	"LEASE_KEYS_REVISION",
 	"LEASE_TTL",
 	"CONFIG_CACHE_TTL",
+	"REQUEST_TIMEOUT",
 	"AWS_XRAY_TRACING_ENABLED",
 }
 
@@ -98,7 +100,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	}
 	assert.ElementsMatch(t, acquireEnv, got, "acquire function environment")
 
-	src, read := acquireConfigEnv(t)
+	src, read := configEnv(t, acquireCodeURI)
 	for _, name := range acquireEnv {
 		assert.True(t, strings.Contains(src, strconv.Quote(name)), "functions/acquire/config.go no longer reads %s", name)
 	}
@@ -121,6 +123,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, true, gen["ExcludePunctuation"], "no comma: the value is a comma-separated list")
 	assert.Equal(t, ref("LeaseKeysRevision"), vars["LEASE_KEYS_REVISION"], "a new revision replaces the instances")
 	assert.Equal(t, fn("Sub", "${LeaseTTLSeconds}"), vars["LEASE_TTL"])
+	assert.Equal(t, fn("Sub", "${AcquireRequestTimeoutSeconds}"), vars["REQUEST_TIMEOUT"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"],
 		"X-Ray instrumentation must follow EnableTracing")
 
@@ -300,47 +303,13 @@ func param(t *testing.T, tpl map[string]any, name string) map[string]any {
 // the way SAM does: the function's scalars win, maps merge, lists concatenate.
 func effectiveFunctionProps(t *testing.T, tpl map[string]any, props map[string]any) map[string]any {
 	t.Helper()
-	out := map[string]any{}
+	var globals map[string]any
 	if g, ok := tpl["Globals"]; ok {
 		if f, ok := obj(t, g)["Function"]; ok {
-			for k, v := range obj(t, f) {
-				out[k] = v
-			}
+			globals = obj(t, f)
 		}
 	}
-	for k, v := range props {
-		switch gv := out[k].(type) {
-		case []any:
-			if l, ok := v.([]any); ok {
-				out[k] = append(append([]any{}, gv...), l...)
-				continue
-			}
-		case map[string]any:
-			if m, ok := v.(map[string]any); ok && !isIntrinsic(m) && !isIntrinsic(gv) {
-				merged := map[string]any{}
-				for mk, mv := range gv {
-					merged[mk] = mv
-				}
-				for mk, mv := range m {
-					merged[mk] = mv
-				}
-				out[k] = merged
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
-}
-
-func isIntrinsic(m map[string]any) bool {
-	if len(m) != 1 {
-		return false
-	}
-	for k := range m {
-		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
-	}
-	return false
+	return samtpl.MergeGlobals(globals, props)
 }
 
 func statementActions(t *testing.T, v any) []string {
@@ -355,16 +324,9 @@ func statementActions(t *testing.T, v any) []string {
 	return out
 }
 
-// acquireConfigEnv returns functions/acquire/config.go's source and the
+// configEnv returns the config.go source of the function at codeURI and the
 // values of its env* string constants: the variables the function reads.
-func acquireConfigEnv(t *testing.T) (string, []string) {
-	t.Helper()
-	return functionConfigEnv(t, acquireCodeURI)
-}
-
-// functionConfigEnv returns codeURI/config.go's source and the values of
-// its env* string constants.
-func functionConfigEnv(t *testing.T, codeURI string) (string, []string) {
+func configEnv(t *testing.T, codeURI string) (string, []string) {
 	t.Helper()
 	path := filepath.Join("..", codeURI, "config.go")
 	src, err := os.ReadFile(path)

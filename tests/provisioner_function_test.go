@@ -53,7 +53,7 @@ func TestTemplateProvisionerFunction(t *testing.T) {
 	for k := range vars {
 		got = append(got, k)
 	}
-	_, read := functionConfigEnv(t, provisionerCodeURI)
+	_, read := configEnv(t, provisionerCodeURI)
 	assert.ElementsMatch(t, read, got, "provisioner environment != functions/provisioner/config.go")
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"])

@@ -218,7 +218,7 @@ func TestFunctionAlarms(t *testing.T) {
 			continue
 		}
 		props := obj(t, r["Properties"])
-		assert.Equal(t, "DeployAlarms", r["Condition"], id)
+		assert.Contains(t, []any{"DeployAlarms", "DeployArchiverAlarms"}, r["Condition"], "%s: alarms exist with EnableAlarms", id)
 		for _, k := range []string{"AlarmActions", "OKActions"} {
 			assert.Equal(t, fn("If", []any{"HasAlarmTopic", []any{ref("AlarmSNSTopicArn")}, ref("AWS::NoValue")}), props[k], "%s %s", id, k)
 		}

@@ -38,14 +38,21 @@ func TestTemplateSAMTranslate(t *testing.T) {
 		types[id] = str(t, obj(t, r)["Type"])
 	}
 	for id, typ := range map[string]string{
-		tableLogicalID:            "AWS::DynamoDB::Table",
-		"AcquireOnlyPolicy":       "AWS::IAM::ManagedPolicy",
-		"FullAccessPolicy":        "AWS::IAM::ManagedPolicy",
-		"ReadOnlyPolicy":          "AWS::IAM::ManagedPolicy",
-		acquireFunctionID:         "AWS::Lambda::Function",
-		acquireFunctionID + "Url": "AWS::Lambda::Url",
-		acquireRoleID:             "AWS::IAM::Role",
-		acquireLogGroupID:         "AWS::Logs::LogGroup",
+		tableLogicalID:                  "AWS::DynamoDB::Table",
+		"AcquireOnlyPolicy":             "AWS::IAM::ManagedPolicy",
+		"FullAccessPolicy":              "AWS::IAM::ManagedPolicy",
+		"ReadOnlyPolicy":                "AWS::IAM::ManagedPolicy",
+		acquireFunctionID:               "AWS::Lambda::Function",
+		acquireFunctionID + "Url":       "AWS::Lambda::Url",
+		acquireRoleID:                   "AWS::IAM::Role",
+		acquireLogGroupID:               "AWS::Logs::LogGroup",
+		"AuditArchiveBucket":            "AWS::S3::Bucket",
+		"AuditArchiveBucketPolicy":      "AWS::S3::BucketPolicy",
+		archiverFunctionID:              "AWS::Lambda::Function",
+		archiverFunctionID + "Schedule": "AWS::Events::Rule",
+		archiverRoleID:                  "AWS::IAM::Role",
+		archiverLogGroupID:              "AWS::Logs::LogGroup",
+		"ArchiverErrorsAlarm":           "AWS::CloudWatch::Alarm",
 	} {
 		assert.Equal(t, typ, types[id], "translated resource %s", id)
 	}

@@ -114,6 +114,7 @@ func TestBootstrap(t *testing.T) {
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
 	t.Run("keys secret", func(t *testing.T) { testKeysSecret(t, s) })
 	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
+	t.Run("frozen DynamoDB", func(t *testing.T) { testFrozen(t, s) })
 }
 
 // testConfigCacheTTL: CONFIG_CACHE_TTL reaches the function's store. A
@@ -372,7 +373,7 @@ func testTracing(t *testing.T, s stack) {
 // testKeysParameter reads the lease keys from SSM, served by moto_server
 // (on the machine image; skipped where it is missing).
 func testKeysParameter(t *testing.T, s stack) {
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "LEASE_KEYS_PARAMETER")
 	client := ssm.NewFromConfig(mototest.Config(endpoint))
 	_, err := client.PutParameter(context.Background(), &ssm.PutParameterInput{
 		Name: aws.String("/limiter/lease-keys"), Value: aws.String(key2 + "," + key1), Type: ssmtypes.ParameterTypeSecureString,
@@ -384,7 +385,7 @@ func testKeysParameter(t *testing.T, s stack) {
 // testKeysSecret reads the lease keys from Secrets Manager (the secret the
 // stack creates), served by moto_server.
 func testKeysSecret(t *testing.T, s stack) {
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "LEASE_KEYS_SECRET")
 	client := secretsmanager.NewFromConfig(mototest.Config(endpoint))
 	out, err := client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
 		Name: aws.String("limiter-lease-keys"), SecretString: aws.String(key2 + "," + key1),

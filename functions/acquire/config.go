@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
@@ -53,6 +54,12 @@ type config struct {
 	// configuration) to store.MaxCacheTTL. A limit change reaches every
 	// instance within it.
 	ConfigCacheTTL time.Duration
+	// RequestTimeout is REQUEST_TIMEOUT (optional, default
+	// limiter.DefaultTimeout, 5 s): the most a request may take, namespace
+	// and config reads included, a Go duration ("2s") or whole seconds ("5"),
+	// from 100 ms to 60 s; keep it below the function's timeout. Past it an
+	// acquire is unavailable and the namespace's on_unavailable decides.
+	RequestTimeout time.Duration
 	// Tracing is AWS_XRAY_TRACING_ENABLED (optional, default false): trace
 	// the DynamoDB calls with X-Ray. The template sets it where the function
 	// has Tracing: Active; unset (as in local runs) nothing is instrumented,
@@ -70,6 +77,7 @@ const (
 	envLeaseKeysRev     = "LEASE_KEYS_REVISION"
 	envLeaseTTL         = "LEASE_TTL"
 	envConfigCacheTTL   = "CONFIG_CACHE_TTL"
+	envRequestTimeout   = "REQUEST_TIMEOUT"
 	envTracing          = "AWS_XRAY_TRACING_ENABLED"
 )
 
@@ -77,6 +85,8 @@ const (
 const MinKeyLen = 32
 
 const maxLeaseTTL = 24 * time.Hour
+
+const maxRequestTimeout = time.Minute
 
 var tableNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 
@@ -87,7 +97,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		v, _ := lookup(k)
 		return strings.TrimSpace(v)
 	}
-	c := config{DefaultNamespace: api.DefaultNamespace, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL}
+	c := config{DefaultNamespace: api.DefaultNamespace, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL,
+		RequestTimeout: limiter.DefaultTimeout}
 	var errs []error
 
 	switch c.Table = get(envTable); {
@@ -148,6 +159,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", envConfigCacheTTL, v, err))
 		}
 		c.ConfigCacheTTL = d
+	}
+
+	if v := get(envRequestTimeout); v != "" {
+		d, err := parseDuration(v, 100*time.Millisecond, maxRequestTimeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envRequestTimeout, v, err))
+		}
+		c.RequestTimeout = d
 	}
 
 	if v := get(envTracing); v != "" {

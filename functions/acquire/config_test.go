@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/shared/api"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -37,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 			name: "minimal",
 			env:  func(map[string]string) {},
 			want: config{Table: "limiter", DefaultNamespace: "default", LeaseKeys: [][]byte{[]byte(key1)}, LeaseTTL: api.DefaultLeaseTTL,
-				ConfigCacheTTL: store.DefaultCacheTTL},
+				ConfigCacheTTL: store.DefaultCacheTTL, RequestTimeout: limiter.DefaultTimeout},
 		},
 		{
 			name: "everything",
@@ -46,11 +47,12 @@ func TestLoadConfig(t *testing.T) {
 				e["LEASE_KEYS"] = key2 + ", " + key1
 				e["LEASE_TTL"] = "90s"
 				e["CONFIG_CACHE_TTL"] = "10s"
+				e["REQUEST_TIMEOUT"] = "2s"
 				e["AWS_XRAY_TRACING_ENABLED"] = "true"
 			},
 			want: config{
 				Table: "limiter", DefaultNamespace: "tenant-a", LeaseKeys: [][]byte{[]byte(key2), []byte(key1)},
-				LeaseTTL: 90 * time.Second, ConfigCacheTTL: 10 * time.Second, Tracing: true,
+				LeaseTTL: 90 * time.Second, ConfigCacheTTL: 10 * time.Second, RequestTimeout: 2 * time.Second, Tracing: true,
 			},
 		},
 		{
@@ -60,9 +62,11 @@ func TestLoadConfig(t *testing.T) {
 				e["LEASE_KEYS_PARAMETER"] = "/limiter/lease-keys"
 				e["LEASE_TTL"] = "600"
 				e["CONFIG_CACHE_TTL"] = "0"
+				e["REQUEST_TIMEOUT"] = "3"
 				e["AWS_XRAY_TRACING_ENABLED"] = "0"
 			},
-			want: config{Table: "limiter", DefaultNamespace: "default", LeaseKeysParameter: "/limiter/lease-keys", LeaseTTL: 10 * time.Minute},
+			want: config{Table: "limiter", DefaultNamespace: "default", LeaseKeysParameter: "/limiter/lease-keys", LeaseTTL: 10 * time.Minute,
+				RequestTimeout: 3 * time.Second},
 		},
 		{name: "no table", env: func(e map[string]string) { delete(e, "TABLE_NAME") }, errs: []string{"TABLE_NAME is required"}},
 		{name: "blank table", env: func(e map[string]string) { e["TABLE_NAME"] = "  " }, errs: []string{"TABLE_NAME is required"}},
@@ -92,6 +96,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "soon" }, errs: []string{`LEASE_TTL="soon"`, "duration"}},
 		{name: "zero TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "0" }, errs: []string{`LEASE_TTL="0"`, "between 1s and 24h"}},
 		{name: "long TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "25h" }, errs: []string{"between 1s and 24h"}},
+		{name: "short request timeout", env: func(e map[string]string) { e["REQUEST_TIMEOUT"] = "10ms" }, errs: []string{`REQUEST_TIMEOUT="10ms"`, "between 100ms and 1m"}},
+		{name: "long request timeout", env: func(e map[string]string) { e["REQUEST_TIMEOUT"] = "61" }, errs: []string{`REQUEST_TIMEOUT="61"`}},
 		{name: "bad cache TTL", env: func(e map[string]string) { e["CONFIG_CACHE_TTL"] = "a minute" }, errs: []string{`CONFIG_CACHE_TTL="a minute"`, "duration"}},
 		{name: "negative cache TTL", env: func(e map[string]string) { e["CONFIG_CACHE_TTL"] = "-1s" }, errs: []string{`CONFIG_CACHE_TTL="-1s"`, "between 0s and 1h"}},
 		{name: "long cache TTL", env: func(e map[string]string) { e["CONFIG_CACHE_TTL"] = "3601" }, errs: []string{`CONFIG_CACHE_TTL="3601"`, "between 0s and 1h"}},

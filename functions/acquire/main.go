@@ -65,6 +65,7 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 		DefaultNamespace: cfg.DefaultNamespace,
 		Keys:             keys,
 		LeaseTTL:         cfg.LeaseTTL,
+		Timeout:          cfg.RequestTimeout,
 	}), nil
 }
 

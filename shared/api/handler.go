@@ -71,8 +71,13 @@ type Options struct {
 	// with their cause); nil means slog.Default().
 	Logger *slog.Logger
 	// Limiter tunes the per-namespace limiters; Table, Namespace and Now are
-	// set by the handler.
+	// set by the handler, and Timeout defaults to this Timeout.
 	Limiter limiter.Options
+	// Timeout bounds every request but /healthz, namespace and config reads
+	// included: past it the answer is 503 unavailable, or what the
+	// namespace's on_unavailable policy decides for an acquire. 0 means
+	// limiter.DefaultTimeout (5 s).
+	Timeout time.Duration
 }
 
 // Handler is the acquire HTTP API. It is safe for concurrent use and meant
@@ -111,6 +116,12 @@ func New(o Options) *Handler {
 	}
 	if len(o.Keys) == 0 {
 		o.Keys = [][]byte{RandomKey()}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = limiter.DefaultTimeout
+	}
+	if o.Limiter.Timeout <= 0 {
+		o.Limiter.Timeout = o.Timeout
 	}
 	h := &Handler{o: o, log: o.Logger, lims: map[string]*limiter.Limiter{}}
 	if h.log == nil {
@@ -171,6 +182,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 	if rt.method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
 		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: wire.CodeUnsupportedType,
 			msg: "the request body must be sent with Content-Type: " + wire.ContentType + ", not " + quoteTrunc(r.Header.Get("Content-Type"))}
+	}
+	if rt.auth {
+		// Every route that reads or writes the table answers within the
+		// budget, whatever DynamoDB does (a hung one included).
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	return rt.serve(w, r)
 }

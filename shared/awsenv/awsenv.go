@@ -36,6 +36,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 )
@@ -217,4 +218,35 @@ func DynamoDBOptions(o *dynamodb.Options) {
 func NewDynamoDB(cfg aws.Config, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
 	opts := append(append([]func(*dynamodb.Options){}, optFns...), DynamoDBOptions)
 	return dynamodb.NewFromConfig(cfg, opts...)
+}
+
+// S3Options is an s3 client option for a custom endpoint (a local S3
+// server such as versitygw or gofakes3, or any S3-compatible store): it
+// turns on path-style addressing, which those servers need (virtual-hosted
+// style would put the bucket in the host name), and silences the SDK's log
+// line about responses that carry no checksum. Pass it after any option
+// that sets BaseEndpoint. On AWS's own endpoint it changes nothing.
+func S3Options(o *s3.Options) {
+	if o.BaseEndpoint != nil {
+		o.UsePathStyle = true
+		o.DisableLogOutputChecksumValidationSkipped = true
+	}
+}
+
+// NewS3 returns an S3 client for cfg with S3Options applied after optFns.
+// Its endpoint comes from cfg (the CLI's --endpoint-url) or the SDK's own
+// variables (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL).
+func NewS3(cfg aws.Config, optFns ...func(*s3.Options)) *s3.Client {
+	opts := append(append([]func(*s3.Options){}, optFns...), S3Options)
+	return s3.NewFromConfig(cfg, opts...)
+}
+
+// S3Endpoint is the custom endpoint an S3 client built from cfg uses, or ""
+// when it uses AWS's own.
+func S3Endpoint(cfg aws.Config) string {
+	ep := s3.NewFromConfig(cfg).Options().BaseEndpoint
+	if ep == nil {
+		return ""
+	}
+	return *ep
 }

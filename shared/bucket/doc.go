@@ -1,7 +1,7 @@
 // Package bucket is the token-bucket arithmetic of the limiter: pure
 // functions over plain values, with no clock, no I/O and no locks. The
-// bucket state itself lives in DynamoDB; this package only says what a
-// state becomes at a given instant.
+// bucket state itself lives in DynamoDB (package shard owns the item); this
+// package only says what a state becomes at a given instant.
 //
 // # Units
 //
@@ -14,72 +14,47 @@
 // Time is always a parameter (now). Nothing here calls time.Now, so the
 // callers decide which clock to trust and tests replay exact instants.
 //
-// # The algorithm
+// # What runs: the GCRA form (clock.go)
 //
-// A bucket has Params (Capacity, and RefillAmount millitokens per
-// RefillPeriod milliseconds) and a State (Tokens, LastRefill). Tokens are
-// not added by a timer; they are computed lazily whenever the bucket is
-// looked at. Refill at instant now:
+// A limit has Params (Capacity, and RefillAmount millitokens per
+// RefillPeriod milliseconds) and a clock that counts the millitokens its
+// refill has produced since Epoch:
 //
-//	elapsed = now - LastRefill              nothing happens if elapsed <= 0
-//	add     = floor(elapsed * RefillAmount / RefillPeriod)
-//	                                        nothing happens if add == 0
-//	Tokens  = min(Capacity, Tokens + add)
-//	LastRefill advances to the earliest instant at which add millitokens
-//	had fully accrued: now - floor(rem / RefillAmount), where
-//	rem = (elapsed * RefillAmount) mod RefillPeriod
+//	Clock(p, now) = floor((now - Epoch) * RefillAmount / RefillPeriod)
 //
-// The fraction of a millitoken left over is therefore kept as time (the
-// whole milliseconds that accrued less than one millitoken) and is paid out
-// by a later refill; this is the drift compensation that stops frequent
-// refills from rounding the rate down to nothing. Products are computed in
-// 128 bits (math/bits), so decades of idle time at the largest rates
-// neither overflow nor need a separate cap.
-//
-// Consume takes an amount only if the refilled balance covers it; Force
-// takes (or, with a negative amount, returns) an amount without any bound
-// and is how adjustments, corrections and debt are written. RetryAfter,
-// TimeUntil and FillTime turn millitokens into waits.
+// The stored state is one number per limit, its virtual time W, in the
+// same unit. The bucket holds Level(W, c, p) = Capacity - max(0, W - c)
+// millitokens at clock c: W at or behind the clock means full, a
+// consumption pushes W forward, refill is the clock catching up. Take(W, c,
+// n, p) admits n iff max(W, c) + n <= c + Capacity, and returns the new
+// virtual time. Wait is how long until n fits; ClockTime inverts Clock;
+// Quantum and CeilTo put bookings on a grid. There is no refill timestamp
+// to share between limits or writers, which is what lets a store apply a
+// take with one conditional write (ADR-001).
 //
 // # Invariants
 //
-// For Valid Params and any State and instants (all int64 values; the
-// arithmetic saturates rather than wraps):
+// For Valid Params and any int64 inputs (the arithmetic saturates rather
+// than wraps; products are computed in 128 bits, math/bits):
 //
-//   - Refill never mints tokens for time that has not passed: a clock at or
-//     behind LastRefill changes nothing, and LastRefill only moves forward,
-//     never past now.
-//   - Refill never raises Tokens above Capacity. A balance already above
-//     Capacity (after the capacity was lowered, or after Force returned
-//     tokens) is left alone while add == 0 and is clamped to Capacity by the
-//     first refill that adds anything.
-//   - Refill is idempotent: refilling twice at the same instant is the same
-//     as refilling once.
-//   - Refilling in pieces never yields more than refilling at once. If a
-//     refill at t1 and another at t2 (t1 <= t2) yield x, and a single refill
-//     at t2 of the same starting state yields y, then y-1 <= x <= y; more
-//     generally k refills lose at most k-1 millitokens against one. When
-//     RefillAmount is a multiple of RefillPeriod, or RefillPeriod a multiple
-//     of RefillAmount, pieces and once are always equal.
-//   - A wait returned by TimeUntil or in a Consume Decision is sufficient:
-//     refilling the same state at now+wait yields at least the requested
-//     amount (unless the bucket's Capacity is below it, see TimeUntil),
-//     also when now lags LastRefill. When now does not lag, it exceeds the
-//     shortest sufficient wait by at most 1+k ms, where k is the pending
-//     time now-LastRefill of the refilled state (k*RefillAmount <
-//     RefillPeriod, so k = 0 at a millitoken per millisecond or more).
+//   - Refill is never credited for time that has not passed: Clock is
+//     monotone in now and a state's level never exceeds Capacity.
+//   - Take is exact: it admits n iff the level at c is at least n, and two
+//     takes in a row admit what one take of their sum would.
+//   - A wait returned by Wait is sufficient and the shortest one to the
+//     millisecond: Take admits n at Clock(p, now+Wait), not a millisecond
+//     earlier.
 //
-// # Difference from the Python reference
+// # The oracle (tests only)
 //
-// The reference advances LastRefill by floor(add * RefillPeriod /
-// RefillAmount), which is the latest instant that accounts for fewer than
-// add millitokens. The leftover then accrues again, so a second refill at
-// the same instant mints more, and at rates above one millitoken per
-// millisecond (100 000 tokens a minute, say) a bucket refilled every
-// millisecond gains close to twice its configured rate. This package
-// advances to the earliest instant that accounts for add millitokens
-// instead. In the reference's own example (100 tokens a minute, refilled 7
-// ms after LastRefill) both mint 11 millitokens, but LastRefill moves to 7,
-// not 6. The states are interchangeable: a bucket written by either
-// implementation is a valid input to the other.
+// The classic token bucket (tokens plus a refill timestamp, with drift
+// compensation: the fraction of a millitoken left over by a refill is kept
+// as time and paid out later) lives in this package's tests
+// (oracle_test.go). It is not what runs; the GCRA form is checked against
+// it request for request by table tests and fuzzers, so both admit exactly
+// the same consumption. It also documents the difference from the Python
+// reference, whose refill advances its timestamp to the latest instant that
+// accounts for fewer millitokens than it added, so that a second refill at
+// the same instant mints more (close to twice the rate for a bucket
+// refilled every millisecond at 100 000 tokens a minute).
 package bucket

@@ -82,7 +82,10 @@ func findIn(dir string) (string, bool) {
 	return filepath.Dir(matches[len(matches)-1]), true
 }
 
-// projectRoot walks up from start to the first directory holding go.mod.
+// ProjectRoot walks up from start ("" means the working directory) to the
+// first directory holding go.mod: the checkout, when run inside one.
+func ProjectRoot(start string) (string, bool) { return projectRoot(start) }
+
 func projectRoot(start string) (string, bool) {
 	if start == "" {
 		wd, err := os.Getwd()

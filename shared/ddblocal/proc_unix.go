@@ -2,36 +2,17 @@
 
 package ddblocal
 
-import (
-	"errors"
-	"syscall"
-)
+import "github.com/zeroae/zae-limiter-go/shared/proc"
 
-// signalGroup signals the process group led by pid (falling back to the
-// process alone when it leads no group).
-func signalGroup(pid int, kill bool) error {
-	sig := syscall.SIGTERM
-	if kill {
-		sig = syscall.SIGKILL
-	}
-	err := syscall.Kill(-pid, sig)
-	if errors.Is(err, syscall.ESRCH) {
-		err = syscall.Kill(pid, sig)
-	}
-	if errors.Is(err, syscall.ESRCH) {
-		return nil // gone already
-	}
-	return err
-}
+// signalGroup signals the process group led by pid.
+func signalGroup(pid int, kill bool) error { return proc.SignalGroup(pid, kill) }
 
 // pidAlive reports whether pid names a live (not zombie) process.
-func pidAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	return !isZombie(pid)
-}
+func pidAlive(pid int) bool { return proc.Alive(pid) }
+
+// isDynamoDBLocal reports whether pid runs DynamoDB Local, so that a stale
+// state file never makes us signal an unrelated process that reuses the pid.
+func isDynamoDBLocal(pid int) bool { return proc.Runs(pid, JarName) }
+
+// IsDynamoDBLocal reports whether pid is alive and runs DynamoDB Local.
+func IsDynamoDBLocal(pid int) bool { return isDynamoDBLocal(pid) }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zeroae/zae-limiter-go/shared/proc"
 )
 
 // ErrNoJava is returned by Start when no Java runtime is found.
@@ -258,38 +260,10 @@ func (p *Process) Exited() <-chan struct{} { return p.done }
 // Stop ends the process group led by pid: SIGTERM, then SIGKILL when it is
 // still there after a short wait. A pid that is already gone is not an error.
 func Stop(pid int) error {
-	if pid <= 0 {
-		return fmt.Errorf("ddblocal: invalid pid %d", pid)
+	if err := proc.Stop(pid, 5*time.Second); err != nil {
+		return fmt.Errorf("DynamoDB Local: %w", err)
 	}
-	if !pidAlive(pid) {
-		return nil
-	}
-	if err := signalGroup(pid, false); err != nil {
-		return fmt.Errorf("stop DynamoDB Local (pid %d): %w", pid, err)
-	}
-	if waitGone(pid, 5*time.Second) {
-		return nil
-	}
-	if err := signalGroup(pid, true); err != nil {
-		return fmt.Errorf("kill DynamoDB Local (pid %d): %w", pid, err)
-	}
-	if waitGone(pid, 3*time.Second) {
-		return nil
-	}
-	return fmt.Errorf("DynamoDB Local (pid %d) is still running after SIGKILL", pid)
-}
-
-func waitGone(pid int, within time.Duration) bool {
-	deadline := time.Now().Add(within)
-	for {
-		if !pidAlive(pid) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return nil
 }
 
 // Ping sends one ListTables call to endpoint and reports whether DynamoDB

@@ -228,8 +228,11 @@ func (w *ResponseWriter) Response(method string) events.LambdaFunctionURLRespons
 	return resp
 }
 
-// isText reports whether a Content-Type names a textual payload that can
-// travel as a JSON string.
+// IsText reports whether a Content-Type names a textual payload that can
+// travel as a JSON string (the local Function URL encodes request bodies by
+// the same rule).
+func IsText(contentType string) bool { return isText(contentType) }
+
 func isText(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {

@@ -242,6 +242,10 @@ func defaultName(bin string) string {
 	return strings.TrimSuffix(filepath.Base(bin), filepath.Ext(bin))
 }
 
+// Dead is closed once no instance is left (every one failed to start
+// again); Invoke then fails. A supervisor starts a new Runner.
+func (r *Runner) Dead() <-chan struct{} { return r.dead }
+
 // FunctionName is the function's name (AWS_LAMBDA_FUNCTION_NAME).
 func (r *Runner) FunctionName() string { return r.name }
 

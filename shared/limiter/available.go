@@ -12,8 +12,8 @@ import (
 )
 
 // Available reports what every limit of the entity's bucket (and of its
-// parent's, when it cascades) holds now, summed over shards, in whole
-// tokens. needed (optional, whole tokens) sets Requested, Exceeded and
+// parent's, when it cascades) holds now under the limits in force, summed
+// over shards, in whole tokens. needed (optional, whole tokens) sets Requested, Exceeded and
 // RetryAfter: how long until that much is available. It only reads.
 func (l *Limiter) Available(ctx context.Context, entityID, resource string, needed map[string]int64, override []limits.Limit) ([]limits.Status, error) {
 	if err := validateRequest(Request{EntityID: entityID, Resource: resource, Consume: needed, Limits: override}); err != nil {
@@ -32,7 +32,16 @@ func (l *Limiter) Available(ctx context.Context, entityID, resource string, need
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, shard.Summarize(t.entity, t.resource, t.limits, shards, millis(needed, t.has), l.nowMs())...)
+		now := l.nowMs()
+		for i, st := range shards {
+			// What the next acquire would see: the limits in force, each
+			// limit's tokens carried over (a shard not written since a
+			// change still carries the old parameters).
+			if cfg := shard.ConfigOf(t.limits, st.Level, t.version); st.Exists && cfg.Differs(st) {
+				shards[i] = shard.Carry(st, cfg, now)
+			}
+		}
+		out = append(out, shard.Summarize(t.entity, t.resource, t.limits, shards, millis(needed, t.has), now)...)
 	}
 	return out, nil
 }

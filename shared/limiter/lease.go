@@ -432,12 +432,32 @@ func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) 
 		}
 		l.remember(id.PK(), got)
 		l.learn(id, got)
+		// A limit the item does not carry (it expired and was recreated
+		// under limits without it) has nothing to charge or give back: as
+		// for an expired bucket, it starts over full if it comes back.
+		if kept := carried(adj.Deltas, got); len(kept) < len(adj.Deltas) {
+			if len(kept) == 0 {
+				return nil
+			}
+			adj.Deltas = kept
+		}
 		if name, over := shard.OverDebt(got, adj); over {
 			return limits.Invalid("adjust."+name, fmt.Sprint(deltas[name]/milli),
 				fmt.Sprintf("it would put %s of %s more than %d tokens into debt", name, id.Entity, shard.MaxDebt/milli))
 		}
 	}
 	return fmt.Errorf("adjust bucket %s shard %d: %w", id.Bucket(), id.Shard, ErrContention)
+}
+
+// carried is deltas without the limits st does not carry.
+func carried(deltas map[string]int64, st *shard.State) map[string]int64 {
+	out := make(map[string]int64, len(deltas))
+	for name, d := range deltas {
+		if _, ok := st.Limits[name]; ok {
+			out[name] = d
+		}
+	}
+	return out
 }
 
 // recover brings back a missing shard a charge must be booked on: shard 0

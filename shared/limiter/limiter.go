@@ -243,6 +243,9 @@ func validateRequest(req Request) error {
 }
 
 func validateAmounts(field string, m map[string]int64, signed bool) error {
+	if len(m) > limits.MaxLimits {
+		return limits.Invalid(field, fmt.Sprintf("%d limits", len(m)), fmt.Sprintf("at most %d limits apply to one bucket", limits.MaxLimits))
+	}
 	for name, n := range m {
 		if err := limits.ValidateLimitName(name); err != nil {
 			return err

@@ -227,3 +227,20 @@ func TestClockSkewNeverShards(t *testing.T) {
 		})
 	}
 }
+
+// Debt never saturates: a lease holds at most limits.MaxTokens of a limit,
+// so every sum stays exact, and a rollback restores the bucket exactly.
+func TestDebtIsBoundedAndRollbackIsExact(t *testing.T) {
+	e := newEnv(t, exact)
+	ls := []limits.Limit{tpm(1000)}
+	lease, err := e.lim.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 1}, Limits: ls})
+	require.NoError(t, err)
+	require.NoError(t, lease.Adjust(e.ctx, map[string]int64{"tpm": limits.MaxTokens - 1}))
+	err = lease.Adjust(e.ctx, map[string]int64{"tpm": 1})
+	var ve *limits.ValidationError
+	require.ErrorAs(t, err, &ve, "beyond MaxTokens held")
+	assert.Equal(t, "adjust.tpm", ve.Field)
+	assert.Equal(t, map[string]int64{"u/tpm": 1000 - limits.MaxTokens}, e.avail(e.lim, "u", "r", ls), "the refused adjust changed nothing")
+	require.NoError(t, lease.Rollback(e.ctx))
+	assert.Equal(t, map[string]int64{"u/tpm": 1000}, e.avail(e.lim, "u", "r", ls), "exactly restored")
+}

@@ -21,6 +21,12 @@ type Limit struct {
 // sums of a few of them stay far from int64 overflow.
 const MaxTokens int64 = 1 << 50 / 1000
 
+// MaxLimits bounds the limits of one bucket (one config level, one
+// request's own limits, one acquire's consume names): every write of a
+// bucket stays far below DynamoDB's 4 KB expression limit (32 limits take
+// about 2.3 KB in the largest write the limiter sends).
+const MaxLimits = 32
+
 // MaxPeriodSeconds bounds a refill period (one year).
 const MaxPeriodSeconds int64 = 366 * 86400
 
@@ -74,6 +80,9 @@ func (l Limit) Validate() error {
 
 // ValidateSet validates every limit and rejects duplicate names.
 func ValidateSet(ls []Limit) error {
+	if len(ls) > MaxLimits {
+		return Invalid("limits", strconv.Itoa(len(ls))+" limits", fmt.Sprintf("at most %d limits apply to one bucket", MaxLimits))
+	}
 	seen := make(map[string]bool, len(ls))
 	for _, l := range ls {
 		if err := l.Validate(); err != nil {

@@ -4,9 +4,9 @@
 //
 // Start gives a test its own fresh server on a free loopback port, stopped
 // when the test ends (and killed with the test process on Linux). When
-// moto_server is not on PATH the test is skipped, unless
-// ZAEL_REQUIRE_DYNAMODB=1 is set (as .ci/run does): then it fails, as the
-// DynamoDB tests do.
+// moto_server is not on PATH the test is skipped (saying what is then not
+// exercised), unless ZAEL_REQUIRE_DYNAMODB=1 is set (as .ci/run does): then
+// it fails, as the DynamoDB tests do.
 package mototest
 
 import (
@@ -36,15 +36,16 @@ const (
 
 const startTimeout = 60 * time.Second // generous: go test may compile in parallel
 
-// Start runs a fresh moto_server until t ends and returns its endpoint.
-func Start(t testing.TB) string {
+// Start runs a fresh moto_server until t ends and returns its endpoint;
+// why names what the test exercises (for the skip message).
+func Start(t testing.TB, why string) string {
 	t.Helper()
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		if required() {
-			t.Fatalf("mototest: moto_server is required (%s is set) but not on PATH", RequireEnv)
+			t.Fatalf("mototest: moto_server is required (%s is set) but not on PATH: %s is not exercised", RequireEnv, why)
 		}
-		t.Skipf("mototest: moto_server not on PATH (set %s=1 to fail instead): the local AWS API is missing", RequireEnv)
+		t.Skipf("mototest: moto_server not installed (set %s=1 to fail instead): %s is not exercised", RequireEnv, why)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

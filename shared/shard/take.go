@@ -157,10 +157,12 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 	for name, amt := range tk.Amounts {
 		p, ok := cfg.Limits[name]
 		if !ok {
-			return Plan{}, 0, fmt.Errorf("limit %q is not configured on bucket %s", name, id.Bucket())
+			// The config read afresh (a newer version on the item) may no
+			// longer have a limit the caller resolved: its input, now invalid.
+			return Plan{}, 0, limits.Invalid("consume", name, fmt.Sprintf("no limit %q is configured for %s/%s now", name, id.Entity, id.Resource))
 		}
 		if amt <= 0 {
-			return Plan{}, 0, fmt.Errorf("amount of %q must be positive, got %d", name, amt)
+			return Plan{}, 0, limits.Invalid("consume."+name, fmt.Sprint(amt), "must be positive")
 		}
 		if Cost(name, amt, cfg.Level) > p.Capacity {
 			next := st
@@ -197,7 +199,14 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 		// still checks the state it assumed.)
 		return planSync(id, st, cfg, tk), SyncOnly, nil
 	}
-	return planWrite(id, st, known, sync, cfg, tk), Write, nil
+	plan := planWrite(id, st, known, sync, cfg, tk)
+	if n := plan.Update.Size(); n > dynamo.MaxExpressionSize {
+		// limits.MaxLimits keeps every write far below this: a request
+		// that got here anyway is the caller's input, never an outage.
+		return Plan{}, 0, limits.Invalid("limits", fmt.Sprintf("%d limits", len(cfg.Limits)),
+			fmt.Sprintf("the write for bucket %s would be %d bytes, above DynamoDB's %d", id.Bucket(), n, dynamo.MaxExpressionSize))
+	}
+	return plan, Write, nil
 }
 
 // fits reports whether every amount can be taken from st (configured

@@ -48,7 +48,7 @@ func newTestStack(t *testing.T, endpoint, name string, out *bytes.Buffer) *Stack
 // parameter), status, list and delete against moto's CloudFormation.
 func TestStackLifecycle(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
 	var out bytes.Buffer
 	s := newTestStack(t, endpoint, "demo", &out)

@@ -24,7 +24,7 @@ import (
 // A template over the inline limit goes through the artifacts bucket.
 func TestEnsureLargeTemplateByURL(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	var out bytes.Buffer
 	s := newTestStack(t, endpoint, "big", &out)
 	code, _ := fakeCode(t, s.Template(), "v1")
@@ -39,7 +39,7 @@ func TestEnsureLargeTemplateByURL(t *testing.T) {
 // the next Ensure, which finds nothing to change and writes it.
 func TestEnsureNoWait(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
 	var out bytes.Buffer
 	s := newTestStack(t, endpoint, "nowait", &out)
@@ -62,7 +62,7 @@ func TestEnsureNoWait(t *testing.T) {
 // A table of another schema major is never deployed over.
 func TestEnsureRefusesIncompatibleSchema(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
 	var out bytes.Buffer
 	s := newTestStack(t, endpoint, "old", &out)
@@ -175,7 +175,7 @@ func TestStatusVerdicts(t *testing.T) {
 // LeaseKeysParameterName end to end.
 func TestRotateLeaseKey(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
 	var out bytes.Buffer
 	s := newTestStack(t, endpoint, "keys", &out)

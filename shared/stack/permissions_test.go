@@ -132,7 +132,7 @@ func documentedActions(t *testing.T) []string {
 
 func TestDeployerPolicyIsDocumented(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t)
+	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
 	var rec recorder
 	cfg := mototest.Config(endpoint)

@@ -45,33 +45,93 @@ type AuditEvent struct {
 // write (Store.Principal), so a bad principal never leaves a half-done change.
 func (n *NS) audit(ctx context.Context, principal, action, entityID, resource string, details map[string]any) error {
 	now := n.s.now()
-	id := n.s.newEventID(now)
-	k := schema.AuditKey(n.ID, entityID, id)
-	it := keyItem(k)
-	it["event_id"] = dynamo.S(id)
-	it["entity_id"] = dynamo.S(entityID)
-	it["action"] = dynamo.S(action)
-	it["timestamp"] = dynamo.S(fmtTime(now))
-	it["principal"] = dynamo.S(principal)
-	if resource != "" {
-		it["resource"] = dynamo.S(resource)
+	rec := AuditRecord{
+		Namespace: n.ID,
+		Event: AuditEvent{
+			EventID: n.s.newEventID(now), Timestamp: now, Action: action,
+			EntityID: entityID, Principal: principal, Resource: resource, Details: details,
+		},
+		Expires: now.Add(n.s.opts.AuditRetention),
 	}
+	it, err := rec.Item()
+	if err != nil {
+		return err
+	}
+	if _, err := n.s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(n.s.table), Item: it}); err != nil {
+		return fmt.Errorf("write audit event %s: %w", action, err)
+	}
+	return nil
+}
+
+// AuditRecord is an audit event as the table holds it: with its namespace
+// id and its expiry (the item's ttl). The archiver reads records from the
+// time index and writes them to S3; this type is the one codec of the item.
+type AuditRecord struct {
+	Namespace string
+	Event     AuditEvent
+	// Expires is when DynamoDB's TTL may delete the item (zero: never).
+	Expires time.Time
+}
+
+// Key is the record's primary key.
+func (r AuditRecord) Key() schema.Key {
+	return schema.AuditKey(r.Namespace, r.Event.EntityID, r.Event.EventID)
+}
+
+// Item encodes the record as the store writes it: the event's attributes,
+// its ttl, the archiver's time index (GSI2: the UTC day of Timestamp, then
+// the event id) and the namespace index (GSI4). Timestamps are stored to
+// the second; nil details are stored as an empty map.
+func (r AuditRecord) Item() (dynamo.Item, error) {
+	ev := r.Event
+	k := r.Key()
+	it := keyItem(k)
+	it["event_id"] = dynamo.S(ev.EventID)
+	it["entity_id"] = dynamo.S(ev.EntityID)
+	it["action"] = dynamo.S(ev.Action)
+	it["timestamp"] = dynamo.S(fmtTime(ev.Timestamp))
+	it["principal"] = dynamo.S(ev.Principal)
+	if ev.Resource != "" {
+		it["resource"] = dynamo.S(ev.Resource)
+	}
+	details := ev.Details
 	if details == nil {
 		details = map[string]any{}
 	}
 	dm, err := attributevalue.MarshalMap(details)
 	if err != nil {
-		return fmt.Errorf("encode audit details: %w", err)
+		return nil, fmt.Errorf("encode audit details: %w", err)
 	}
 	it["details"] = &types.AttributeValueMemberM{Value: dm}
-	it[schema.TTL] = dynamo.N(now.Add(n.s.opts.AuditRetention).Unix())
-	it[schema.GSI2PK] = dynamo.S(schema.AuditDayGSI2PK(now.UTC().Format("2006-01-02")))
-	it[schema.GSI2SK] = dynamo.S(id)
-	setGSI4(it, n.ID, k)
-	if _, err := n.s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(n.s.table), Item: it}); err != nil {
-		return fmt.Errorf("write audit event %s: %w", action, err)
+	if !r.Expires.IsZero() {
+		it[schema.TTL] = dynamo.N(r.Expires.Unix())
 	}
-	return nil
+	it[schema.GSI2PK] = dynamo.S(schema.AuditDayGSI2PK(AuditDay(ev.Timestamp)))
+	it[schema.GSI2SK] = dynamo.S(ev.EventID)
+	setGSI4(it, r.Namespace, k)
+	return it, nil
+}
+
+// AuditDay is the UTC day ("2006-01-02") under which an event with this
+// timestamp is indexed (GSI2 _/AUDITDAY#{day}) and archived.
+func AuditDay(ts time.Time) string { return ts.UTC().Format(time.DateOnly) }
+
+// DecodeAuditRecord decodes an audit item read from the table or from the
+// time index; ok is false for an item that is not an audit event.
+func DecodeAuditRecord(it dynamo.Item) (AuditRecord, bool) {
+	ns, rest, ok := schema.SplitNamespace(dynamo.GetS(it, schema.PK))
+	if !ok || !strings.HasPrefix(rest, "AUDIT#") {
+		return AuditRecord{}, false
+	}
+	ev, ok := decodeAudit(it)
+	if !ok {
+		return AuditRecord{}, false
+	}
+	rec := AuditRecord{Namespace: ns, Event: ev}
+	if ttl, ok := dynamo.GetN(it, schema.TTL); ok {
+		rec.Expires = time.Unix(ttl, 0).UTC()
+	}
+	return rec, true
 }
 
 func validateAuditEntity(id string) error {

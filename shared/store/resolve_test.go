@@ -231,7 +231,9 @@ func TestResolvedVersionFollowsEveryConfigChange(t *testing.T) {
 	require.NoError(t, err)
 	steps := []func() error{
 		func() error { return ns.SetSystemDefaults(f.ctx, []limits.Limit{limits.PerMinute("rpm", 10, 0)}, "") },
-		func() error { return ns.SetResourceDefaults(f.ctx, "gpt", []limits.Limit{limits.PerMinute("rpm", 20, 0)}) },
+		func() error {
+			return ns.SetResourceDefaults(f.ctx, "gpt", []limits.Limit{limits.PerMinute("rpm", 20, 0)})
+		},
 		func() error { return ns.SetLimits(f.ctx, "e", "gpt", []limits.Limit{limits.PerMinute("rpm", 30, 0)}) },
 		func() error { return ns.SetLimits(f.ctx, "e", "gpt", []limits.Limit{limits.PerMinute("rpm", 40, 0)}) },
 		func() error { return ns.DeleteLimits(f.ctx, "e", "gpt") },

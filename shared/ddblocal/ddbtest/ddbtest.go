@@ -182,7 +182,11 @@ func Client(t testing.TB) *dynamodb.Client {
 // and TTL on) named after the test, and deletes it when the test ends.
 func NewTable(t testing.TB) string {
 	t.Helper()
-	c := Client(t)
+	return newTable(t, Client(t))
+}
+
+func newTable(t testing.TB, c *dynamodb.Client) string {
+	t.Helper()
 	name := TableName(t.Name(), randomSuffix(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
