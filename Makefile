@@ -98,9 +98,14 @@ fmt: ## Format the Go code (gofmt -w)
 	$(FIND_GO) | xargs -0 gofmt -w
 
 .PHONY: lint
-lint: ## gofmt check, go vet, cfn-lint template.yaml (when cfn-lint is installed)
+lint: ## gofmt check, go.mod tidy (aws-lambda-go kept at v1.55.1 or later), go vet, cfn-lint template.yaml (when installed)
 	@files=$$($(FIND_GO) | xargs -0 gofmt -l); \
 	if [ -n "$$files" ]; then echo "gofmt needed on:" >&2; echo "$$files" >&2; exit 1; fi
+	@if ! $(GO) mod tidy -diff >/dev/null 2>&1; then \
+		echo "go.mod/go.sum are not tidy; run go mod tidy:" >&2; $(GO) mod tidy -diff >&2; exit 1; fi
+	@v=$$($(GO) list -m -f '{{.Version}}' github.com/aws/aws-lambda-go); \
+	if [ "$$(printf '%s\n' v1.55.1 "$$v" | sort -V | head -n1)" != v1.55.1 ]; then \
+		echo "github.com/aws/aws-lambda-go is $$v: DECISIONS §1 pins v1.55.1 or later (tidy can downgrade it through aws-xray-sdk-go)" >&2; exit 1; fi
 	$(GO) vet ./...
 	@$(MAKE) --no-print-directory cfn-lint
 
