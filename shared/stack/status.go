@@ -168,8 +168,8 @@ func (s *Stack) tableStatus(ctx context.Context, out *Status) {
 // functionsStatus reads the stack's resources: its managed policies and
 // roles (ARNs to hand out), and its functions with their stream mappings.
 // Resources rather than outputs: they are what the stack has whichever
-// version deployed it, and moto drops every output when one it cannot
-// evaluate is exported (even under a false condition).
+// version deployed it, and moto reports no outputs for a stack created
+// through a change set.
 func (s *Stack) functionsStatus(ctx context.Context, out *Status) {
 	partition, account := arnAccount(out.Stack.ID)
 	ids := map[string]string{} // function name -> logical id
