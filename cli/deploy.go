@@ -354,11 +354,7 @@ type deployJSON struct {
 
 func deployRun(ctx context.Context, opts *deployOptions) error {
 	env := opts.env
-	code, where, err := env.functionCode()
-	if err != nil {
-		return err
-	}
-	s, err := env.stack(ctx)
+	s, code, where, err := env.deployer(ctx)
 	if err != nil {
 		return err
 	}

@@ -565,11 +565,7 @@ func upgradeRun(ctx context.Context, opts *upgradeOptions) error {
 		env.progress("Already up to date: %s (--force upgrades anyway)", msg)
 		return nil
 	}
-	code, where, err := env.functionCode()
-	if err != nil {
-		return err
-	}
-	s, err := env.stack(ctx)
+	s, code, where, err := env.deployer(ctx)
 	if err != nil {
 		return err
 	}
@@ -613,11 +609,7 @@ TTL has passed.`,
 			if runF != nil {
 				return runF(opts)
 			}
-			code, _, err := env.functionCode()
-			if err != nil {
-				return err
-			}
-			s, err := env.stack(cmd.Context())
+			s, code, _, err := env.deployer(cmd.Context())
 			if err != nil {
 				return err
 			}

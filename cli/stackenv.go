@@ -62,3 +62,17 @@ func (e *Env) stack(ctx context.Context) (*stack.Stack, error) {
 		PollInterval: e.PollInterval,
 	})
 }
+
+// deployer is the stack and where its functions' code comes from: what
+// deploy, upgrade and lease-keys rotate need.
+func (e *Env) deployer(ctx context.Context) (*stack.Stack, stack.Code, string, error) {
+	code, where, err := e.functionCode()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	s, err := e.stack(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return s, code, where, nil
+}

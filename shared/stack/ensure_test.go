@@ -44,15 +44,31 @@ func newTestStack(t *testing.T, endpoint, name string, out *bytes.Buffer) *Stack
 	return s
 }
 
+// motoStack is a stack named name on its own moto_server, with fake code
+// and its progress in out.
+type motoStack struct {
+	*Stack
+	endpoint string
+	code     FSCode
+	zips     map[string][]byte
+	out      *bytes.Buffer
+}
+
+func startMotoStack(t *testing.T, name string) *motoStack {
+	t.Helper()
+	m := &motoStack{endpoint: mototest.Start(t, "the stack on a local CloudFormation"), out: &bytes.Buffer{}}
+	m.Stack = newTestStack(t, m.endpoint, name, m.out)
+	m.code, m.zips = fakeCode(t, m.Template(), "v1")
+	return m
+}
+
 // TestStackLifecycle is deploy, deploy again (no changes, then a changed
 // parameter), status, list and delete against moto's CloudFormation.
 func TestStackLifecycle(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
-	var out bytes.Buffer
-	s := newTestStack(t, endpoint, "demo", &out)
-	code, zips := fakeCode(t, s.Template(), "v1")
+	s := startMotoStack(t, "demo")
+	endpoint, code, zips, out := s.endpoint, s.code, s.zips, s.out
 
 	res, err := s.Ensure(ctx, Options{Code: code, Tags: map[string]string{"team": "platform"}})
 	require.NoError(t, err, out.String())

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -24,10 +23,8 @@ import (
 // A template over the inline limit goes through the artifacts bucket.
 func TestEnsureLargeTemplateByURL(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
-	var out bytes.Buffer
-	s := newTestStack(t, endpoint, "big", &out)
-	code, _ := fakeCode(t, s.Template(), "v1")
+	s := startMotoStack(t, "big")
+	code, out := s.code, s.out
 	res, err := s.Ensure(context.Background(), Options{Code: code, MaxTemplateBody: 1000, ArtifactsBucket: "my-artifacts"})
 	require.NoError(t, err, out.String())
 	assert.Equal(t, "CREATE_COMPLETE", res.Status)
@@ -39,11 +36,9 @@ func TestEnsureLargeTemplateByURL(t *testing.T) {
 // the next Ensure, which finds nothing to change and writes it.
 func TestEnsureNoWait(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
-	var out bytes.Buffer
-	s := newTestStack(t, endpoint, "nowait", &out)
-	code, _ := fakeCode(t, s.Template(), "v1")
+	s := startMotoStack(t, "nowait")
+	code, out := s.code, s.out
 	res, err := s.Ensure(ctx, Options{Code: code, NoWait: true})
 	require.NoError(t, err, out.String())
 	assert.True(t, res.Changed)
@@ -62,11 +57,9 @@ func TestEnsureNoWait(t *testing.T) {
 // A table of another schema major is never deployed over.
 func TestEnsureRefusesIncompatibleSchema(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
-	var out bytes.Buffer
-	s := newTestStack(t, endpoint, "old", &out)
-	code, _ := fakeCode(t, s.Template(), "v1")
+	s := startMotoStack(t, "old")
+	code, out := s.code, s.out
 	_, err := s.Ensure(ctx, Options{Code: code})
 	require.NoError(t, err, out.String())
 	require.NoError(t, s.store().PutVersion(ctx, store.VersionRecord{SchemaVersion: "2.0.0"}))
@@ -175,11 +168,9 @@ func TestStatusVerdicts(t *testing.T) {
 // LeaseKeysParameterName end to end.
 func TestRotateLeaseKey(t *testing.T) {
 	t.Parallel()
-	endpoint := mototest.Start(t, "the stack on a local CloudFormation")
 	ctx := context.Background()
-	var out bytes.Buffer
-	s := newTestStack(t, endpoint, "keys", &out)
-	code, _ := fakeCode(t, s.Template(), "v1")
+	s := startMotoStack(t, "keys")
+	endpoint, code, out := s.endpoint, s.code, s.out
 	_, err := s.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LogRetentionDays": "90"}})
 	require.NoError(t, err, out.String())
 	assert.ErrorContains(t, s.RotateLeaseKey(ctx, code), "has no lease-keys secret and no LeaseKeysParameterName")
@@ -211,7 +202,7 @@ func TestRotateLeaseKey(t *testing.T) {
 	_, err = sc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/keys/lease"), Value: aws.String(old),
 		Type: ssmtypes.ParameterTypeSecureString})
 	require.NoError(t, err)
-	p := newTestStack(t, endpoint, "ownkeys", &out)
+	p := newTestStack(t, endpoint, "ownkeys", out)
 	_, err = p.Ensure(ctx, Options{Code: code, Parameters: map[string]string{"LeaseKeysParameterName": "/keys/lease"}})
 	require.NoError(t, err, out.String())
 	require.NoError(t, p.RotateLeaseKey(ctx, code), out.String())

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -138,7 +139,7 @@ func TestDeployerPolicyIsDocumented(t *testing.T) {
 	cfg := mototest.Config(endpoint)
 	rec.attach(&cfg)
 	var out bytes.Buffer
-	s, err := New(cfg, "perms", Config{Progress: &out, PollInterval: 50e6})
+	s, err := New(cfg, "perms", Config{Progress: &out, PollInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
 	code, _ := fakeCode(t, s.Template(), "v1")
 	_, err = ssm.NewFromConfig(mototest.Config(endpoint)).PutParameter(ctx, &ssm.PutParameterInput{
