@@ -179,6 +179,15 @@ bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` 
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("   first op: %d done, %d ok, p50 %.3f ms, p99 %.3f ms, %.0f/s, DynamoDB requests per acquire %s" % (d["acquires"], d["admitted"], d["p50_ms"], d["p99_ms"], d["acquires_per_second"], d.get("ddb_requests_per_acquire", "-"))); [print("   %-26s p50 %.3f ms p99 %.3f ms %.0f/s" % (b["name"], b["p50_ms"], b["p99_ms"], b["per_second"])) for b in d.get("baselines") or []]' dist/bench/$$name.json; \
 	done
 
+# The engine's model-based test: `make test` runs two seeds; this runs many
+# more, longer (MODEL_SEED picks the first seed, printed for each run).
+MODEL_SEEDS  ?= 150
+MODEL_ROUNDS ?= 300
+.PHONY: model
+model: tools ## The long form of the engine's model-based test (MODEL_SEEDS=150 MODEL_ROUNDS=300: half an hour or more)
+	ZAEL_REQUIRE_DYNAMODB=1 MODEL_SEEDS=$(MODEL_SEEDS) MODEL_ROUNDS=$(MODEL_ROUNDS) \
+		$(GO) test -count=1 -timeout 4h -run '^TestModel$$' -v ./shared/limiter
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target in shared/bucket for FUZZTIME (default 20s)
 	@targets=$$($(GO) test -list '^Fuzz' ./shared/bucket | grep '^Fuzz' || true); \

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -44,8 +45,14 @@ func (e *Env) limiter(ctx context.Context, register bool) (*limiter.Limiter, err
 	if err != nil {
 		return nil, err
 	}
-	return limiter.New(db, ns, limiter.Options{Table: e.Name, Namespace: ns.ID}), nil
+	return limiter.New(db, ns, limiter.Options{Table: e.Name, Namespace: ns.ID, Timeout: callTimeout}), nil
 }
+
+// callTimeout bounds one acquire or available of the CLI, every read
+// included: a DynamoDB that hangs makes the command fail (or, with
+// --on-unavailable allow, admit) within it. Longer than the limiter's 5 s
+// default: a one-shot command also resolves its namespace and config.
+const callTimeout = 10 * time.Second
 
 // addConsumeFlag adds the repeatable -c/--consume name=amount flag.
 func addConsumeFlag(cmd *cobra.Command, specs *[]string, what string) {
@@ -142,9 +149,14 @@ func validateTarget(entity, resource string) error {
 
 func acquireRun(ctx context.Context, opts *acquireOptions) error {
 	env := opts.env
+	// Credentials first, outside the budget: a machine without any is a
+	// setup error, never "DynamoDB unavailable" (which allow would admit).
+	if err := env.credentials(ctx); err != nil {
+		return err
+	}
 	// The whole acquire, namespace read included, within the limiter's
 	// budget: a hung DynamoDB is "unavailable", never a hang.
-	ctx, cancel := context.WithTimeout(ctx, limiter.DefaultTimeout)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if err := namesInLimits(opts.Consume, opts.Limits); err != nil {
 		return err // before anything is registered: a failing acquire writes nothing
@@ -333,7 +345,7 @@ parent's when the entity cascades. With -c, also how long until that amount is a
 
 func availableRun(ctx context.Context, opts *availableOptions) error {
 	env := opts.env
-	ctx, cancel := context.WithTimeout(ctx, limiter.DefaultTimeout)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	ns, err := env.readNS(ctx)
 	if err != nil {
@@ -360,7 +372,7 @@ func availableRun(ctx context.Context, opts *availableOptions) error {
 	if err != nil {
 		return err
 	}
-	lim := limiter.New(db, cfg, limiter.Options{Table: env.Name, Namespace: nsID})
+	lim := limiter.New(db, cfg, limiter.Options{Table: env.Name, Namespace: nsID, Timeout: callTimeout})
 	sts, err := lim.Available(ctx, opts.EntityID, opts.Resource, opts.Needed, opts.Limits)
 	if err != nil {
 		return env.tableErr(err)

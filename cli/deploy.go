@@ -55,6 +55,7 @@ var deployFlags = []paramFlag{
 	{flag: "config-cache-ttl", param: "ConfigCacheTTLSeconds", meta: "DURATION", duration: true, help: "how long the acquire function caches limits (0 reads them every time; e.g. 30s)"},
 	{flag: "lease-keys-parameter", param: "LeaseKeysParameterName", meta: "NAME", help: "your own SSM parameter of lease-signing keys instead of the stack's secret (e.g. /zae-limiter/lease-keys)"},
 	{flag: "enable-dashboard", off: "no-dashboard", param: "EnableDashboard", help: "a CloudWatch dashboard named after the stack"},
+	{flag: "acquire-denial-cache", off: "no-acquire-denial-cache", param: "AcquireDenialCache", help: "deny what a bucket was seen unable to take without a DynamoDB request"},
 	{flag: "acquire-request-timeout", param: "AcquireRequestTimeoutSeconds", meta: "DURATION", duration: true, help: "the most one acquire API request may take, 1 to 9 s (e.g. 3s)"},
 	{flag: "audit-archive-schedule", param: "AuditArchiveSchedule", meta: "RATE", help: "how often the archiver runs, an EventBridge rate (e.g. 'rate(30 minutes)')"},
 }

@@ -99,6 +99,21 @@ func (e *Env) AWSConfig(ctx context.Context) (aws.Config, error) {
 }
 
 // DynamoDB returns the DynamoDB client, built once.
+// credentials resolves the AWS credentials once (they are cached after), so
+// that a machine without any fails as a setup error before any budget runs.
+func (e *Env) credentials(ctx context.Context) error {
+	cfg, err := e.AWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return fmt.Errorf("no usable AWS credentials (configure a profile or AWS_ACCESS_KEY_ID, or pass --endpoint-url for a local DynamoDB): %w", err)
+	}
+	return nil
+}
+
 func (e *Env) DynamoDB(ctx context.Context) (*dynamodb.Client, error) {
 	if e.db == nil {
 		cfg, err := e.AWSConfig(ctx)

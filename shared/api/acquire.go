@@ -124,7 +124,7 @@ func denial(ex *limits.ExceededError, hdr http.Header) wire.Error {
 func Denial(ex *limits.ExceededError) wire.Error {
 	retryable := ex.Retryable()
 	body := wire.Error{Code: wire.CodeRateLimited, Message: denialMessage(ex),
-		RetryAfterSeconds: seconds(ex.RetryAfter()), Retryable: &retryable}
+		RetryAfterSeconds: seconds(ex.RetryAfter()), Retryable: &retryable, Reason: ex.Reason}
 	for _, v := range ex.Violations() {
 		body.Violations = append(body.Violations, wire.Violation{EntityID: v.EntityID, Resource: v.Resource,
 			Limit: v.Limit.Name, Available: v.Available, Requested: v.Requested})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -69,7 +70,7 @@ func (l *Limiter) readShards(ctx context.Context, t *target) ([]*shard.State, er
 		for j := from; j < n && len(keys) < 100; j++ {
 			keys = append(keys, b.Of(j).Key())
 		}
-		got, err := l.batchGet(ctx, keys)
+		got, err := l.batchGet(ctx, keys, false)
 		if err != nil {
 			return nil, fmt.Errorf("read buckets of %s: %w", b.Bucket(), err)
 		}
@@ -90,9 +91,9 @@ func (l *Limiter) readShards(ctx context.Context, t *target) ([]*shard.State, er
 	return out, nil
 }
 
-func (l *Limiter) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) (map[string]map[string]types.AttributeValue, error) {
+func (l *Limiter) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, consistent bool) (map[string]map[string]types.AttributeValue, error) {
 	out := map[string]map[string]types.AttributeValue{}
-	req := map[string]types.KeysAndAttributes{l.o.Table: {Keys: keys}}
+	req := map[string]types.KeysAndAttributes{l.o.Table: {Keys: keys, ConsistentRead: aws.Bool(consistent)}}
 	for attempt := 0; len(req) > 0; attempt++ {
 		if attempt > 8 {
 			return nil, fmt.Errorf("batch get: unprocessed keys after %d attempts", attempt)

@@ -14,6 +14,45 @@ const milli = shard.Milli
 // takes the idle form, the others the busy one). The cache only predicts the
 // form of a write; every write is conditioned on what it predicts.
 
+// MaxCached bounds each per-item cache of a limiter (states, states seen,
+// shard counts): past it an arbitrary entry is dropped (it is learnt again
+// from the next write), so memory stays bounded whatever the number of keys.
+const MaxCached = 100_000
+
+// seenState is the last state DynamoDB returned of a shard (no projection of
+// this process's writes in flight): its virtual times are a lower bound of
+// the item's (only refunds lower them), so a request it cannot take cannot
+// be taken now either, unless another process gave tokens back since. The
+// denial cache judges requests on it before writing.
+func (l *Limiter) seenState(pk string) *shard.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[pk].Clone()
+}
+
+// saw records a state DynamoDB returned.
+func (l *Limiter) saw(pk string, st *shard.State) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !st.Exists || st.Merged {
+		delete(l.seen, pk)
+		return
+	}
+	bound(l.seen)
+	l.seen[pk] = st.Clone()
+}
+
+// bound drops an arbitrary entry of a full cache.
+func bound[V any](m map[string]V) {
+	if len(m) < MaxCached {
+		return
+	}
+	for k := range m {
+		delete(m, k)
+		return
+	}
+}
+
 // cached returns a copy of the last known state of a shard, nil if unknown.
 func (l *Limiter) cached(pk string) *shard.State {
 	l.mu.Lock()
@@ -24,6 +63,7 @@ func (l *Limiter) cached(pk string) *shard.State {
 func (l *Limiter) remember(pk string, st *shard.State) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.items)
 	l.items[pk] = st
 }
 
@@ -31,14 +71,17 @@ func (l *Limiter) forget(pk string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.items, pk)
+	delete(l.seen, pk)
 }
 
 // merge caches a state that came back from DynamoDB without losing what
 // concurrent writers of this process projected: with the same parameters a
 // limit's cached virtual time only moves forward.
 func (l *Limiter) merge(pk string, got *shard.State) {
+	l.saw(pk, got)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.items)
 	st := got.Clone()
 	if old, ok := l.items[pk]; ok && old.Exists && old.PV == st.PV && old.Level == st.Level {
 		for name, ls := range st.Limits {
@@ -57,8 +100,10 @@ func (l *Limiter) merge(pk string, got *shard.State) {
 // one, except that a limit found idle (at or behind the grid instant) is
 // taken exactly as returned.
 func (l *Limiter) unproject(pk string, got *shard.State, mine map[string]shard.Mark, now int64) {
+	l.saw(pk, got)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.items)
 	st := got.Clone()
 	if old, ok := l.items[pk]; ok && old.Exists && old.PV == st.PV && old.Level == st.Level {
 		for name, ls := range st.Limits {
@@ -96,14 +141,14 @@ func (l *Limiter) forgetCount(bucket string) {
 	delete(l.count, bucket)
 }
 
-// learnCount raises the known shard count (counts only grow while a
-// bucket lives).
+// learnCount takes the shard count shard 0 holds (authoritative: it grows
+// when a shard runs out of write budget and shrinks when a quiet bucket is
+// merged back).
 func (l *Limiter) learnCount(bucket string, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n > l.count[bucket] {
-		l.count[bucket] = n
-	}
+	bound(l.count)
+	l.count[bucket] = max(n, 1)
 }
 
 // observe caches a shard's state and learns its shard count.
@@ -113,15 +158,15 @@ func (l *Limiter) observe(id shard.ID, st *shard.State) {
 		return
 	}
 	l.remember(id.PK(), st)
+	l.saw(id.PK(), st)
 	l.learn(id, st)
 }
 
-// learn raises the known shard count from a shard's state.
+// learn takes the shard count from shard 0's state.
 func (l *Limiter) learn(id shard.ID, st *shard.State) {
-	if id.Shard == 0 {
+	if id.Shard == 0 && st.Exists {
 		l.learnCount(id.Bucket(), st.Count)
 	}
-	l.learnCount(id.Bucket(), st.Level)
 }
 
 // quantum is a limit's booking grid in millitokens. A writer alone on an

@@ -143,7 +143,7 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 		}
 		results[i] = result{e: e, amt: amt}
 		g.Go(func() error {
-			st, ok, err := ls.l.takeShard(ctx, &ts[i], e.Shard, amt)
+			st, ok, err := ls.l.takeShard(ctx, &ts[i], e, amt)
 			results[i].st, results[i].ok = st, ok
 			return err
 		})
@@ -423,6 +423,18 @@ func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) 
 			if err := l.recover(ctx, id, cfg, adj.Now); err != nil {
 				return err
 			}
+			continue
+		case got.Merged:
+			// Merged back into its sibling (a quiet bucket shrank): what
+			// the shard held is there now. A charge follows it; a refund
+			// finds another generation there and is dropped, as for a
+			// recreated bucket (tokens lost, never minted).
+			l.forget(id.PK())
+			home, err := l.home(ctx, id, adj.Now)
+			if err != nil {
+				return err
+			}
+			e.Shard, id = home.Shard, home
 			continue
 		case refund && e.Gen != 0 && got.Gen != e.Gen:
 			// Recreated since the lease took from it: its tokens went

@@ -67,6 +67,13 @@ type Options struct {
 	MaxAttempts int
 	// Rand picks shards; nil means math/rand/v2.
 	Rand func(n int) int
+	// NoDenialCache turns off the denial cache: by default a request that
+	// the last state DynamoDB returned of its bucket cannot take is denied
+	// without a request (reason limits.ReasonCached), until refill makes it
+	// fit. Only denials are cached (an admit always writes), so the cache can
+	// deny more, never admit more; a refund by another process meanwhile is
+	// seen at the next write.
+	NoDenialCache bool
 	// Timeout bounds every call (Acquire with its config reads, a lease's
 	// Consume, Adjust, Release and Rollback, Available), SDK retries
 	// included, unless the caller's context ends sooner. Running out of it
@@ -86,10 +93,12 @@ type Limiter struct {
 	o     Options
 	mu    sync.Mutex
 	plan  sync.Mutex              // see consume
-	items map[string]*shard.State // by shard PK
+	items map[string]*shard.State // by shard PK, with this process's writes in flight
+	seen  map[string]*shard.State // by shard PK: as DynamoDB last returned it
 	// inflight counts this process's writes in flight per bucket PK.
 	inflight map[string]int
 	count    map[string]int // shard count by entity#resource
+	stats    stats
 }
 
 // New builds a limiter over db, resolving limits through cfg.
@@ -115,7 +124,7 @@ func New(db DynamoDB, cfg Config, o Options) *Limiter {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, count: map[string]int{}, inflight: map[string]int{}}
+	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, seen: map[string]*shard.State{}, count: map[string]int{}, inflight: map[string]int{}}
 }
 
 // Request is one acquire.

@@ -43,6 +43,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
+	"github.com/zeroae/zae-limiter-go/shared/shard"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -391,14 +392,16 @@ func (m *model) charge(entries []limiter.Entry, before map[string]map[string]int
 				// limit may start full when it first appears.
 				continue
 			}
-			if !checked && d > 0 && m.split[b] {
-				// A sharded bucket keeps debt on the lease's shard: the other
-				// shards keep admitting their shares, and the debt is repaid
-				// at that shard's rate, so the limit holds over windows longer
-				// than the repayment, not at every instant (ADR-019).
-				d = min(d, max(e.level, 0))
-			}
 			e.level -= d
+			if m.split[b] {
+				// A sharded bucket keeps debt on the shard it lands on (an
+				// adjustment, or a refund that went to another shard than a
+				// debt): the other shards keep admitting their shares, and
+				// the debt is repaid at that shard's rate, so the limit holds
+				// over windows longer than the repayment, not at every
+				// instant (ADR-019). Debt is not checked across shards.
+				e.level = max(e.level, 0)
+			}
 			e.established = true
 			if os.Getenv("MODEL_WATCH") == b.entity {
 				m.trace("envelope %s/%s %s: %s %+.1f -> %.1f (cap %.1f rate %.4f/ms)", b.entity, b.resource, name, what, -d/milliPerToken, e.level/milliPerToken, e.capacity/milliPerToken, e.rate)
@@ -576,6 +579,29 @@ func (m *model) expire() {
 	}
 }
 
+// upkeep grows or shrinks a random bucket as the refill function does
+// (splits and merges conserve tokens, or lose some, never mint).
+func (m *model) upkeep() {
+	ent := modelEntities[m.rng.IntN(len(modelEntities))]
+	it := m.e.item(ent, "r", 0)
+	if it == nil {
+		return
+	}
+	count, _ := strconv.Atoi(attrN(it[schema.AttrShardCount]))
+	b := shard.ID{Namespace: m.e.ns.ID, Entity: ent, Resource: "r"}
+	if m.rng.IntN(2) == 0 {
+		n, err := m.procs[0].lim.Grow(m.e.ctx, b, max(count, 1))
+		require.NoError(m.t, err)
+		m.tainted[bkey{ent, "r"}], m.split[bkey{ent, "r"}] = true, true
+		m.stats["grow splits"] += n
+	} else {
+		n, err := m.procs[0].lim.Shrink(m.e.ctx, m.e.db, b)
+		require.NoError(m.t, err)
+		m.stats["merges"] += n
+	}
+	m.trace("upkeep %s", ent)
+}
+
 // split spends a random bucket's write budget: its next write grows the
 // shards.
 func (m *model) spend() {
@@ -745,13 +771,15 @@ func (m *model) run(rounds int) {
 			m.e.clock.Advance(time.Duration(1+m.rng.IntN(30)) * time.Hour)
 			m.expire()
 		case r < 99:
-			switch m.rng.IntN(3) {
+			switch m.rng.IntN(5) {
 			case 0:
 				m.spend()
 			case 1:
 				m.lowered()
-			default:
+			case 2:
 				m.dormant(round)
+			default:
+				m.upkeep()
 			}
 		default:
 			m.war(round)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
@@ -48,6 +49,7 @@ func (l *Limiter) split(ctx context.Context, id shard.ID, st *shard.State, now i
 	if err != nil || !ok {
 		return err
 	}
+	l.stats.splits.Add(1)
 	it, _ := shard.Twin(id.Of(id.Shard+st.Level), got, now, l.o.TTLMultiplier)
 	return l.put(ctx, id.Of(id.Shard+st.Level), it)
 }
@@ -69,46 +71,54 @@ func (l *Limiter) put(ctx context.Context, id shard.ID, it dynamo.Item) error {
 	return nil
 }
 
-// ensure makes shard j of the bucket exist at a level of at least n,
-// splitting the shards it descends from as needed: shard j is created by
-// splitting j - 2^k (k = the highest bit of j) from level 2^k to 2^(k+1).
-func (l *Limiter) ensure(ctx context.Context, id shard.ID, n int, now int64) error {
-	for range 2 * bits.Len(uint(MaxShards)) {
+// errShrank: the shard asked for is at or above the bucket's shard count
+// (merged back, or being merged): pick again below the count just learnt.
+var errShrank = errors.New("shard count shrank")
+
+// ensure makes shard j of the bucket exist: it is created by splitting
+// j - 2^k (k = the highest bit of j) at level 2^k, splitting that one first
+// as needed, or recreated empty when it expired long after its split.
+func (l *Limiter) ensure(ctx context.Context, id shard.ID, now int64) error {
+	for range 4 * bits.Len(uint(MaxShards)) {
 		st, err := l.read(ctx, id)
 		if err != nil {
 			return err
 		}
-		switch {
-		case st.Exists && st.Level >= n:
+		if st.Exists && !st.Merged {
 			return nil
-		case st.Exists:
-			if err := l.split(ctx, id, st, now); err != nil {
-				return err
-			}
-		case id.Shard == 0:
+		}
+		if id.Shard == 0 {
 			return errNoShard0
+		}
+		s0, err := l.read(ctx, id.Of(0))
+		if err != nil {
+			return err
+		}
+		switch {
+		case !s0.Exists:
+			return errNoShard0
+		case id.Shard >= s0.Count || st.Merged:
+			return errShrank
+		}
+		h := 1 << (bits.Len(uint(id.Shard)) - 1)
+		parent := id.Of(id.Shard - h)
+		if err := l.ensure(ctx, parent, now); err != nil {
+			return err
+		}
+		pst, err := l.read(ctx, parent)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !pst.Exists || pst.Merged:
+			// Raced with an expiry or a merge: look again.
+		case pst.Level <= h:
+			// The parent still covers this shard: split it (again, until
+			// its level is h, when the split creates this very shard).
+			if err := l.split(ctx, parent, pst, now); err != nil {
+				return err
+			}
 		default:
-			h := 1 << (bits.Len(uint(id.Shard)) - 1)
-			parent := id.Of(id.Shard - h)
-			if err := l.ensure(ctx, parent, h, now); err != nil {
-				return err
-			}
-			pst, err := l.read(ctx, parent)
-			if err != nil {
-				return err
-			}
-			if !pst.Exists {
-				if parent.Shard == 0 {
-					return errNoShard0
-				}
-				return nil // raced with an expiry: the caller tries again
-			}
-			if pst.Level == h {
-				if err := l.split(ctx, parent, pst, now); err != nil {
-					return err
-				}
-				continue
-			}
 			// The parent was split long ago and this shard has since
 			// expired (or its creation was interrupted): recreate it.
 			if err := l.recreate(ctx, id, pst.Params(), pst.PE, now); err != nil {
@@ -116,23 +126,71 @@ func (l *Limiter) ensure(ctx context.Context, id shard.ID, n int, now int64) err
 			}
 		}
 	}
-	return fmt.Errorf("bucket %s: shard %d could not be brought to %d shards", id.Bucket(), id.Shard, n)
+	return fmt.Errorf("bucket %s: shard %d could not be made", id.Bucket(), id.Shard)
 }
 
-// recreate puts back a missing shard j > 0, empty, at the bucket's shard
-// count as shard 0 records it (read consistently): at that level the shard
-// covers itself alone, so whatever siblings or descendants still exist, the
-// shares never add up to more than the limit. A level guessed from a cache
-// could cover a live sibling's share too (and mint it).
+// home is the shard that holds id's share now: id itself, the sibling it
+// was merged into, the shard covering it below a shrunk count, or id made
+// again (split from its parent, or recreated empty).
+func (l *Limiter) home(ctx context.Context, id shard.ID, now int64) (shard.ID, error) {
+	for range 2 * bits.Len(uint(MaxShards)) {
+		st, err := l.read(ctx, id)
+		if err != nil {
+			return id, err
+		}
+		switch {
+		case st.Exists && !st.Merged:
+			return id, nil
+		case st.Merged:
+			id = id.Of(id.Shard - st.Level/2)
+			continue
+		}
+		err = l.ensure(ctx, id, now)
+		switch {
+		case err == nil:
+			return id, nil
+		case errors.Is(err, errShrank):
+			id = id.Of(id.Shard % l.shardCount(id.Bucket()))
+		case errors.Is(err, errNoShard0):
+			// The whole bucket expired: shard 0 starts it over (a take
+			// creates it).
+			l.forgetCount(id.Bucket())
+			return id.Of(0), nil
+		default:
+			return id, fmt.Errorf("bucket %s shard %d: %w", id.Bucket(), id.Shard, err)
+		}
+	}
+	return id, fmt.Errorf("bucket %s: no shard holds shard %d's share", id.Bucket(), id.Shard)
+}
+
+// recreate puts back a missing shard j > 0, empty, at the highest level of
+// the bucket (shard 0's count, or any shard's level, read consistently): at
+// that level it covers its own index alone, so whatever siblings or
+// descendants still exist, the shares never add up to more than the limit.
+// A level guessed from a cache could cover a live sibling's share too (and
+// mint it). It is put only where no item exists: never over a tombstone.
 func (l *Limiter) recreate(ctx context.Context, id shard.ID, params map[string]bucket.Params, version, now int64) error {
-	s0, err := l.read(ctx, id.Of(0))
+	keys := make([]map[string]types.AttributeValue, MaxShards)
+	for i := range MaxShards {
+		keys[i] = id.Of(i).Key()
+	}
+	got, err := l.batchGet(ctx, keys, true)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the shards of %s: %w", id.Bucket(), err)
 	}
-	if !s0.Exists {
-		return errNoShard0
+	level := 1
+	for i := range MaxShards {
+		st, err := shard.Decode(got[id.Of(i).PK()])
+		if err != nil {
+			return err
+		}
+		if st.Exists && !st.Merged {
+			level = max(level, st.Level)
+			if i == 0 {
+				level = max(level, st.Count)
+			}
+		}
 	}
-	level := max(s0.Count, s0.Level)
 	for level <= id.Shard { // a shard j exists only at a level above j
 		level *= 2
 	}
@@ -147,9 +205,12 @@ func (l *Limiter) bump(ctx context.Context, b shard.ID, n int) (int, error) {
 		return n, nil
 	}
 	id := b.Of(0)
-	st, _, err := l.update(ctx, id, shard.PlanBump(n))
+	st, ok, err := l.update(ctx, id, shard.PlanBump(n))
 	if err != nil {
 		return n, fmt.Errorf("grow shards of %s: %w", id.Bucket(), err)
+	}
+	if ok {
+		l.stats.bumps.Add(1)
 	}
 	if st.Exists {
 		l.learnCount(id.Bucket(), st.Count)

@@ -30,6 +30,8 @@ type attempt struct {
 	st *shard.State
 	// exact: st came back from DynamoDB (not the cache).
 	exact bool
+	// cached: denied on the state last seen, without a request.
+	cached bool
 }
 
 // consume makes one attempt to take amounts (millitokens) from shard id
@@ -56,6 +58,13 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	// this process in flight on it, on the shared grid (see quantum).
 	concurrent := l.enter(pk)
 	defer l.leave(pk)
+	fromCache := false
+	if exact == nil && !l.o.NoDenialCache {
+		// The denial cache: judge on the state last seen, as on a state a
+		// failed write of this acquire returned (a request that does not
+		// fit it is denied without a write).
+		exact, fromCache = l.seenState(pk), true
+	}
 	st := l.cached(pk)
 	if st == nil && exact != nil {
 		st = exact.Clone()
@@ -80,15 +89,9 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 			}
 			plan.Next = got
 		}
-		return attempt{kind: denied, st: plan.Next, exact: exact != nil}, nil
+		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache && verdict == shard.Deny}, nil
 	case shard.OutOfBudget:
 		return attempt{kind: budgetOut, st: plan.Next, exact: true}, nil
-	case shard.Behind:
-		l.learnCount(id.Bucket(), st.Level)
-		return attempt{kind: again}, nil
-	case shard.Split:
-		done()
-		return attempt{kind: again}, l.split(ctx, id, st, now)
 	case shard.Newer:
 		return attempt{kind: newer, st: st}, nil
 	}
@@ -120,9 +123,9 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 		l.forget(pk)
 		return attempt{}, derr
 	}
-	if !got.Exists {
+	if !got.Exists || got.Merged {
 		l.forget(pk)
-		if id.Shard == 0 {
+		if id.Shard == 0 && !got.Exists {
 			return attempt{kind: again}, nil // the next attempt creates it
 		}
 		return attempt{kind: missing, st: got}, nil

@@ -100,6 +100,11 @@ const (
 	// (writers racing each other, e.g. with different limits in their
 	// caches). Nothing was taken; retrying soon is expected to succeed.
 	ReasonContention = "contention"
+	// ReasonCached: denied without a request, on the state of the bucket
+	// the limiter last saw (its denial cache): the request could not fit
+	// it, and cannot before refill makes it (unless another process gave
+	// tokens back meanwhile).
+	ReasonCached = "cached"
 )
 
 // ContentionRetryAfter is the wait a contention denial suggests.

@@ -37,6 +37,9 @@ const (
 	// the write budget is judged at it, so a writer whose clock lags never
 	// mistakes other writers' bookings for load.
 	AttrWriterTime = "wt"
+	// AttrMerged marks a shard merged back into its sibling (a tombstone,
+	// expiring within the hour): no writer may recreate it meanwhile.
+	AttrMerged = "merged"
 	// AttrGeneration stamps an item's creation (Unix ms): a lease refunds
 	// only the generation it took from, never a bucket recreated since.
 	AttrGeneration = "gen"

@@ -55,6 +55,7 @@ func PlanAdjust(id ID, st *State, a Adjust) Plan {
 		next = st.Clone()
 	}
 	u.IfExists(schema.PK)
+	u.IfNotExists(schema.AttrMerged)
 	u.If("$ = ?", schema.AttrShardLevel, a.Level)
 	if a.Refund() && a.Gen != 0 {
 		u.If("$ = ?", schema.AttrGeneration, a.Gen)

@@ -21,8 +21,11 @@ const BudgetCost = Milli
 // for a broken clock and the budget is started over at the writer's.
 const MaxSkew int64 = 60_000
 
-// MaxShards caps shard doubling.
-const MaxShards = 256
+// MaxShards caps shard doubling: 64 shards of 1000 writes a second each
+// (64,000 acquires a second on one bucket, far beyond one API key's
+// traffic). It also keeps every read of all of a bucket's shards to one
+// BatchGetItem (at most 100 keys).
+const MaxShards = 64
 
 // budgetAnchor is the instant a writer judges the budget at: the latest
 // writer clock the item has seen, or its own when later. Every budget write

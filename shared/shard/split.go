@@ -113,9 +113,4 @@ func item(id ID, st *State, now int64, mult int) dynamo.Item {
 
 // PlanBump doubles the target shard count on shard 0, from n (conditioned
 // on it, so concurrent writers that ran out of budget double it once).
-func PlanBump(n int) *dynamo.Update {
-	u := &dynamo.Update{}
-	u.If("$ = ?", schema.AttrShardCount, n)
-	u.Set(schema.AttrShardCount, 2*n)
-	return u
-}
+func PlanBump(n int) *dynamo.Update { return PlanCount(n, 2*n) }

@@ -80,6 +80,9 @@ type State struct {
 	WT int64
 	// TTL is the expiry (epoch seconds), 0 when none.
 	TTL int64
+	// Merged marks a tombstone: the shard was merged back into its sibling
+	// (see PlanMerge); for writers it is missing, and it is not recreated.
+	Merged bool
 	// Limits holds every limit on the item: configured ones, dormant ones
 	// and the write budget.
 	Limits map[string]Limit
@@ -138,6 +141,7 @@ func Decode(it dynamo.Item) (*State, error) {
 	st.Gen = num(schema.AttrGeneration, false)
 	st.WT = num(schema.AttrWriterTime, false)
 	st.TTL = num(schema.TTL, false)
+	st.Merged = dynamo.GetBool(it, schema.AttrMerged)
 	for attr := range it {
 		name, ok := schema.LimitNameFromAttr(attr, "b_", schema.SuffixVirtualTime)
 		if !ok {

@@ -11,8 +11,9 @@ import (
 
 // Config is what an acquire wants a shard item to carry.
 type Config struct {
-	// Level is the shard count the writer believes in; a shard below it is
-	// split before it is written.
+	// Level is the level the writer expects the shard at when it knows
+	// nothing of it (the bucket's shard count); a known shard is written at
+	// its own level.
 	Level int
 	// Limits are the configured limits' whole-limit parameters, in
 	// millitokens and milliseconds (the write budget is added by the planner).
@@ -104,18 +105,13 @@ const (
 	// OutOfBudget: the request fits but the shard's write budget is spent
 	// (exact state): the caller grows the shard count.
 	OutOfBudget
-	// Split: the shard is below the configured level: split it first.
-	Split
-	// Behind: the shard is above the writer's level: its shard count is
-	// stale; learn it from the state.
-	Behind
 	// Newer: the item's parameters come from a newer config than the
 	// writer's: refresh the config and plan again.
 	Newer
 )
 
 func (v Verdict) String() string {
-	return [...]string{"write", "sync-only", "deny", "never", "out-of-budget", "split", "behind", "newer"}[v]
+	return [...]string{"write", "sync-only", "deny", "never", "out-of-budget", "newer"}[v]
 }
 
 // Plan is one planned write.
@@ -147,12 +143,11 @@ type Mark struct{ Add, Set int64 }
 func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 	known := st != nil && st.Exists
 	if known {
-		switch {
-		case st.Level < cfg.Level:
-			return Plan{Next: st}, Split, nil
-		case st.Level > cfg.Level:
-			return Plan{Next: st}, Behind, nil
-		}
+		// A shard is written at its own level, whatever the bucket's shard
+		// count: its share is what it holds. (A shard below the count is
+		// split when its missing twin is first picked; one above it is being
+		// merged back.)
+		cfg.Level = st.Level
 	}
 	for name, amt := range tk.Amounts {
 		p, ok := cfg.Limits[name]
@@ -176,7 +171,7 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 	if sync && tk.Ordered && cfg.Version > 0 && st.PE > cfg.Version {
 		return Plan{Next: st}, Newer, nil
 	}
-	if j := tk.Judge; j != nil && j.Exists && j.Level == cfg.Level {
+	if j := tk.Judge; j != nil && j.Exists && j.Level == st.Level {
 		judged := j
 		if cfg.Differs(j) {
 			judged = Carry(j, cfg, tk.Now)

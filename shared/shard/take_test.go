@@ -86,8 +86,11 @@ func TestPlanTake_verdicts(t *testing.T) {
 			func(t *testing.T, p Plan) { assert.Nil(t, p.Update) }},
 		{"above the capacity is never admissible", full, ConfigOf(ls, 1, 0), take(map[string]int64{"rpm": 101}, t0), Never, nil},
 		{"above a shard's share is never admissible on it", split, ConfigOf(ls, 2, 0), take(map[string]int64{"rpm": 51}, t0), Never, nil},
-		{"a shard below the writer's level is split first", full, ConfigOf(ls, 2, 0), take(map[string]int64{"rpm": 1}, t0), Split, nil},
-		{"a shard above it means a stale count", split, ConfigOf(ls, 1, 0), take(map[string]int64{"rpm": 1}, t0), Behind, nil},
+		{"a shard is written at its own level, whatever the writer's count", split, ConfigOf(ls, 1, 0), take(map[string]int64{"rpm": 30}, t0), Write,
+			func(t *testing.T, p Plan) {
+				assert.Equal(t, 2, p.Next.Level)
+				assert.Equal(t, int64(20), level(p.Next, "rpm", t0), "30 of its 50")
+			}},
 		{"a newer config on the item makes an older writer read again", newer, ConfigOf([]limits.Limit{perMin("rpm", 50)}, 1, 3),
 			func() Take { tk := take(map[string]int64{"rpm": 1}, t0); tk.Ordered = true; return tk }(), Newer, nil},
 		{"unordered (refreshed) writers rewrite it", newer, ConfigOf([]limits.Limit{perMin("rpm", 50)}, 1, 3),

@@ -110,6 +110,11 @@ type Error struct {
 	// 429's wait is then no promise, and a retry loop should stop. A 429
 	// always carries it; absent (an older server) means true.
 	Retryable *bool `json:"retryable,omitempty"`
+	// Reason is why a 429 was given without judging the limits afresh:
+	// "cached" (the bucket was seen unable to take the request, no
+	// DynamoDB request was made), "contention" (the bucket kept changing
+	// under every attempt: retry soon). Absent for a plain denial.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Error codes.
