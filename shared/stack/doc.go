@@ -1,11 +1,7 @@
 // Package stack deploys, inspects and deletes a zae-limiter stack: the
 // programmatic creation and cleanup of the deployment guide, used by the
-// CLI's deploy, status, list, delete, upgrade and check.
-//
-//	s, err := stack.New(cfg, "limiter", stack.Config{})
-//	res, err := s.Ensure(ctx, stack.Options{Parameters: map[string]string{"SnapshotRetentionDays": "90"}})
-//	...
-//	_, err = s.Delete(ctx, stack.DeleteOptions{})
+// CLI's deploy, status, list, delete, upgrade and check. See Example for
+// the whole life of a stack (New, Ensure, Delete), compiled with the tests.
 //
 // One template, two doors: template.yaml is the AWS SAM template `sam
 // deploy` reads; this package deploys its plain CloudFormation form,
