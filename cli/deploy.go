@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,19 +28,21 @@ type paramFlag struct {
 }
 
 // deployFlags: the seed's table and the reference's options first, then the
-// Go product's own. --lambda-duration-threshold-pct and --policy-name-format
-// compute several parameters and are handled apart.
+// Go product's own. --policy-name-format computes several parameters and is
+// handled apart. A template parameter not named here (a new function's)
+// still gets a flag, named after it (derivedFlag).
 var deployFlags = []paramFlag{
 	{flag: "snapshot-windows", param: "SnapshotWindows", meta: "WINDOWS", help: "usage snapshot windows, comma-separated: hourly, daily, monthly (e.g. hourly,daily)"},
-	{flag: "usage-retention-days", param: "SnapshotRetentionDays", meta: "DAYS", help: "days usage snapshots are kept (e.g. 90)"},
+	{flag: "usage-retention-days", param: "SnapshotRetentionDays", meta: "DAYS", help: "days a usage snapshot is kept after its window ends, 0 keeps them forever (e.g. 90)"},
 	{flag: "audit-retention-days", param: "AuditRetentionDays", meta: "DAYS", help: "days audit events stay in DynamoDB (e.g. 90)"},
 	{flag: "enable-aggregator", off: "no-aggregator", param: "EnableAggregator", help: "deploy the usage aggregator"},
 	{flag: "pitr-recovery-days", param: "PITRRecoveryPeriodDays", meta: "DAYS", help: "point-in-time recovery period, 1 to 35 days; PITR is always on, empty is AWS's 35 (e.g. 7)"},
 	{flag: "log-retention-days", param: "LogRetentionDays", meta: "DAYS", help: "CloudWatch Logs retention of every function (e.g. 90)"},
-	{flag: "lambda-timeout", param: "LambdaTimeout", meta: "SECONDS", help: "the aggregator's timeout, 1 to 900 (e.g. 120)"},
-	{flag: "lambda-memory", param: "LambdaMemorySize", meta: "MB", help: "the aggregator's memory (e.g. 512)"},
+	{flag: "lambda-timeout", param: "AggregatorTimeout", meta: "SECONDS", help: "the aggregator's timeout, one stream batch, 5 to 900 (e.g. 120)"},
+	{flag: "lambda-memory", param: "AggregatorMemorySize", meta: "MB", help: "the aggregator's memory (e.g. 512)"},
 	{flag: "enable-alarms", off: "no-alarms", param: "EnableAlarms", help: "CloudWatch alarms (throttles, errors, duration, iterator age, DLQ)"},
 	{flag: "alarm-sns-topic", param: "AlarmSNSTopicArn", meta: "ARN", help: "SNS topic the alarms notify (e.g. arn:aws:sns:us-east-1:123456789012:ops)"},
+	{flag: "lambda-duration-threshold-pct", param: "LambdaDurationThresholdPct", meta: "PERCENT", help: "each function's duration alarm fires above this percentage of its own timeout, 1 to 100 (e.g. 90)"},
 	{flag: "permission-boundary", param: "PermissionBoundary", meta: "POLICY", help: "permissions boundary of every role the stack creates: a policy name or ARN (e.g. PowerUserPB)"},
 	{flag: "role-name-format", param: "RoleNameFormat", meta: "FORMAT", help: "role names, {} is {name}-{component} (e.g. PowerUserPB-{})"},
 	{flag: "enable-audit-archival", off: "no-audit-archival", param: "EnableAuditArchival", help: "archive audit events to S3 before they expire"},
@@ -61,12 +64,11 @@ var deployFlags = []paramFlag{
 }
 
 // notFlagged are the template parameters deploy has no flag of its own for:
-// set by deploy itself, computed from another flag, or stack state.
-// TestEveryParameterHasAFlag keeps every other parameter reachable.
+// set by deploy itself, computed from another flag, or stack state
+// (--parameter still reaches them).
 var notFlagged = map[string]string{
 	"AcquireUrlOutput":              "set by deploy: false at a custom endpoint",
 	"LeaseKeysRevision":             "state: moved by lease-keys rotate",
-	"LambdaDurationThreshold":       "--lambda-duration-threshold-pct",
 	"AcquireOnlyPolicyName":         "--policy-name-format",
 	"FullAccessPolicyName":          "--policy-name-format",
 	"ReadOnlyPolicyName":            "--policy-name-format",
@@ -75,11 +77,8 @@ var notFlagged = map[string]string{
 	"NamespaceReadOnlyPolicyName":   "--policy-name-format",
 }
 
-// Options computed from several parameters.
-const (
-	flagDurationPct  = "lambda-duration-threshold-pct"
-	flagPolicyFormat = "policy-name-format"
-)
+// flagPolicyFormat computes the six policy names.
+const flagPolicyFormat = "policy-name-format"
 
 // policyNameParams: the managed policies and their name components.
 var policyNameParams = []struct{ param, comp string }{
@@ -92,7 +91,7 @@ var policyNameParams = []struct{ param, comp string }{
 var deployConflicts = []struct{ a, b, why string }{
 	{"no-iam", "create-iam-roles", "the roles need IAM"},
 	{"no-alarms", "alarm-sns-topic", "there is no alarm to notify"},
-	{"no-alarms", flagDurationPct, "there is no duration alarm"},
+	{"no-alarms", "lambda-duration-threshold-pct", "there is no duration alarm"},
 	{"no-aggregator", "aggregator-role-arn", "there is no aggregator"},
 	{"no-audit-archival", "audit-archive-glacier-days", "nothing is archived"},
 }
@@ -110,7 +109,7 @@ type deployOptions struct {
 type deployFlagValues struct {
 	values   map[string]*string
 	on, off  map[string]*bool
-	pct      string
+	flags    []paramFlag // deployFlags and the derived ones
 	policy   string
 	params   []string
 	tags     []string
@@ -161,7 +160,8 @@ reason and exits 1. The lease-signing key of the acquire API is generated by the
 		},
 	}
 	f := cmd.Flags()
-	for _, pf := range deployFlags {
+	fv.flags = append(slices.Clone(deployFlags), derivedFlags(tpl)...)
+	for _, pf := range fv.flags {
 		def := "not in this build"
 		if p, ok := paramOf(tpl, pf.param); ok {
 			def = "default " + orQuoted(p.Default)
@@ -175,7 +175,6 @@ reason and exits 1. The lease-signing key of the acquire API is generated by the
 		fv.values[pf.flag] = new(string)
 		f.Var(&metaString{p: fv.values[pf.flag], meta: pf.meta}, pf.flag, pf.help+" ("+pf.param+"; "+def+")")
 	}
-	f.StringVar(&fv.pct, flagDurationPct, "", "`PERCENT` of --lambda-timeout above which the aggregator's duration alarm fires, 1 to 100 (LambdaDurationThreshold; default 80; e.g. 90)")
 	f.StringVar(&fv.policy, flagPolicyFormat, "", "`FORMAT` of the six managed policies' names, {} is {name}-{acq,full,read,ns-acq,ns-full,ns-read} (e.g. app-{})")
 	f.StringArrayVar(&fv.params, "parameter", nil, "`KEY=VALUE` any template parameter by name, repeatable (e.g. --parameter LeaseTTLSeconds=600)")
 	f.StringArrayVarP(&fv.tags, "tag", "t", nil, "`KEY=VALUE` stack tag, copied to every resource that takes tags; repeatable (e.g. -t team=platform)")
@@ -183,6 +182,60 @@ reason and exits 1. The lease-signing key of the acquire API is generated by the
 	f.StringVar(&opts.ArtifactsBucket, "artifacts-bucket", "", "`BUCKET` for the functions' code (default zae-limiter-artifacts-<account>-<region>, created when missing; e.g. my-artifacts)")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
+}
+
+// derivedFlags are flags for the template parameters deployFlags does not
+// name and notFlagged does not keep back: a new function's options ship
+// with it (EnableRefill gives --enable-refill/--no-refill, RefillMemorySize
+// --refill-memory, RefillTimeout --refill-timeout). A row in deployFlags
+// names one otherwise.
+func derivedFlags(tpl *stack.Template) []paramFlag {
+	if tpl == nil {
+		return nil
+	}
+	named := map[string]bool{}
+	for _, pf := range deployFlags {
+		named[pf.param] = true
+	}
+	var out []paramFlag
+	for _, name := range tpl.Parameters() {
+		if named[name] || notFlagged[name] != "" || tpl.SetByDeploy(name) {
+			continue
+		}
+		p, _ := tpl.Parameter(name)
+		out = append(out, derivedFlag(p))
+	}
+	return out
+}
+
+var (
+	kebabLower = regexp.MustCompile(`([a-z0-9])([A-Z])`)
+	kebabUpper = regexp.MustCompile(`([A-Z])([A-Z][a-z])`)
+)
+
+// derivedFlag names a flag after its parameter: kebab case, MemorySize as
+// memory; a true/false parameter is a pair (Enable<X>: --enable-x/--no-x).
+// Its help is the parameter's description.
+func derivedFlag(p stack.Parameter) paramFlag {
+	name := strings.Replace(p.Name, "MemorySize", "Memory", 1)
+	kebab := strings.ToLower(kebabLower.ReplaceAllString(kebabUpper.ReplaceAllString(name, "$1-$2"), "$1-$2"))
+	help := strings.TrimSuffix(strings.TrimSpace(p.Description), ".")
+	if i := strings.Index(help, ". "); i > 0 {
+		help = help[:i] // its first sentence
+	}
+	pf := paramFlag{flag: kebab, param: p.Name, help: help}
+	switch {
+	case slices.Equal(slices.Sorted(slices.Values(p.AllowedValues)), []string{"false", "true"}):
+		pf.off = "no-" + kebab
+		if rest, ok := strings.CutPrefix(kebab, "enable-"); ok {
+			pf.off = "no-" + rest
+		}
+	case p.Type == "Number":
+		pf.meta = "N"
+	default:
+		pf.meta = "VALUE"
+	}
+	return pf
 }
 
 func paramOf(tpl *stack.Template, name string) (stack.Parameter, bool) {
@@ -205,7 +258,7 @@ func orQuoted(s string) string {
 func (fv *deployFlagValues) parameters(cmd *cobra.Command, name string) (map[string]string, error) {
 	f := cmd.Flags()
 	given := func(flag string) bool { return f.Changed(flag) }
-	for _, pf := range deployFlags {
+	for _, pf := range fv.flags {
 		if pf.off != "" && given(pf.flag) && given(pf.off) {
 			return nil, usageErrorf("--%s and --%s are opposites: give one", pf.flag, pf.off)
 		}
@@ -235,7 +288,7 @@ func (fv *deployFlagValues) parameters(cmd *cobra.Command, name string) (map[str
 		params[param] = value
 		return nil
 	}
-	for _, pf := range deployFlags {
+	for _, pf := range fv.flags {
 		switch {
 		case pf.off != "" && given(pf.flag):
 			if err := set(pf.flag, pf.param, "true"); err != nil {
@@ -257,23 +310,6 @@ func (fv *deployFlagValues) parameters(cmd *cobra.Command, name string) (map[str
 			if err := set(pf.flag, pf.param, v); err != nil {
 				return nil, err
 			}
-		}
-	}
-	if given(flagDurationPct) {
-		pct, err := strconv.Atoi(fv.pct)
-		if err != nil || pct < 1 || pct > 100 {
-			return nil, limits.Invalid("--"+flagDurationPct, fv.pct, "want a whole percentage from 1 to 100")
-		}
-		timeout := params["LambdaTimeout"]
-		if p, ok := fv.template.Parameter("LambdaTimeout"); ok && timeout == "" {
-			timeout = p.Default
-		}
-		t, err := strconv.Atoi(timeout)
-		if err != nil {
-			return nil, fmt.Errorf("--%s: this build deploys no aggregator timeout (LambdaTimeout) to take a percentage of", flagDurationPct)
-		}
-		if err := set(flagDurationPct, "LambdaDurationThreshold", strconv.Itoa(t*1000*pct/100)); err != nil {
-			return nil, err
 		}
 	}
 	if given(flagPolicyFormat) {

@@ -1,8 +1,10 @@
 package cli
 
 import (
-	"strings"
+	"slices"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 
 	"github.com/zeroae/zae-limiter-go/shared/stack"
 )
@@ -75,22 +77,31 @@ func TestNewCmdDeploy(t *testing.T) {
 		{name: "bad stack name", args: []string{"deploy", "-n", "my_limiter"}, wantCode: exitError, wantErr: `name="my_limiter"`},
 		{name: "positional argument", args: []string{"deploy", "limiter"}, wantCode: exitUsage, wantErr: "unexpected argument"},
 	}
-	if !hasAggregator {
-		// The aggregator's options are refused while this build has none.
+	if hasAggregator {
 		tests = append(tests,
-			parseCase[deployOptions]{name: "aggregator option without an aggregator", args: []string{"deploy", "--snapshot-windows", "hourly"},
-				wantCode: exitError, wantErr: "--snapshot-windows: this build deploys no SnapshotWindows parameter (its functions: acquire"},
-			parseCase[deployOptions]{name: "duration percentage without an aggregator", args: []string{"deploy", "--lambda-duration-threshold-pct", "80"},
-				wantCode: exitError, wantErr: "no aggregator timeout"},
-		)
-	} else {
-		tests = append(tests,
-			parseCase[deployOptions]{name: "duration threshold from the timeout", args: []string{"deploy", "--lambda-timeout", "120", "--lambda-duration-threshold-pct", "80"},
-				want: want(map[string]string{"LambdaTimeout": "120", "LambdaDurationThreshold": "96000"}, nil)},
+			parseCase[deployOptions]{name: "the aggregator's options as the seed names them", args: []string{"deploy",
+				"--enable-aggregator", "--lambda-timeout", "120", "--lambda-memory", "512", "--usage-retention-days", "30",
+				"--snapshot-windows", "hourly,monthly", "--lambda-duration-threshold-pct", "90",
+				"--aggregator-role-arn", "arn:aws:iam::123456789012:role/aggr"},
+				want: want(map[string]string{"EnableAggregator": "true", "AggregatorTimeout": "120", "AggregatorMemorySize": "512",
+					"SnapshotRetentionDays": "30", "SnapshotWindows": "hourly,monthly", "LambdaDurationThresholdPct": "90",
+					"AggregatorRoleArn": "arn:aws:iam::123456789012:role/aggr"}, nil)},
+			parseCase[deployOptions]{name: "no aggregator", args: []string{"deploy", "--no-aggregator"},
+				want: want(map[string]string{"EnableAggregator": "false"}, nil)},
+			parseCase[deployOptions]{name: "aggregator timeout out of range", args: []string{"deploy", "--lambda-timeout", "901"},
+				wantCode: exitError, wantErr: `invalid --lambda-timeout "901"`},
+			parseCase[deployOptions]{name: "bad windows", args: []string{"deploy", "--snapshot-windows", "weekly"},
+				wantCode: exitError, wantErr: `invalid --snapshot-windows "weekly"`},
 			parseCase[deployOptions]{name: "aggregator contradiction", args: []string{"deploy", "--no-aggregator", "--aggregator-role-arn", "arn:aws:iam::123456789012:role/x"},
 				wantCode: exitError, wantErr: "--no-aggregator contradicts --aggregator-role-arn"},
 		)
 	}
+	tests = append(tests,
+		parseCase[deployOptions]{name: "duration percentage out of range", args: []string{"deploy", "--lambda-duration-threshold-pct", "101"},
+			wantCode: exitError, wantErr: `invalid --lambda-duration-threshold-pct "101"`},
+		parseCase[deployOptions]{name: "duration percentage without alarms", args: []string{"deploy", "--no-alarms", "--lambda-duration-threshold-pct", "90"},
+			wantCode: exitError, wantErr: "--no-alarms contradicts --lambda-duration-threshold-pct: there is no duration alarm"},
+	)
 	checkParse(t, []string{"deploy"}, newCmdDeploy, clear, tests)
 }
 
@@ -114,24 +125,64 @@ func TestNewCmdLambdaExport(t *testing.T) {
 		})
 }
 
-// TestEveryParameterHasAFlag: each template parameter is a deploy flag,
-// computed from one, or set by deploy (a function's new parameter needs
-// its flag here; --parameter reaches it meanwhile).
+// TestEveryParameterHasAFlag: each template parameter is a deploy flag
+// (deployFlags', or one named after it), computed from one, or set by
+// deploy; no two flags share a name, nor a flag a global flag's.
 func TestEveryParameterHasAFlag(t *testing.T) {
 	tpl, err := stack.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	flags := append(slices.Clone(deployFlags), derivedFlags(tpl)...)
 	flagged := map[string]bool{}
-	for _, f := range deployFlags {
+	names := map[string]string{}
+	root := newRootCmd(&Env{})
+	for _, f := range flags {
 		flagged[f.param] = true
+		for _, n := range []string{f.flag, f.off} {
+			if n == "" {
+				continue
+			}
+			if other, dup := names[n]; dup {
+				t.Errorf("--%s sets both %s and %s", n, other, f.param)
+			}
+			names[n] = f.param
+			if root.PersistentFlags().Lookup(n) != nil {
+				t.Errorf("--%s (%s) is a global flag", n, f.param)
+			}
+		}
 	}
 	for _, name := range tpl.Parameters() {
-		if name == stack.CodeBucketParameter || strings.HasSuffix(name, "CodeKey") {
+		if tpl.SetByDeploy(name) {
 			continue // where the code is: deploy's own
 		}
 		if !flagged[name] && notFlagged[name] == "" {
-			t.Errorf("template parameter %s has no deploy flag (add one to deployFlags, or say why in notFlagged)", name)
+			t.Errorf("template parameter %s has no deploy flag", name)
 		}
+	}
+}
+
+// TestDerivedFlag: a parameter deployFlags does not name (a new
+// function's) gets a flag named after it.
+func TestDerivedFlag(t *testing.T) {
+	tf := []string{"true", "false"}
+	for _, tt := range []struct {
+		p    stack.Parameter
+		want paramFlag
+	}{
+		{stack.Parameter{Name: "EnableRefill", Type: "String", AllowedValues: tf, Description: "Deploy the refill function. More text."},
+			paramFlag{flag: "enable-refill", off: "no-refill", param: "EnableRefill", help: "Deploy the refill function"}},
+		{stack.Parameter{Name: "RefillMemorySize", Type: "Number", Description: "Memory of the refill function in MB."},
+			paramFlag{flag: "refill-memory", param: "RefillMemorySize", meta: "N", help: "Memory of the refill function in MB"}},
+		{stack.Parameter{Name: "RefillTimeout", Type: "Number"},
+			paramFlag{flag: "refill-timeout", param: "RefillTimeout", meta: "N"}},
+		{stack.Parameter{Name: "AcquireDenialCache", Type: "String", AllowedValues: []string{"false", "true"}},
+			paramFlag{flag: "acquire-denial-cache", off: "no-acquire-denial-cache", param: "AcquireDenialCache"}},
+		{stack.Parameter{Name: "PITRRecoveryPeriodDays", Type: "String"},
+			paramFlag{flag: "pitr-recovery-period-days", param: "PITRRecoveryPeriodDays", meta: "VALUE"}},
+		{stack.Parameter{Name: "AlarmSNSTopicArn", Type: "String", AllowedValues: []string{"a", "b"}},
+			paramFlag{flag: "alarm-sns-topic-arn", param: "AlarmSNSTopicArn", meta: "VALUE"}},
+	} {
+		assert.Equal(t, tt.want, derivedFlag(tt.p), tt.p.Name)
 	}
 }

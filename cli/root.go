@@ -95,6 +95,7 @@ func commands(env *Env) []*cobra.Command {
 		newCmdEntity(env),
 		newCmdNamespace(env),
 		newCmdAudit(env),
+		newCmdUsage(env),
 		newCmdLimits(env),
 		newCmdAcquire(env, nil),
 		newCmdAvailable(env, nil),

@@ -89,6 +89,16 @@ func TestStackCommands(t *testing.T) {
 	assert.True(t, st.Connectivity.Available)
 	assert.Equal(t, version(), st.Version.LambdaVersion)
 	assert.NotEmpty(t, st.Policies["AcquireOnly"])
+	// The text form: every function, the aggregator's stream mapping.
+	code, out, errw = c.run("status", "-n", "demo")
+	require.Equal(t, exitOK, code, errw)
+	tpl, err := stack.Load()
+	require.NoError(t, err)
+	for _, n := range tpl.FunctionNames() {
+		assert.Regexp(t, `(?m)^demo-`+n+`\s+\S+\s+provided\.al2023\s`, out)
+	}
+	assert.Regexp(t, `(?m)^STREAM MAPPING\s+FUNCTION\s+STATE\s+BATCH\s+LAST RESULT\n[0-9a-f-]{36}\s+demo-aggregator\s+\S+\s+100\s`, out)
+	assert.Regexp(t, `(?m)^role\s+AggregatorFunction\s+arn:aws:iam::\d{12}:role/demo-aggr$`, out)
 
 	var list []stack.Summary
 	require.Equal(t, exitOK, c.json(&list, "list", "-o", "json"))

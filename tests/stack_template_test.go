@@ -3,6 +3,7 @@ package tests
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,12 +206,15 @@ func statementLeadingKeys(t *testing.T, st map[string]any) []string {
 }
 
 // TestFunctionAlarms: every function has alarms on its errors, duration and
-// throttles; the table on read and write throttles; every alarm notifies
-// the SNS topic when one is given (and never a dangling one).
+// throttles; the table on read and write throttles; every alarm exists only
+// with EnableAlarms and notifies the SNS topic when one is given (and never
+// a dangling one). A duration alarm compares the duration as a percentage
+// of the function's own timeout with LambdaDurationThresholdPct.
 func TestFunctionAlarms(t *testing.T) {
 	t.Parallel()
 	tpl := loadTemplate(t)
 	res := obj(t, tpl["Resources"])
+	conds := obj(t, tpl["Conditions"])
 	metrics := map[string][]string{} // function or table logical id -> metrics alarmed
 	for id, v := range res {
 		r := obj(t, v)
@@ -218,23 +222,26 @@ func TestFunctionAlarms(t *testing.T) {
 			continue
 		}
 		props := obj(t, r["Properties"])
-		assert.Contains(t, []any{"DeployAlarms", "DeployArchiverAlarms"}, r["Condition"], "%s: alarms exist with EnableAlarms", id)
+		cond := str(t, r["Condition"])
+		if cond != "DeployAlarms" {
+			// DeployAlarms and the condition of the function's block.
+			and := list(t, obj(t, conds[cond])["Fn::And"])
+			assert.Contains(t, and, map[string]any{"Condition": "DeployAlarms"}, "%s: alarms exist with EnableAlarms", id)
+		}
 		for _, k := range []string{"AlarmActions", "OKActions"} {
 			assert.Equal(t, fn("If", []any{"HasAlarmTopic", []any{ref("AlarmSNSTopicArn")}, ref("AWS::NoValue")}), props[k], "%s %s", id, k)
 		}
 		assert.Equal(t, "notBreaching", props["TreatMissingData"], id)
-		for _, d := range list(t, props["Dimensions"]) {
+		metric, dims := props["MetricName"], props["Dimensions"]
+		if props["Metrics"] != nil {
+			metric, dims = durationAlarm(t, res, id, props)
+		}
+		for _, d := range list(t, dims) {
 			dim := obj(t, d)
 			if r, ok := dim["Value"].(map[string]any); ok {
 				if target, ok := r["Ref"].(string); ok {
-					metrics[target] = append(metrics[target], str(t, props["MetricName"]))
+					metrics[target] = append(metrics[target], str(t, metric))
 				}
-			}
-		}
-		if props["MetricName"] == "Duration" {
-			fnID := str(t, obj(t, obj(t, list(t, props["Dimensions"])[0])["Value"])["Ref"])
-			if timeout, ok := obj(t, obj(t, res[fnID])["Properties"])["Timeout"].(int); ok {
-				assert.Equal(t, float64(timeout*1000)*0.8, toFloat(t, props["Threshold"]), "%s: 80%% of %s's timeout", id, fnID)
 			}
 		}
 	}
@@ -245,7 +252,44 @@ func TestFunctionAlarms(t *testing.T) {
 	}
 	assert.Subset(t, metrics[tableLogicalID], []string{"ReadThrottleEvents", "WriteThrottleEvents"})
 	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAlarms"},
-		fn("Not", []any{fn("Equals", []any{ref("AlarmSNSTopicArn"), ""})})}), obj(t, tpl["Conditions"])["HasAlarmTopic"])
+		fn("Not", []any{fn("Equals", []any{ref("AlarmSNSTopicArn"), ""})})}), conds["HasAlarmTopic"])
+	pct := param(t, tpl, "LambdaDurationThresholdPct")
+	assert.Equal(t, "Number", pct["Type"])
+	assert.Equal(t, 80, pct["Default"])
+	assert.Equal(t, []any{1, 100}, []any{pct["MinValue"], pct["MaxValue"]})
+}
+
+// durationAlarm checks a metric-math duration alarm: one Lambda Duration
+// metric, returned as 100 * duration / (its function's timeout in ms), over
+// LambdaDurationThresholdPct. It returns the metric and its dimensions.
+func durationAlarm(t *testing.T, res map[string]any, id string, props map[string]any) (any, any) {
+	t.Helper()
+	ms := list(t, props["Metrics"])
+	require.Len(t, ms, 2, id)
+	m0, m1 := obj(t, ms[0]), obj(t, ms[1])
+	assert.Equal(t, "duration", m0["Id"], id)
+	assert.Equal(t, false, m0["ReturnData"], id)
+	metric := obj(t, obj(t, m0["MetricStat"])["Metric"])
+	assert.Equal(t, "AWS/Lambda", metric["Namespace"], id)
+	assert.Equal(t, "Duration", metric["MetricName"], id)
+	dims := list(t, metric["Dimensions"])
+	require.Len(t, dims, 1, id)
+	fnID := str(t, obj(t, obj(t, dims[0])["Value"])["Ref"])
+	var timeout any
+	switch to := obj(t, obj(t, res[fnID])["Properties"])["Timeout"].(type) {
+	case int:
+		timeout = fmt.Sprintf("100 * duration / (%d * 1000)", to)
+	case map[string]any:
+		timeout = fn("Sub", "100 * duration / (${"+str(t, to["Ref"])+"} * 1000)")
+	default:
+		t.Fatalf("%s: timeout %v", fnID, to)
+	}
+	assert.Equal(t, timeout, m1["Expression"], "%s: the percentage of %s's timeout", id, fnID)
+	assert.Equal(t, true, m1["ReturnData"], id)
+	assert.Equal(t, ref("LambdaDurationThresholdPct"), props["Threshold"], id)
+	assert.Equal(t, "GreaterThanThreshold", props["ComparisonOperator"], id)
+	assert.NotContains(t, props, "MetricName", id)
+	return metric["MetricName"], dims
 }
 
 func toFloat(t *testing.T, v any) float64 {
@@ -267,16 +311,51 @@ func TestDashboard(t *testing.T) {
 	r := resource(t, tpl, "Dashboard")
 	assert.Equal(t, "DeployDashboard", r["Condition"])
 	sub := list(t, obj(t, r["Properties"])["DashboardBody"].(map[string]any)["Fn::Sub"])
+	// A function's row comes only with its function: a string var that is
+	// an If on the function's condition, its widgets in a Sub of their own.
 	vars := obj(t, sub[1])
 	body := str(t, sub[0])
+	rows := map[string]string{} // the optional rows' filled text, by variable
+	varRe := regexp.MustCompile(`\$\{[A-Za-z:]+\}`)
 	for name, v := range vars {
-		target := str(t, obj(t, v)["Ref"])
-		resource(t, tpl, target)
 		assert.Contains(t, body, "${"+name+"}", "variable %s is used", name)
+		m := obj(t, v)
+		if target, ok := m["Ref"]; ok {
+			resource(t, tpl, str(t, target))
+			continue
+		}
+		ifArgs := list(t, m["Fn::If"])
+		require.Len(t, ifArgs, 3, name)
+		assert.Equal(t, "", ifArgs[2], "%s: nothing without its condition", name)
+		inner := list(t, obj(t, ifArgs[1])["Fn::Sub"])
+		for iname, iv := range obj(t, inner[1]) {
+			ir := obj(t, iv)
+			target, ok := ir["Ref"]
+			if !ok {
+				target = list(t, ir["Fn::GetAtt"])[0]
+			}
+			r := resource(t, tpl, str(t, target))
+			assert.Equal(t, ifArgs[0], r["Condition"], "%s: %s exists with the row", name, iname)
+			assert.Contains(t, str(t, inner[0]), "${"+iname+"}", "variable %s is used", iname)
+		}
+		rows[name] = varRe.ReplaceAllString(str(t, inner[0]), "x")
+		body = strings.Replace(body, "${"+name+"}", "${"+name+"Row}", 1)
 	}
-	// The body is JSON once the variables are in.
-	filled := regexp.MustCompile(`\$\{[A-Za-z:]+\}`).ReplaceAllString(body, "x")
-	assert.True(t, json.Valid([]byte(filled)), "the dashboard body is not JSON:\n%s", filled)
+	// The body is JSON once the variables are in, with and without each row.
+	without := varRe.ReplaceAllStringFunc(body, func(v string) string {
+		if strings.HasSuffix(v, "Row}") {
+			return ""
+		}
+		return "x"
+	})
+	assert.True(t, json.Valid([]byte(without)), "the dashboard body is not JSON:\n%s", without)
+	with := body
+	for name, row := range rows {
+		with = strings.Replace(with, "${"+name+"Row}", row, 1)
+	}
+	with = varRe.ReplaceAllString(with, "x")
+	assert.True(t, json.Valid([]byte(with)), "the dashboard body with every row is not JSON:\n%s", with)
+	assert.Contains(t, with, "IteratorAge", "the stream functions' lag is on the dashboard")
 }
 
 // TestEnvironmentValuesAreStrings: a function's environment never takes a

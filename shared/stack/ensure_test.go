@@ -153,7 +153,22 @@ func TestStackLifecycle(t *testing.T) {
 	}
 	assert.Equal(t, "arn:aws:iam::123456789012:role/demo-acquire", st.Roles["AcquireFunction"])
 	assert.Equal(t, "arn:aws:iam::123456789012:role/demo-prov", st.Roles["ProvisionerFunction"])
+	assert.Equal(t, "arn:aws:iam::123456789012:role/demo-aggr", st.Roles["AggregatorFunction"])
 	assert.NotContains(t, st.Roles, "App", "no App/Admin/ReadOnly roles unless EnableIAMRoles")
+	// Every stream function's mapping, on the table's stream.
+	streamFns := streamFunctions(t, s.Template())
+	require.NotEmpty(t, streamFns)
+	var mapped []string
+	for _, m := range st.StreamMappings {
+		mapped = append(mapped, m.Function)
+		assert.Contains(t, m.EventSourceARN, ":table/demo/stream/", m.Function)
+		assert.NotEmpty(t, m.UUID, m.Function)
+		assert.NotEmpty(t, m.State, m.Function)
+	}
+	for _, n := range streamFns {
+		assert.Contains(t, mapped, "demo-"+n)
+	}
+	assert.Empty(t, st.Problems)
 	require.NotNil(t, st.Version)
 	assert.True(t, st.Healthy())
 
@@ -183,4 +198,25 @@ func TestStackLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, st.Stack)
 	assert.False(t, st.Healthy())
+}
+
+// streamFunctions are the template's functions with an event source
+// mapping (the stream readers), by name.
+func streamFunctions(t *testing.T, tpl *Template) []string {
+	t.Helper()
+	byID := map[string]string{}
+	for _, f := range tpl.Functions() {
+		byID[f.LogicalID] = f.Name
+	}
+	var out []string
+	for _, v := range tpl.doc["Resources"].(map[string]any) {
+		r := v.(map[string]any)
+		if r["Type"] != "AWS::Lambda::EventSourceMapping" {
+			continue
+		}
+		ref := r["Properties"].(map[string]any)["FunctionName"].(map[string]any)["Ref"].(string)
+		require.Contains(t, byID, ref)
+		out = append(out, byID[ref])
+	}
+	return out
 }

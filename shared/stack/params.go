@@ -26,6 +26,7 @@ type conflict struct {
 var conflicts = []conflict{
 	{"EnableIAM", "false", "EnableIAMRoles", "--create-iam-roles needs IAM (--no-iam)"},
 	{"EnableAlarms", "false", "AlarmSNSTopicArn", "--alarm-sns-topic needs alarms (--no-alarms)"},
+	{"EnableAlarms", "false", "LambdaDurationThresholdPct", "--lambda-duration-threshold-pct needs alarms (--no-alarms)"},
 	{"EnableAggregator", "false", "AggregatorRoleArn", "--aggregator-role-arn needs the aggregator (--no-aggregator)"},
 	{"EnableAuditArchival", "false", "AuditArchiveGlacierDays", "--audit-archive-glacier-days needs archival (--no-audit-archival)"},
 }
@@ -63,7 +64,7 @@ func (t *Template) resolve(stack string, given, deployed map[string]string, keep
 		case !ok:
 			errs = append(errs, fmt.Errorf("parameter %s: this template has no such parameter (it has %s)",
 				name, strings.Join(t.Parameters(), ", ")))
-		case t.setByDeploy(name):
+		case t.SetByDeploy(name):
 			errs = append(errs, fmt.Errorf("parameter %s is set by deploy itself (where the function code is)", name))
 		default:
 			if err := p.Check(given[name]); err != nil {
@@ -76,7 +77,7 @@ func (t *Template) resolve(stack string, given, deployed map[string]string, keep
 	}
 	out := make(map[string]string, len(t.params))
 	for name, p := range t.params {
-		if t.setByDeploy(name) {
+		if t.SetByDeploy(name) {
 			continue
 		}
 		v, ok := given[name]
@@ -108,9 +109,9 @@ func (t *Template) resolve(stack string, given, deployed map[string]string, keep
 	return out, nil
 }
 
-// setByDeploy reports whether deploy sets the parameter itself: where the
+// SetByDeploy reports whether deploy sets the parameter itself: where the
 // functions' code lives.
-func (t *Template) setByDeploy(name string) bool {
+func (t *Template) SetByDeploy(name string) bool {
 	if name == CodeBucketParameter {
 		return true
 	}

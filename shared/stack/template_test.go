@@ -70,7 +70,7 @@ func TestResolveDefaultsAndKeptValues(t *testing.T) {
 	got, err := tpl.resolve("limiter", nil, nil, false)
 	require.NoError(t, err)
 	for _, name := range tpl.Parameters() {
-		if tpl.setByDeploy(name) {
+		if tpl.SetByDeploy(name) {
 			assert.NotContains(t, got, name)
 			continue
 		}
