@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -222,4 +224,38 @@ func TestNewLeaseKey(t *testing.T) {
 	assert.Len(t, a, 64)
 	assert.NotEqual(t, a, b)
 	assert.Regexp(t, `^[A-Za-z0-9]{64}$`, a, "no comma: keys are a comma-separated list")
+}
+
+// With AggregatorRoleArn the aggregator runs under that role and the stack
+// makes none for it; the other functions keep theirs.
+func TestEnsureExternalAggregatorRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := startMotoStack(t, "extrole")
+	// The role comes first, made the way an organisation might: a stack
+	// of its own (moto's Lambda wants the role to exist).
+	const role = "arn:aws:iam::123456789012:role/platform/my-aggr"
+	_, err := cloudformation.NewFromConfig(mototest.Config(s.endpoint)).CreateStack(ctx, &cloudformation.CreateStackInput{
+		StackName: aws.String("platform-roles"),
+		TemplateBody: aws.String(`{"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+			"RoleName": "my-aggr", "Path": "/platform/", "AssumeRolePolicyDocument": {"Version": "2012-10-17",
+			"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}}}}`),
+	})
+	require.NoError(t, err)
+	res, err := s.Ensure(ctx, Options{Code: s.code, Parameters: map[string]string{"AggregatorRoleArn": role}})
+	require.NoError(t, err, s.out.String())
+	assert.Equal(t, "CREATE_COMPLETE", res.Status)
+	f, err := lambda.NewFromConfig(mototest.Config(s.endpoint)).GetFunction(ctx,
+		&lambda.GetFunctionInput{FunctionName: aws.String("extrole-aggregator")})
+	require.NoError(t, err)
+	assert.Equal(t, role, aws.ToString(f.Configuration.Role))
+	st, err := s.Status(ctx)
+	require.NoError(t, err)
+	assert.NotContains(t, st.Roles, "AggregatorFunction")
+	assert.Equal(t, "arn:aws:iam::123456789012:role/extrole-acquire", st.Roles["AcquireFunction"])
+
+	// Back to the stack's own role.
+	res, err = s.Ensure(ctx, Options{Code: s.code})
+	require.NoError(t, err, s.out.String())
+	assert.Equal(t, "", res.Parameters["AggregatorRoleArn"])
 }
