@@ -235,6 +235,8 @@ func TestFunctionAlarms(t *testing.T) {
 		metric, dims := props["MetricName"], props["Dimensions"]
 		if props["Metrics"] != nil {
 			metric, dims = durationAlarm(t, res, id, props)
+		} else {
+			assert.NotEqual(t, "Duration", metric, "%s: a duration alarm compares with the timeout (metric math, as AcquireDurationAlarm)", id)
 		}
 		for _, d := range list(t, dims) {
 			dim := obj(t, d)
@@ -242,12 +244,27 @@ func TestFunctionAlarms(t *testing.T) {
 				if target, ok := r["Ref"].(string); ok {
 					metrics[target] = append(metrics[target], str(t, metric))
 				}
+				if ga, ok := r["Fn::GetAtt"].([]any); ok { // a queue, by QueueName
+					metrics[str(t, ga[0])] = append(metrics[str(t, ga[0])], str(t, metric))
+				}
 			}
 		}
 	}
 	for id, v := range res {
-		if obj(t, v)["Type"] == "AWS::Serverless::Function" {
-			assert.Subset(t, metrics[id], []string{"Errors", "Duration", "Throttles"}, "alarms of %s", id)
+		if obj(t, v)["Type"] != "AWS::Serverless::Function" {
+			continue
+		}
+		assert.Subset(t, metrics[id], []string{"Errors", "Duration", "Throttles"}, "alarms of %s", id)
+		// A stream function: its lag, and its failure queue's depth.
+		evs, _ := obj(t, obj(t, v)["Properties"])["Events"].(map[string]any)
+		for name, e := range evs {
+			if obj(t, e)["Type"] != "DynamoDB" {
+				continue
+			}
+			assert.Contains(t, metrics[id], "IteratorAge", "%s: alarm on the lag of its %s mapping", id, name)
+			dest := obj(t, obj(t, obj(t, obj(t, e)["Properties"])["DestinationConfig"])["OnFailure"])
+			queue := str(t, list(t, obj(t, dest["Destination"])["Fn::GetAtt"])[0])
+			assert.Contains(t, metrics[queue], "ApproximateNumberOfMessagesVisible", "%s: alarm on its failure queue %s", id, queue)
 		}
 	}
 	assert.Subset(t, metrics[tableLogicalID], []string{"ReadThrottleEvents", "WriteThrottleEvents"})
