@@ -85,7 +85,7 @@ func TestLoadConfig(t *testing.T) {
 			},
 			want: config{Table: "limiter", DefaultNamespace: "default", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL,
 				LeaseKeysSecret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf", LeaseKeysRevision: "7",
-				RequestTimeout: limiter.DefaultTimeout},
+				RequestTimeout: limiter.DefaultTimeout, DenialCache: true},
 		},
 		{name: "no keys", env: func(e map[string]string) { delete(e, "LEASE_KEYS") }, errs: []string{"LEASE_KEYS (or LEASE_KEYS_PARAMETER, or LEASE_KEYS_SECRET) is required"}},
 		{name: "both key sources", env: func(e map[string]string) { e["LEASE_KEYS_PARAMETER"] = "/p" }, errs: []string{"not LEASE_KEYS and LEASE_KEYS_PARAMETER"}},
