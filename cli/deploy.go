@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -215,13 +216,17 @@ var (
 
 // derivedFlag names a flag after its parameter: kebab case, MemorySize as
 // memory; a true/false parameter is a pair (Enable<X>: --enable-x/--no-x).
-// Its help is the parameter's description.
+// Its help is the parameter's description, with its default as the
+// example.
 func derivedFlag(p stack.Parameter) paramFlag {
 	name := strings.Replace(p.Name, "MemorySize", "Memory", 1)
 	kebab := strings.ToLower(kebabLower.ReplaceAllString(kebabUpper.ReplaceAllString(name, "$1-$2"), "$1-$2"))
 	help := strings.TrimSuffix(strings.TrimSpace(p.Description), ".")
 	if i := strings.Index(help, ". "); i > 0 {
 		help = help[:i] // its first sentence
+	}
+	if len(help) > 1 && unicode.IsUpper(rune(help[0])) && unicode.IsLower(rune(help[1])) {
+		help = strings.ToLower(help[:1]) + help[1:] // as the other flags' (not an acronym's)
 	}
 	pf := paramFlag{flag: kebab, param: p.Name, help: help}
 	switch {
@@ -234,6 +239,15 @@ func derivedFlag(p stack.Parameter) paramFlag {
 		pf.meta = "N"
 	default:
 		pf.meta = "VALUE"
+	}
+	if pf.off == "" { // an example: the default, else a value it allows
+		ex := p.Default
+		if ex == "" && len(p.AllowedValues) > 0 {
+			ex = p.AllowedValues[0]
+		}
+		if ex != "" {
+			pf.help = strings.TrimSpace(pf.help + " (e.g. --" + pf.flag + " " + ex + ")")
+		}
 	}
 	return pf
 }

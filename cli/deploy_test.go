@@ -171,17 +171,19 @@ func TestDerivedFlag(t *testing.T) {
 		want paramFlag
 	}{
 		{stack.Parameter{Name: "EnableRefill", Type: "String", AllowedValues: tf, Description: "Deploy the refill function. More text."},
-			paramFlag{flag: "enable-refill", off: "no-refill", param: "EnableRefill", help: "Deploy the refill function"}},
-		{stack.Parameter{Name: "RefillMemorySize", Type: "Number", Description: "Memory of the refill function in MB."},
-			paramFlag{flag: "refill-memory", param: "RefillMemorySize", meta: "N", help: "Memory of the refill function in MB"}},
+			paramFlag{flag: "enable-refill", off: "no-refill", param: "EnableRefill", help: "deploy the refill function"}},
+		{stack.Parameter{Name: "RefillMemorySize", Type: "Number", Default: "128", Description: "Memory of the refill function in MB."},
+			paramFlag{flag: "refill-memory", param: "RefillMemorySize", meta: "N", help: "memory of the refill function in MB (e.g. --refill-memory 128)"}},
 		{stack.Parameter{Name: "RefillTimeout", Type: "Number"},
 			paramFlag{flag: "refill-timeout", param: "RefillTimeout", meta: "N"}},
 		{stack.Parameter{Name: "AcquireDenialCache", Type: "String", AllowedValues: []string{"false", "true"}},
 			paramFlag{flag: "acquire-denial-cache", off: "no-acquire-denial-cache", param: "AcquireDenialCache"}},
+		{stack.Parameter{Name: "EnableTracing", Type: "String", AllowedValues: tf, Description: "X-Ray tracing of the functions."},
+			paramFlag{flag: "enable-tracing", off: "no-tracing", param: "EnableTracing", help: "X-Ray tracing of the functions"}},
 		{stack.Parameter{Name: "PITRRecoveryPeriodDays", Type: "String"},
 			paramFlag{flag: "pitr-recovery-period-days", param: "PITRRecoveryPeriodDays", meta: "VALUE"}},
 		{stack.Parameter{Name: "AlarmSNSTopicArn", Type: "String", AllowedValues: []string{"a", "b"}},
-			paramFlag{flag: "alarm-sns-topic-arn", param: "AlarmSNSTopicArn", meta: "VALUE"}},
+			paramFlag{flag: "alarm-sns-topic-arn", param: "AlarmSNSTopicArn", meta: "VALUE", help: "(e.g. --alarm-sns-topic-arn a)"}},
 	} {
 		assert.Equal(t, tt.want, derivedFlag(tt.p), tt.p.Name)
 	}

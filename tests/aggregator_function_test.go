@@ -127,33 +127,7 @@ func TestTemplateAggregatorParameters(t *testing.T) {
 // consumption.
 func TestTemplateAggregatorMapping(t *testing.T) {
 	t.Parallel()
-	tpl := loadTemplate(t)
-	evs := obj(t, obj(t, resource(t, tpl, aggregatorFunctionID)["Properties"])["Events"])
-	require.Len(t, evs, 1)
-	ev := obj(t, evs["Stream"])
-	assert.Equal(t, "DynamoDB", ev["Type"])
-	p := obj(t, ev["Properties"])
-	assert.Equal(t, fn("GetAtt", []any{tableLogicalID, "StreamArn"}), p["Stream"])
-	assert.Equal(t, "LATEST", p["StartingPosition"])
-	assert.Equal(t, 100, p["BatchSize"])
-	assert.Equal(t, 1, p["MaximumBatchingWindowInSeconds"])
-	assert.Equal(t, 1, p["ParallelizationFactor"], "ADR-020 relies on one item's records arriving in order")
-	assert.Equal(t, []any{"ReportBatchItemFailures"}, p["FunctionResponseTypes"])
-	assert.Equal(t, true, p["BisectBatchOnFunctionError"])
-	assert.Equal(t, 3, p["MaximumRetryAttempts"])
-	assert.Equal(t, 3600, p["MaximumRecordAgeInSeconds"])
-	assert.Equal(t, map[string]any{"Type": "SQS", "Destination": fn("GetAtt", []any{aggregatorDLQID, "Arn"})},
-		obj(t, obj(t, p["DestinationConfig"])["OnFailure"]))
-
-	dlq := resource(t, tpl, aggregatorDLQID)
-	assert.Equal(t, "AWS::SQS::Queue", dlq["Type"])
-	assert.Equal(t, "DeployAggregator", dlq["Condition"])
-	assert.Equal(t, 1209600, obj(t, dlq["Properties"])["MessageRetentionPeriod"])
-
-	filters := list(t, obj(t, p["FilterCriteria"])["Filters"])
-	require.Len(t, filters, 1)
-	var pattern map[string]any
-	require.NoError(t, json.Unmarshal([]byte(str(t, obj(t, filters[0])["Pattern"])), &pattern))
+	pattern := streamReaderMapping(t, aggregator)
 	// Every record of the function's sample events that carries
 	// consumption passes; deletions and other items do not.
 	files, err := filepath.Glob(filepath.Join("..", "events", "aggregator", "*.json"))
@@ -183,6 +157,42 @@ func TestTemplateAggregatorMapping(t *testing.T) {
 	} {
 		assert.False(t, matches(pattern, other), "%v", other)
 	}
+}
+
+// streamReaderMapping checks r's stream mapping (the table's stream, batch
+// size and window, one batch per stream shard at a time, partial batch
+// responses, bisection, bounded retries and record age, the failure queue)
+// and returns its one filter pattern.
+func streamReaderMapping(t *testing.T, r streamReader) map[string]any {
+	t.Helper()
+	tpl := loadTemplate(t)
+	evs := obj(t, obj(t, resource(t, tpl, r.Prefix+"Function")["Properties"])["Events"])
+	require.Len(t, evs, 1)
+	ev := obj(t, evs["Stream"])
+	assert.Equal(t, "DynamoDB", ev["Type"])
+	p := obj(t, ev["Properties"])
+	assert.Equal(t, fn("GetAtt", []any{tableLogicalID, "StreamArn"}), p["Stream"])
+	assert.Equal(t, "LATEST", p["StartingPosition"])
+	assert.Equal(t, 100, p["BatchSize"])
+	assert.Equal(t, 1, p["MaximumBatchingWindowInSeconds"])
+	assert.Equal(t, 1, p["ParallelizationFactor"], "one item's records arrive in order (ADR-020)")
+	assert.Equal(t, []any{"ReportBatchItemFailures"}, p["FunctionResponseTypes"])
+	assert.Equal(t, true, p["BisectBatchOnFunctionError"])
+	assert.Equal(t, 3, p["MaximumRetryAttempts"])
+	assert.Equal(t, 3600, p["MaximumRecordAgeInSeconds"])
+	assert.Equal(t, map[string]any{"Type": "SQS", "Destination": fn("GetAtt", []any{r.Prefix + "DLQ", "Arn"})},
+		obj(t, obj(t, p["DestinationConfig"])["OnFailure"]))
+
+	dlq := resource(t, tpl, r.Prefix+"DLQ")
+	assert.Equal(t, "AWS::SQS::Queue", dlq["Type"])
+	assert.Equal(t, r.Condition, dlq["Condition"])
+	assert.Equal(t, 1209600, obj(t, dlq["Properties"])["MessageRetentionPeriod"])
+
+	filters := list(t, obj(t, p["FilterCriteria"])["Filters"])
+	require.Len(t, filters, 1)
+	var pattern map[string]any
+	require.NoError(t, json.Unmarshal([]byte(str(t, obj(t, filters[0])["Pattern"])), &pattern))
+	return pattern
 }
 
 // matches applies an event filter pattern made of value lists (the only
@@ -221,10 +231,40 @@ func matches(pattern, rec map[string]any) bool {
 // failure queue and its own log group.
 func TestTemplateAggregatorRole(t *testing.T) {
 	t.Parallel()
+	table := streamReaderRole(t, aggregator)
+	assert.Equal(t, iamActions(t, methodNames[usage.DynamoDB]()), table, "table actions != usage.DynamoDB")
+}
+
+// The alarms: iterator age, errors and the failure queue's depth, each
+// notifying the optional topic.
+func TestTemplateAggregatorAlarms(t *testing.T) {
+	t.Parallel()
+	streamReaderAlarms(t, aggregator)
+}
+
+func TestTemplateAggregatorOutputs(t *testing.T) {
+	t.Parallel()
+	streamReaderOutputs(t, aggregator)
+}
+
+// streamReader names the resources of a function reading the table's
+// stream (the aggregator, refill): Prefix+"Function", +"FunctionRole",
+// +"LogGroup", +"DLQ", the alarms and outputs, under Condition (the role
+// under RoleCondition, the alarms under Condition+"Alarms").
+type streamReader struct{ Prefix, Condition, RoleCondition string }
+
+var aggregator = streamReader{"Aggregator", "DeployAggregator", "CreateAggregatorRole"}
+
+// streamReaderRole checks r's role: assumed by Lambda, X-Ray with tracing,
+// stream.MappingCalls on the stream (ListStreams on *), sqs:SendMessage on
+// its failure queue, logs on its log group, and nothing else but actions
+// on the table, which it returns.
+func streamReaderRole(t *testing.T, r streamReader) []string {
+	t.Helper()
 	tpl := loadTemplate(t)
-	r := resource(t, tpl, aggregatorRoleID)
-	assert.Equal(t, "CreateAggregatorRole", r["Condition"])
-	props := obj(t, r["Properties"])
+	role := resource(t, tpl, r.Prefix+"FunctionRole")
+	assert.Equal(t, r.RoleCondition, role["Condition"])
+	props := obj(t, role["Properties"])
 	assume := list(t, obj(t, props["AssumeRolePolicyDocument"])["Statement"])
 	require.Len(t, assume, 1)
 	assert.Equal(t, map[string]any{"Service": "lambda.amazonaws.com"}, obj(t, assume[0])["Principal"])
@@ -245,40 +285,40 @@ func TestTemplateAggregatorRole(t *testing.T) {
 			case res == "*":
 				assert.Equal(t, []string{"dynamodb:ListStreams"}, actions, "only an action without a resource may have *")
 				streamActions = append(streamActions, actions...)
-			case assert.ObjectsAreEqual(fn("GetAtt", []any{aggregatorDLQID, "Arn"}), res):
+			case assert.ObjectsAreEqual(fn("GetAtt", []any{r.Prefix + "DLQ", "Arn"}), res):
 				assert.Equal(t, []string{"sqs:SendMessage"}, actions)
-			case assert.ObjectsAreEqual(fn("GetAtt", []any{aggregatorLogGroupID, "Arn"}), res):
+			case assert.ObjectsAreEqual(fn("GetAtt", []any{r.Prefix + "LogGroup", "Arn"}), res):
 				assert.ElementsMatch(t, []string{"logs:CreateLogStream", "logs:PutLogEvents"}, actions)
 			default:
-				t.Errorf("unexpected statement in %s: %v", aggregatorRoleID, st)
+				t.Errorf("unexpected statement in %sFunctionRole: %v", r.Prefix, st)
 			}
 		}
 	}
-	assert.Equal(t, iamActions(t, methodNames[usage.DynamoDB]()), union(table), "table actions != usage.DynamoDB")
 	assert.Equal(t, union(stream.MappingCalls), union(streamActions), "stream actions != stream.MappingCalls")
+	return union(table)
 }
 
-// The alarms: iterator age, errors, throttles and the failure queue's
-// depth (duration, and notifying the topic, as every function's:
-// TestFunctionAlarms), with EnableAlarms and the aggregator.
-func TestTemplateAggregatorAlarms(t *testing.T) {
-	t.Parallel()
+// streamReaderAlarms checks r's alarms (iterator age, errors, throttles, the
+// failure queue's depth), with EnableAlarms and the function; duration, and
+// notifying the topic, are every function's (TestFunctionAlarms).
+func streamReaderAlarms(t *testing.T, r streamReader) {
+	t.Helper()
 	tpl := loadTemplate(t)
-	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAlarms"}, map[string]any{"Condition": "DeployAggregator"}}),
-		obj(t, tpl["Conditions"])["DeployAggregatorAlarms"])
+	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAlarms"}, map[string]any{"Condition": r.Condition}}),
+		obj(t, tpl["Conditions"])[r.Condition+"Alarms"])
 	for id, want := range map[string]struct {
 		namespace, metric, dim string
 		dimValue               any
 	}{
-		"AggregatorIteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", ref(aggregatorFunctionID)},
-		"AggregatorErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", ref(aggregatorFunctionID)},
-		"AggregatorThrottlesAlarm":   {"AWS/Lambda", "Throttles", "FunctionName", ref(aggregatorFunctionID)},
-		"AggregatorDLQAlarm":         {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", fn("GetAtt", []any{aggregatorDLQID, "QueueName"})},
+		r.Prefix + "IteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "ErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "ThrottlesAlarm":   {"AWS/Lambda", "Throttles", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "DLQAlarm":         {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", fn("GetAtt", []any{r.Prefix + "DLQ", "QueueName"})},
 	} {
-		r := resource(t, tpl, id)
-		assert.Equal(t, "AWS::CloudWatch::Alarm", r["Type"], id)
-		assert.Equal(t, "DeployAggregatorAlarms", r["Condition"], id)
-		p := obj(t, r["Properties"])
+		res := resource(t, tpl, id)
+		assert.Equal(t, "AWS::CloudWatch::Alarm", res["Type"], id)
+		assert.Equal(t, r.Condition+"Alarms", res["Condition"], id)
+		p := obj(t, res["Properties"])
 		assert.Equal(t, want.namespace, p["Namespace"], id)
 		assert.Equal(t, want.metric, p["MetricName"], id)
 		assert.Equal(t, []any{map[string]any{"Name": want.dim, "Value": want.dimValue}}, p["Dimensions"], id)
@@ -289,15 +329,17 @@ func TestTemplateAggregatorAlarms(t *testing.T) {
 	assert.NotRegexp(t, `GetAtt\s+\w*Alarm\.`, string(raw))
 }
 
-func TestTemplateAggregatorOutputs(t *testing.T) {
-	t.Parallel()
+// streamReaderOutputs checks r's outputs: its function's name and its
+// failure queue's URL, exported under the stack's name.
+func streamReaderOutputs(t *testing.T, r streamReader) {
+	t.Helper()
 	outputs := obj(t, loadTemplate(t)["Outputs"])
 	for name, value := range map[string]any{
-		"AggregatorFunctionName": ref(aggregatorFunctionID),
-		"AggregatorDLQUrl":       ref(aggregatorDLQID),
+		r.Prefix + "FunctionName": ref(r.Prefix + "Function"),
+		r.Prefix + "DLQUrl":       ref(r.Prefix + "DLQ"),
 	} {
 		o := obj(t, outputs[name])
-		assert.Equal(t, "DeployAggregator", o["Condition"], name)
+		assert.Equal(t, r.Condition, o["Condition"], name)
 		assert.Equal(t, value, o["Value"], name)
 		assert.Equal(t, fn("Sub", "${AWS::StackName}-"+name), obj(t, o["Export"])["Name"], name)
 	}

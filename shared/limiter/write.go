@@ -81,6 +81,24 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	switch verdict {
 	case shard.Deny, shard.Never:
 		done()
+		if verdict == shard.Never && plan.Next != nil && plan.Next.Exists && plan.Next.Level > 1 && (exact == nil || fromCache) {
+			// Never was judged at the level this process last saw of the
+			// shard: the bucket may have been merged back since (the refill
+			// function merges quiet buckets), and no write would ever tell
+			// this process. Read the shard once and plan again on it.
+			got, err := l.read(ctx, id)
+			if err != nil {
+				return attempt{}, err
+			}
+			switch {
+			case !got.Exists && id.Shard == 0:
+				return attempt{kind: again}, nil
+			case !got.Exists || got.Merged:
+				return attempt{kind: missing, st: got}, nil
+			case got.Level < plan.Next.Level:
+				return attempt{kind: again, st: got, exact: true}, nil
+			}
+		}
 		if plan.Next == nil || !plan.Next.Exists {
 			// Nothing known of the bucket: report what it holds now.
 			got, err := l.read(ctx, id)
