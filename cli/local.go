@@ -466,12 +466,33 @@ type localStatusJSON struct {
 	Warnings     []string                       `json:"warnings,omitempty"`
 }
 
+// localPartJSON is one part of `local status -o json`: every key pinned by
+// DECISIONS §4.1 is always there, null when unknown (a part not started).
 type localPartJSON struct {
 	Name    string `json:"name"`
 	Running bool   `json:"running"`
-	PID     int    `json:"pid,omitempty"`
-	Port    int    `json:"port,omitempty"`
-	LogFile string `json:"log_file,omitempty"`
+	PID     int    `json:"pid"`
+	Port    int    `json:"port"`
+	LogFile string `json:"log_file"`
+}
+
+func (p localPartJSON) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name    string  `json:"name"`
+		Running bool    `json:"running"`
+		PID     *int    `json:"pid"`
+		Port    *int    `json:"port"`
+		LogFile *string `json:"log_file"`
+	}{p.Name, p.Running, nonZero(p.PID), nonZero(p.Port), nonZero(p.LogFile)})
+}
+
+// nonZero is &v, or nil for v's zero value.
+func nonZero[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
 }
 
 func newCmdLocalStatus(env *Env, runF func(*localStatusOptions) error) *cobra.Command {
