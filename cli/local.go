@@ -283,15 +283,21 @@ func localConfig(ctx context.Context, opts *localUpOptions) (localstack.Config, 
 		env.progress("Note: outside the checkout the functions run from %s/<function>/bootstrap when present "+
 			"(build them in the checkout with `make build` and `zae-limiter local up` there)", cfg.FunctionsDir)
 	}
-	// No SSM locally: a function that reads its lease keys from a parameter
-	// gets the stack's own key instead.
+	// No SSM or Secrets Manager locally: a function that reads its lease
+	// keys from a parameter or a secret gets the stack's own key instead.
 	for _, fn := range stack.Functions {
-		if _, ok := fn.Env["LEASE_KEYS_PARAMETER"]; ok {
+		var sources []string
+		for _, k := range []string{"LEASE_KEYS_PARAMETER", "LEASE_KEYS_SECRET"} {
+			if _, ok := fn.Env[k]; ok {
+				sources = append(sources, k)
+			}
+		}
+		if len(sources) > 0 {
 			key, err := localLeaseKey(env.Name)
 			if err != nil {
 				return cfg, err
 			}
-			cfg.Unset[fn.Name] = append(cfg.Unset[fn.Name], "LEASE_KEYS_PARAMETER")
+			cfg.Unset[fn.Name] = append(cfg.Unset[fn.Name], sources...)
 			cfg.Env[fn.Name] = map[string]string{"LEASE_KEYS": key}
 		}
 	}

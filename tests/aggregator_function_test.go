@@ -44,7 +44,8 @@ func TestTemplateAggregatorFunction(t *testing.T) {
 	assert.Equal(t, "provided.al2023", eff["Runtime"])
 	assert.Equal(t, []any{"arm64"}, eff["Architectures"])
 	assert.Equal(t, map[string]any{"LogFormat": "JSON", "LogGroup": ref(aggregatorLogGroupID)}, eff["LoggingConfig"])
-	assert.Equal(t, fn("GetAtt", []any{aggregatorRoleID, "Arn"}), props["Role"])
+	// The stack's role, unless AggregatorRoleArn names one.
+	assert.Equal(t, fn("If", []any{"UseStackAggregatorRole", fn("GetAtt", []any{aggregatorRoleID, "Arn"}), ref("AggregatorRoleArn")}), props["Role"])
 	assert.NotContains(t, props, "Policies", "with Role set, SAM ignores Policies")
 	assert.Equal(t, ref("AggregatorMemorySize"), props["MemorySize"])
 	assert.Equal(t, ref("AggregatorTimeout"), props["Timeout"])
@@ -59,7 +60,7 @@ func TestTemplateAggregatorFunction(t *testing.T) {
 	assert.ElementsMatch(t, read, got, "aggregator environment != functions/aggregator/config.go")
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
 	assert.Equal(t, ref("SnapshotWindows"), vars["SNAPSHOT_WINDOWS"])
-	assert.Equal(t, ref("SnapshotRetentionDays"), vars["SNAPSHOT_TTL_DAYS"])
+	assert.Equal(t, fn("Sub", "${SnapshotRetentionDays}"), vars["SNAPSHOT_TTL_DAYS"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"])
 
 	lg := obj(t, resource(t, tpl, aggregatorLogGroupID)["Properties"])
@@ -97,12 +98,26 @@ func TestTemplateAggregatorParameters(t *testing.T) {
 	assert.Equal(t, 256, mem["Default"])
 	assert.Equal(t, 60, param(t, tpl, "AggregatorTimeout")["Default"])
 
-	topic := param(t, tpl, "AlarmSnsTopicArn")
+	topic := param(t, tpl, "AlarmSNSTopicArn")
 	assert.Equal(t, "", topic["Default"])
 	re = regexp.MustCompile(str(t, topic["AllowedPattern"]))
 	assert.True(t, re.MatchString("arn:aws:sns:us-east-1:123456789012:ops-alerts"))
 	assert.True(t, re.MatchString(""))
 	assert.False(t, re.MatchString("arn:aws:sqs:us-east-1:123456789012:q"))
+
+	role := param(t, tpl, "AggregatorRoleArn")
+	assert.Equal(t, "", role["Default"])
+	re = regexp.MustCompile(str(t, role["AllowedPattern"]))
+	for _, ok := range []string{"", "arn:aws:iam::123456789012:role/aggr", "arn:aws-us-gov:iam::123456789012:role/path/aggr"} {
+		assert.True(t, re.MatchString(ok), ok)
+	}
+	for _, bad := range []string{"aggr", "arn:aws:iam::123456789012:policy/aggr", "arn:aws:iam::12345:role/aggr"} {
+		assert.False(t, re.MatchString(bad), bad)
+	}
+	conds := obj(t, tpl["Conditions"])
+	assert.Equal(t, fn("Equals", []any{ref("AggregatorRoleArn"), ""}), conds["UseStackAggregatorRole"])
+	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAggregator"}, map[string]any{"Condition": "UseStackAggregatorRole"}}),
+		conds["CreateAggregatorRole"])
 }
 
 // The mapping is complete and standard (the local stack reads it from
@@ -234,10 +249,11 @@ func TestTemplateAggregatorOutputs(t *testing.T) {
 
 // streamReader names the resources of a function reading the table's
 // stream (the aggregator, refill): Prefix+"Function", +"FunctionRole",
-// +"LogGroup", +"DLQ", the alarms and outputs, under Condition.
-type streamReader struct{ Prefix, Condition string }
+// +"LogGroup", +"DLQ", the alarms and outputs, under Condition (the role
+// under RoleCondition, the alarms under Condition+"Alarms").
+type streamReader struct{ Prefix, Condition, RoleCondition string }
 
-var aggregator = streamReader{"Aggregator", "DeployAggregator"}
+var aggregator = streamReader{"Aggregator", "DeployAggregator", "CreateAggregatorRole"}
 
 // streamReaderRole checks r's role: assumed by Lambda, X-Ray with tracing,
 // stream.MappingCalls on the stream (ListStreams on *), sqs:SendMessage on
@@ -247,7 +263,7 @@ func streamReaderRole(t *testing.T, r streamReader) []string {
 	t.Helper()
 	tpl := loadTemplate(t)
 	role := resource(t, tpl, r.Prefix+"FunctionRole")
-	assert.Equal(t, r.Condition, role["Condition"])
+	assert.Equal(t, r.RoleCondition, role["Condition"])
 	props := obj(t, role["Properties"])
 	assume := list(t, obj(t, props["AssumeRolePolicyDocument"])["Statement"])
 	require.Len(t, assume, 1)
@@ -282,40 +298,30 @@ func streamReaderRole(t *testing.T, r streamReader) []string {
 	return union(table)
 }
 
-// streamReaderAlarms checks r's alarms (iterator age, errors, the failure
-// queue's depth), each notifying the optional topic, and that every alarm
-// of the stack does.
+// streamReaderAlarms checks r's alarms (iterator age, errors, throttles, the
+// failure queue's depth), with EnableAlarms and the function; duration, and
+// notifying the topic, are every function's (TestFunctionAlarms).
 func streamReaderAlarms(t *testing.T, r streamReader) {
 	t.Helper()
 	tpl := loadTemplate(t)
-	assert.Equal(t, fn("Not", []any{fn("Equals", []any{ref("AlarmSnsTopicArn"), ""})}), obj(t, tpl["Conditions"])["HasAlarmTopic"])
-	notify := fn("If", []any{"HasAlarmTopic", []any{ref("AlarmSnsTopicArn")}, ref("AWS::NoValue")})
+	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAlarms"}, map[string]any{"Condition": r.Condition}}),
+		obj(t, tpl["Conditions"])[r.Condition+"Alarms"])
 	for id, want := range map[string]struct {
 		namespace, metric, dim string
 		dimValue               any
 	}{
 		r.Prefix + "IteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", ref(r.Prefix + "Function")},
 		r.Prefix + "ErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "ThrottlesAlarm":   {"AWS/Lambda", "Throttles", "FunctionName", ref(r.Prefix + "Function")},
 		r.Prefix + "DLQAlarm":         {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", fn("GetAtt", []any{r.Prefix + "DLQ", "QueueName"})},
 	} {
 		res := resource(t, tpl, id)
 		assert.Equal(t, "AWS::CloudWatch::Alarm", res["Type"], id)
-		assert.Equal(t, r.Condition, res["Condition"], id)
+		assert.Equal(t, r.Condition+"Alarms", res["Condition"], id)
 		p := obj(t, res["Properties"])
 		assert.Equal(t, want.namespace, p["Namespace"], id)
 		assert.Equal(t, want.metric, p["MetricName"], id)
 		assert.Equal(t, []any{map[string]any{"Name": want.dim, "Value": want.dimValue}}, p["Dimensions"], id)
-		assert.Equal(t, notify, p["AlarmActions"], id)
-		assert.Equal(t, notify, p["OKActions"], id)
-		assert.Equal(t, "notBreaching", p["TreatMissingData"], id)
-	}
-	// The topic is the stack's: every alarm notifies it.
-	for id, v := range obj(t, tpl["Resources"]) {
-		if obj(t, v)["Type"] == "AWS::CloudWatch::Alarm" {
-			p := obj(t, obj(t, v)["Properties"])
-			assert.Equal(t, notify, p["AlarmActions"], "%s notifies AlarmSnsTopicArn", id)
-			assert.Equal(t, notify, p["OKActions"], "%s notifies AlarmSnsTopicArn", id)
-		}
 	}
 	// Nothing may GetAtt an alarm: moto's CloudFormation skips alarms.
 	raw, err := os.ReadFile(templatePath(t))

@@ -14,7 +14,7 @@ import (
 )
 
 // The refill function (functions/refill) in template.yaml.
-var refill = streamReader{"Refill", "DeployRefill"}
+var refill = streamReader{"Refill", "DeployRefill", "DeployRefill"}
 
 func TestTemplateRefillFunction(t *testing.T) {
 	t.Parallel()
@@ -42,7 +42,7 @@ func TestTemplateRefillFunction(t *testing.T) {
 	_, read := configEnv(t, "functions/refill")
 	assert.ElementsMatch(t, read, got, "refill environment != functions/refill/config.go")
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
-	assert.Equal(t, ref("RefillGrowAtPercent"), vars["GROW_AT_PERCENT"])
+	assert.Equal(t, fn("Sub", "${RefillGrowAtPercent}"), vars["GROW_AT_PERCENT"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"])
 
 	lg := obj(t, resource(t, tpl, "RefillLogGroup")["Properties"])
