@@ -20,6 +20,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/wait"
 )
 
 // Defaults applied by New.
@@ -489,14 +490,7 @@ func deleteItems(ctx context.Context, db DynamoDB, table string, keys []schema.K
 // backoff waits 50 ms doubling, at most 2 s.
 func backoff(ctx context.Context, attempt int) error {
 	d := min(50*time.Millisecond<<min(attempt, 6), 2*time.Second)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return wait.For(ctx, d)
 }
 
 // newRunID names a run in the lease: its start and 6 random bytes.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/shard"
+	"github.com/zeroae/zae-limiter-go/shared/wait"
 )
 
 // acquire writes the request's consumption to the entity's bucket and, when
@@ -293,14 +294,7 @@ func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts ma
 func backoff(ctx context.Context, attempt int) error {
 	d := time.Duration(attempt) * time.Millisecond
 	d += time.Duration(rand.Int64N(int64(d) + 1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return wait.For(ctx, d)
 }
 
 // pick chooses a shard in [0, n) not in tried (uniformly).

@@ -18,6 +18,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/wait"
 )
 
 // Options say what Ensure deploys.
@@ -311,7 +312,7 @@ func (s *Stack) waitChangeSet(ctx context.Context, id string) (changes []Change,
 			}
 			return nil, false, fmt.Errorf("the change set of stack %s failed: %s", s.name, reason)
 		}
-		if err := sleep(ctx, s.c.PollInterval); err != nil {
+		if err := wait.For(ctx, s.c.PollInterval); err != nil {
 			return nil, false, err
 		}
 	}
@@ -488,15 +489,4 @@ func kib(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

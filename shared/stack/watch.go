@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/zeroae/zae-limiter-go/shared/wait"
 )
 
 // lastEventID is the newest event of the stack before an operation starts:
@@ -82,7 +83,7 @@ func (s *Stack) watch(ctx context.Context, stackID, since string, start time.Tim
 		if !inProgress(st.StackStatus) {
 			return st, all, nil
 		}
-		if err := sleep(ctx, s.c.PollInterval); err != nil {
+		if err := wait.For(ctx, s.c.PollInterval); err != nil {
 			return nil, all, fmt.Errorf("waiting for stack %s (%s): %w", s.name, st.StackStatus, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
+	"github.com/zeroae/zae-limiter-go/shared/wait"
 )
 
 // DynamoDB's per-call limits.
@@ -99,14 +100,7 @@ func onlyConflicts(err error) bool {
 func sleep(ctx context.Context, i int) error {
 	d := 25 * time.Millisecond << min(i, 6)
 	d = min(d, time.Second)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return wait.For(ctx, d)
 }
 
 // getItem reads one item; nil when absent.
