@@ -83,6 +83,12 @@ type Status struct {
 	// Shards is how many shards the bucket had when an acquire judged this
 	// limit on one of them (each holds Capacity/Shards); 0 or 1 unsharded.
 	Shards int `json:"shards,omitempty"`
+	// Credit is the granted tokens the bucket holds besides Available
+	// (ADR-030): an acquire the bucket cannot take is paid from them.
+	Credit int64 `json:"credit,omitempty"`
+	// ResetAt is, for a calendar limit, the next boundary of its period:
+	// when it is full again (less any debt).
+	ResetAt time.Time `json:"reset_at,omitzero"`
 }
 
 // ShardCapacity is the most one acquire can take of this limit: the whole

@@ -56,6 +56,13 @@ type Limit struct {
 	W int64
 	// TC is the net consumed in millitokens (never changed by refill).
 	TC int64
+	// CR is the credit balance (ADR-030) in the unit of W: the shard holds
+	// CR/level granted tokens, which an acquire uses once the bucket cannot
+	// take it. Splits and merges share it like W.
+	CR int64
+	// SD counts the requests this limit, shadow (ADR-031), would have
+	// denied.
+	SD int64
 }
 
 // State is one shard item as stored (or as a write is projected to leave
@@ -152,6 +159,8 @@ func Decode(it dynamo.Item) (*State, error) {
 		l.Params.RefillAmount = num(schema.BucketAttr(name, schema.SuffixRefill), true)
 		l.Params.RefillPeriod = num(schema.BucketAttr(name, schema.SuffixPeriod), true)
 		l.TC = num(schema.BucketAttr(name, schema.SuffixConsumed), false)
+		l.CR = num(schema.BucketAttr(name, schema.SuffixCredit), false)
+		l.SD = num(schema.BucketAttr(name, schema.SuffixShadow), false)
 		st.Limits[name] = l
 	}
 	if len(errs) > 0 {
