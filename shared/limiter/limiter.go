@@ -297,17 +297,23 @@ func (t target) has(name string) bool {
 }
 
 // targets resolves the limits of the entity and, when it cascades, of its
-// parent, and checks every consume name against them.
-func (l *Limiter) targets(ctx context.Context, entity, resource string, override []limits.Limit, names []string) ([]target, error) {
+// parent, and checks every consume name against them. gate denies the
+// acquire of a blocked entity first (ADR-032).
+func (l *Limiter) targets(ctx context.Context, entity, resource string, override []limits.Limit, names []string, gate bool) ([]target, error) {
+	e, found, err := l.cfg.CachedEntity(ctx, entity)
+	if err != nil {
+		return nil, fmt.Errorf("read entity %q: %w", entity, err)
+	}
+	if gate {
+		if err := l.blockedBy(ctx, e, found); err != nil {
+			return nil, err
+		}
+	}
 	t, err := l.current(ctx, entity, resource, override)
 	if err != nil {
 		return nil, err
 	}
 	ts := []target{t}
-	e, found, err := l.cfg.CachedEntity(ctx, entity)
-	if err != nil {
-		return nil, fmt.Errorf("read entity %q: %w", entity, err)
-	}
 	if found && e.Cascade && e.ParentID != "" {
 		pt, err := l.current(ctx, e.ParentID, resource, override)
 		if err != nil {

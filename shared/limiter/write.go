@@ -30,6 +30,9 @@ type attempt struct {
 	st *shard.State
 	// exact: st came back from DynamoDB (not the cache).
 	exact bool
+	// credits and shadowed are what an admitted write took from credit
+	// balances and which shadow limits would have denied it (shard.Plan).
+	credits, shadowed map[string]int64
 }
 
 // consume makes one attempt to take amounts (millitokens) from shard id
@@ -102,7 +105,7 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 		if verdict == shard.SyncOnly {
 			return attempt{kind: denied, st: got, exact: true}, nil
 		}
-		return attempt{kind: admitted, st: got}, nil
+		return attempt{kind: admitted, st: got, credits: plan.Credits, shadowed: plan.Shadowed}, nil
 	}
 	old, ok := dynamo.CondFailedItem(err)
 	if !ok {

@@ -48,6 +48,7 @@ func PlanGrant(id ID, st *State, credits map[string]int64, grantID string, now i
 	u.If("$ = ?", schema.AttrShardLevel, st.Level)
 	u.If("attribute_not_exists($) OR $ <> ?", schema.AttrGrant, schema.AttrGrant, grantID)
 	u.Set(schema.AttrGrant, grantID)
+	next.GID = grantID
 	for _, name := range sortedNames(credits) {
 		u.Add(schema.BucketAttr(name, schema.SuffixCredit), credits[name])
 		if l, ok := next.Limits[name]; ok {
@@ -68,14 +69,8 @@ func GrantItem(id ID, cfg Config, credits map[string]int64, grantID string, now 
 		l.CR = v
 		st.Limits[name] = l
 	}
-	it := item(id, st, now, mult)
-	it[schema.AttrGrant] = dynamo.S(grantID)
-	return it, st
-}
-
-// Granted reports whether st already carries grant grantID.
-func Granted(it dynamo.Item, grantID string) bool {
-	return dynamo.GetS(it, schema.AttrGrant) == grantID
+	st.GID = grantID
+	return item(id, st, now, mult), st
 }
 
 // clockUnits conditions u on a limit's refill parameters: what its clock

@@ -146,10 +146,14 @@ func TestPlanResetGrant(t *testing.T) {
 	assert.Greater(t, Expiry(grant.Next, t0, 7), t0/1000+9*366*86400, "credits keep the item")
 
 	it, gst := GrantItem(id0, ConfigOf(ls, 1, 0), map[string]int64{"rpm": 5 * Milli}, "g2", t0, 7)
-	assert.True(t, Granted(it, "g2"))
-	assert.False(t, Granted(it, "g1"))
 	back, err := Decode(it)
 	require.NoError(t, err)
+	assert.Equal(t, "g2", back.GID)
+	twinItem, _ := Twin(id0.Of(1), back, t0, 7)
+	twin, err := Decode(twinItem)
+	require.NoError(t, err)
+	assert.Equal(t, "g2", twin.GID, "a twin carries its parent's grants")
+	assert.Equal(t, back.Limits["rpm"].CR, twin.Limits["rpm"].CR)
 	assert.Equal(t, gst.Limits["rpm"].CR, back.Limits["rpm"].CR)
 	assert.Equal(t, int64(100), level(back, "rpm", t0), "a new bucket starts full")
 }

@@ -87,6 +87,8 @@ type State struct {
 	WT int64
 	// TTL is the expiry (epoch seconds), 0 when none.
 	TTL int64
+	// GID is the id of the last grant written to the item (ADR-030).
+	GID string
 	// Merged marks a tombstone: the shard was merged back into its sibling
 	// (see PlanMerge); for writers it is missing, and it is not recreated.
 	Merged bool
@@ -149,6 +151,7 @@ func Decode(it dynamo.Item) (*State, error) {
 	st.WT = num(schema.AttrWriterTime, false)
 	st.TTL = num(schema.TTL, false)
 	st.Merged = dynamo.GetBool(it, schema.AttrMerged)
+	st.GID = dynamo.GetS(it, schema.AttrGrant)
 	for attr := range it {
 		name, ok := schema.LimitNameFromAttr(attr, "b_", schema.SuffixVirtualTime)
 		if !ok {
