@@ -61,6 +61,9 @@ func (ls *Lease) Entries() []Entry {
 	for i, e := range ls.entries {
 		out[i] = *e
 		out[i].Consumed = copyAmounts(e.Consumed)
+		if e.Credit != nil {
+			out[i].Credit = copyAmounts(e.Credit)
+		}
 	}
 	return out
 }

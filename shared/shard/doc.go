@@ -35,8 +35,8 @@
 //     sets W to), a grant another grant id than its own (so a retried one
 //     is not added twice).
 //
-// A take from a shadow limit (ADR-031) has no condition of its own, so it
-// can never fail the write; a take paid from a limit's credits (ADR-030)
+// A take from a shadow limit (ADR-031) has its form's condition but no
+// upper bound, so it never denies; a take paid from a limit's credits (ADR-030)
 // is conditioned on the complement of the bucket's bound and on the
 // credits covering it. A calendar limit (ADR-029) differs from a continuous
 // one only in its period code (b_{L}_rp), so every condition and

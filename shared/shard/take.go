@@ -302,16 +302,24 @@ func planWrite(id ID, st *State, known, sync bool, cfg Config, tk Take) Plan {
 			}
 			marks[name] = Mark{Set: cur.W}
 		case cfg.Shadow[name]:
-			// Never denying, so no condition of its own: judged above on
-			// the state planned from; a stale one can only under-count it.
+			// Never denying: judged above on the state planned from, and
+			// taken in the forms of a checked limit without their upper
+			// bound. Their other conditions only say the form was right
+			// (a failed one returns the item to plan again from): W stays
+			// exact, never lowered (another process may enforce the
+			// limit: a SET over a booking would mint for it) nor a take
+			// absorbed by refill the bucket could not hold.
 			c := bucket.Clock(p, now)
-			if had && cur.W > c {
+			chi := bucket.CeilTo(c, grid(tk.Grid, p))
+			if had && cur.W > chi {
+				u.If("$ > ?", w, chi)
 				u.Add(w, n)
 				cur.W += n
 				marks[name] = Mark{Add: n}
 			} else {
-				u.Set(w, c+n)
-				cur.W = c + n
+				u.If("$ <= ?", w, chi)
+				u.Set(w, chi+n)
+				cur.W = chi + n
 				marks[name] = Mark{Set: cur.W}
 			}
 		case had && !takes(cur, n, now) && cur.CR >= n:
