@@ -119,7 +119,9 @@ func (h *Handler) available(_ http.ResponseWriter, r *http.Request) (any, error)
 // headers of the violation that decides the wait.
 func denial(ex *limits.ExceededError, hdr http.Header) wire.Error {
 	hdr.Set(wire.HeaderRetryAfter, ex.RetryAfterHeader())
-	setRateLimit(hdr, ex.Primary(), int64(math.Ceil(ex.RetryAfter().Seconds())))
+	if ex.Reason != limits.ReasonBlocked { // a block judges no limit
+		setRateLimit(hdr, ex.Primary(), int64(math.Ceil(ex.RetryAfter().Seconds())))
+	}
 	return Denial(ex)
 }
 
