@@ -203,6 +203,25 @@ func TestGrant(t *testing.T) {
 	_, err = acq(4)
 	exceeded(t, err)
 
+	// A request above the capacity is judged on the item, not on a cache
+	// from before a grant: a process that knows nothing of the bucket,
+	// and one that cached it before another process granted credits,
+	// both see them.
+	fresh := e.newLimiter(limiter.Options{})
+	stale := e.newLimiter(limiter.Options{})
+	_, err = stale.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
+	exceeded(t, err) // cached: no credits
+	_, err = e.lim.Grant(e.ctx, "u", "r", map[string]int64{"tpm": 300})
+	require.NoError(t, err)
+	_, err = fresh.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
+	require.NoError(t, err, "nothing cached: the item's credits pay")
+	_, err = stale.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
+	require.NoError(t, err, "cached before the grant: the item's credits pay")
+	_, err = fresh.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
+	ex := exceeded(t, err)
+	assert.False(t, ex.Retryable(), "above the capacity, no credits left")
+	assert.Equal(t, "tpm", ex.Primary().Limit.Name)
+
 	// Invalid grants change nothing.
 	_, err = e.lim.Grant(e.ctx, "u", "r", map[string]int64{"rpm": 5})
 	assert.ErrorIs(t, err, limits.ErrInvalid, "not a configured limit")

@@ -75,11 +75,17 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	switch verdict {
 	case shard.Deny, shard.Never:
 		done()
-		if plan.Next == nil || !plan.Next.Exists {
-			// Nothing known of the bucket: report what it holds now.
+		if plan.Next == nil || !plan.Next.Exists || verdict == shard.Never && exact == nil {
+			// Nothing known of the bucket: report what it holds now. An
+			// amount above the capacity judged on the cache alone: the
+			// item may hold credits granted since (by another process,
+			// ADR-030) that pay for it, so judge it again as read.
 			got, err := l.read(ctx, id)
 			if err != nil {
 				return attempt{}, err
+			}
+			if verdict == shard.Never && exact == nil && got.Exists && !got.Merged {
+				return attempt{kind: again, st: got, exact: true}, nil
 			}
 			plan.Next = got
 		}
