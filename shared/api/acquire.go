@@ -52,7 +52,7 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request) (any, error) {
 	if shadow := limits.ShadowViolations(sts); len(shadow) > 0 {
 		// Counted and reported, never denied (ADR-031): the answer, a
 		// log line and a metric say what the limit would have done.
-		resp.ShadowViolations = violations(shadow)
+		resp.ShadowViolations = Violations(shadow)
 		h.logShadow(ctx, ns.Name, req.EntityID, req.Resource, shadow)
 	}
 	return resp, nil
@@ -133,12 +133,12 @@ func Denial(ex *limits.ExceededError) wire.Error {
 	retryable := ex.Retryable()
 	body := wire.Error{Code: wire.CodeRateLimited, Message: denialMessage(ex),
 		RetryAfterSeconds: seconds(ex.RetryAfter()), Retryable: &retryable,
-		Violations: violations(ex.Violations()), Reason: ex.Reason, Blocked: ex.Blocked}
+		Violations: Violations(ex.Violations()), Reason: ex.Reason, Blocked: ex.Blocked}
 	return body
 }
 
-// violations renders statuses as the wire's violations.
-func violations(sts []limits.Status) []wire.Violation {
+// Violations renders statuses as the wire's violations (the CLI's JSON too).
+func Violations(sts []limits.Status) []wire.Violation {
 	var out []wire.Violation
 	for _, v := range sts {
 		out = append(out, wire.Violation{EntityID: v.EntityID, Resource: v.Resource,
