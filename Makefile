@@ -119,9 +119,9 @@ test: tools lint ## Lint, then go test -race -count=1 ./... (each test process s
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test-local
-test-local: tools ## The slow local stack tests too: the whole stack through the CLI (ZAEL_TEST_LOCAL=1)
+test-local: tools ## The slow local stack tests: the whole stack through the CLI, make demo, the README's walkthrough in bash (ZAEL_TEST_LOCAL=1)
 	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 ./shared/localstack/... ./shared/proc/...
-	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 -run 'Local' ./cli/
+	ZAEL_TEST_LOCAL=1 $(GO) test -race -count=1 -run 'Local' ./cli/ ./tests/
 
 .PHONY: bench
 bench: tools ## Benchmarks: go test -bench of shared/, then `zae-limiter bench` on a fresh local stack (BENCH_REQUESTS, results in dist/bench/)
@@ -185,13 +185,15 @@ local-logs: ## Follow the functions' logs of the local stack (NAME, FN)
 	$(GO) run ./cmd/zae-limiter local logs -n $(NAME) $(if $(filter command line,$(origin FN)),$(FN)) -f
 
 .PHONY: demo
-demo: tools ## Demo: LLM-style load on a local stack named demo for ~20s, then stop it (DEMO_ARGS="--duration 30s --seed 7")
+demo: tools ## Demo on a local stack named demo, stopped afterwards: limits from a manifest, ~20s of LLM-style load through the acquire Function URL, usage, the audit archive (DEMO_ARGS="--duration 30s --seed 7")
 	@mkdir -p bin
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
-	$(GO) build -trimpath -o bin/zael-demo ./cmd/zael-demo
-	@trap 'bin/zae-limiter local down -n demo' EXIT; trap 'exit 130' INT TERM; \
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zael-demo ./cmd/zael-demo
+	@start=$$SECONDS; \
+	trap 'bin/zae-limiter local down -n demo; echo "make demo: $$((SECONDS - start)) s from local up to local down" >&2' EXIT; \
+	trap 'exit 130' INT TERM; \
 	endpoint=$$(bin/zae-limiter local up -n demo); \
-	bin/zael-demo --endpoint-url "$$endpoint" -n demo $(DEMO_ARGS)
+	bin/zael-demo --endpoint-url "$$endpoint" -n demo --manifest cmd/zael-demo/limits.yaml $(DEMO_ARGS)
 
 # Lambda functions: every directory of functions/. FN and EVENT pick what
 # `make invoke` runs; an EVENT with {{PLACEHOLDERS}} (adjust, release) first

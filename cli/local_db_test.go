@@ -5,6 +5,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -19,11 +20,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zeroae/zae-limiter-go/client"
+	"github.com/zeroae/zae-limiter-go/shared/awsenv"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal"
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/localstack"
 	"github.com/zeroae/zae-limiter-go/shared/localstack/s3local/versitytest"
 	"github.com/zeroae/zae-limiter-go/shared/proc"
+	"github.com/zeroae/zae-limiter-go/shared/usage/usagetest"
 )
 
 func runCLI(args ...string) result {
@@ -256,4 +259,69 @@ func TestLocalLifecycle(t *testing.T) {
 func localFull() bool {
 	v, _ := strconv.ParseBool(os.Getenv("ZAEL_TEST_LOCAL"))
 	return v
+}
+
+// Usage snapshots on the whole local stack: real traffic (a cascade,
+// adjustments, a refund, a rollback, a bucket over four shards) through
+// the one endpoint; the stack's stream poller runs the aggregator on it,
+// and `usage summary` comes to each bucket's net consumption, in every
+// window, with nothing failed and nothing sent to the failure destination.
+func TestLocalUsageSnapshots(t *testing.T) {
+	if !localFull() {
+		t.Skip("the whole local stack through the CLI: make test-local (ZAEL_TEST_LOCAL=1)")
+	}
+	name, _, p, endpoint := localSetup(t, "cli-usage")
+	r := runCLI("local", "up", "--port", p, "-n", name)
+	require.Equal(t, exitOK, r.code, r.errOut)
+
+	cfg, err := awsenv.Load(context.Background(), awsenv.Options{EndpointURL: endpoint})
+	require.NoError(t, err)
+	e := usagetest.Open(t, awsenv.NewDynamoDB(cfg), name)
+	usagetest.BusyTraffic(e)
+	want := e.ConsumedBy(usagetest.BusyBuckets...)
+	last := time.Now()
+
+	summary := func(entity, window string) map[string]int64 {
+		r := runCLI("usage", "summary", "-e", entity, "-r", "gpt", "-w", window, "-o", "json", "--endpoint-url", endpoint, "-n", name)
+		require.Equal(t, exitOK, r.code, r.errOut)
+		got := map[string]int64{}
+		for _, l := range decode[summaryJSON](t, r.out).Limits {
+			got[l.Name] = l.Total
+		}
+		return got
+	}
+	require.Eventually(t, func() bool {
+		for _, b := range usagetest.BusyBuckets {
+			if !assert.ObjectsAreEqual(want[b], summary(b, "hourly")) {
+				return false
+			}
+		}
+		return true
+	}, 2*time.Minute, 100*time.Millisecond, "the snapshots reach the buckets' consumption")
+	t.Logf("usage summary equal to the buckets' consumption %v after the last acquire", time.Since(last))
+	for _, b := range usagetest.BusyBuckets {
+		assert.Equal(t, want[b], summary(b, "daily"), b)
+	}
+
+	r = runCLI("local", "status", "-n", name, "-o", "json")
+	require.Equal(t, exitOK, r.code, r.errOut)
+	var st struct {
+		Mappings []struct {
+			Function      string `json:"function"`
+			Records       int    `json:"records"`
+			FailedBatches int    `json:"failed_batches"`
+		} `json:"stream_mappings"`
+		Destinations []struct {
+			Name     string `json:"name"`
+			Messages int    `json:"messages"`
+		} `json:"destinations"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.out), &st))
+	require.Len(t, st.Mappings, 1)
+	assert.Equal(t, "aggregator", st.Mappings[0].Function)
+	assert.Positive(t, st.Mappings[0].Records)
+	assert.Zero(t, st.Mappings[0].FailedBatches)
+	for _, d := range st.Destinations {
+		assert.Zero(t, d.Messages, d.Name)
+	}
 }

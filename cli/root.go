@@ -63,7 +63,13 @@ func Main() int {
 // Run is the testable seam of Main: it runs the CLI with args (without the
 // program name) and the given streams, and returns the exit code.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return run(context.Background(), args, newEnv(stdin, stdout, stderr, os.Getenv))
+	return RunContext(context.Background(), args, stdin, stdout, stderr)
+}
+
+// RunContext is Run under ctx: cancelling it cancels the running command,
+// as an interrupt does under Main (the demo runs commands this way).
+func RunContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(ctx, args, newEnv(stdin, stdout, stderr, os.Getenv))
 }
 
 func run(ctx context.Context, args []string, env *Env) int {
@@ -95,6 +101,7 @@ func commands(env *Env) []*cobra.Command {
 		newCmdEntity(env),
 		newCmdNamespace(env),
 		newCmdAudit(env),
+		newCmdUsage(env),
 		newCmdLimits(env),
 		newCmdAcquire(env, nil),
 		newCmdAvailable(env, nil),

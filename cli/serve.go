@@ -42,6 +42,8 @@ type serveOptions struct {
 	ConfigCacheTTL time.Duration
 	// Timeout bounds each request (namespace and config reads included).
 	Timeout time.Duration
+	// NoDenialCache turns the limiter's denial cache off.
+	NoDenialCache bool
 }
 
 func newCmdServe(env *Env, runF func(*serveOptions) error) *cobra.Command {
@@ -113,6 +115,7 @@ a change made elsewhere (another process, the CLI) reaches this server within th
 	f.DurationVar(&opts.LeaseTTL, "lease-ttl", api.DefaultLeaseTTL, "how long a lease token is valid, `D` (e.g. --lease-ttl 1h)")
 	f.DurationVar(&opts.ConfigCacheTTL, "config-cache-ttl", store.DefaultCacheTTL, "how long limits, entities and namespaces read from the table are cached, `D`: a limit change reaches this server within it; 0 reads them on every request (e.g. --config-cache-ttl 10s)")
 	f.DurationVar(&opts.Timeout, "timeout", limiter.DefaultTimeout, "the most one request may take, `D`, DynamoDB retries and config reads included: past it the answer is 503 (or, for an acquire, what on_unavailable decides) (e.g. --timeout 2s)")
+	f.BoolVar(&opts.NoDenialCache, "no-denial-cache", false, "write every denial to DynamoDB (by default a request the bucket was seen unable to take is denied without a request until refill makes it fit; e.g. --no-denial-cache)")
 	f.Var(level, "log-level", "`LEVEL` of the JSON logs on stderr: debug (every request), info, warn or error (e.g. --log-level debug)")
 	return cmd
 }
@@ -177,6 +180,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	h := api.New(api.Options{
 		Store: st, DB: db, Table: env.Name, DefaultNamespace: env.Namespace,
 		Keys: keys, LeaseTTL: opts.LeaseTTL, Token: opts.Token, Logger: log, Timeout: opts.Timeout,
+		Limiter: limiter.Options{NoDenialCache: opts.NoDenialCache},
 	})
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {

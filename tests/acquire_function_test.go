@@ -38,6 +38,7 @@ var acquireEnv = []string{
 	"LEASE_TTL",
 	"CONFIG_CACHE_TTL",
 	"REQUEST_TIMEOUT",
+	"DENIAL_CACHE",
 	"AWS_XRAY_TRACING_ENABLED",
 }
 

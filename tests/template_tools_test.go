@@ -82,6 +82,13 @@ func TestTemplateSAMTranslate(t *testing.T) {
 	}
 	assert.Equal(t, ours, roles, "IAM roles in the translated template: %v", types)
 	assert.Equal(t, "AWS::Lambda::Function", types[provisionerFunctionID])
+	// The aggregator's mapping as SAM renders it: nothing of it dropped.
+	require.Equal(t, "AWS::Lambda::EventSourceMapping", types[aggregatorFunctionID+"Stream"])
+	esm := obj(t, obj(t, obj(t, tpl["Resources"])[aggregatorFunctionID+"Stream"])["Properties"])
+	for _, k := range []string{"FunctionResponseTypes", "FilterCriteria", "DestinationConfig", "BisectBatchOnFunctionError",
+		"MaximumRetryAttempts", "MaximumRecordAgeInSeconds", "MaximumBatchingWindowInSeconds", "ParallelizationFactor"} {
+		assert.Contains(t, esm, k, "translated %sStream", aggregatorFunctionID)
+	}
 
 	// Globals applied by the real translator, not by this package's reading of them.
 	fnProps := obj(t, obj(t, obj(t, tpl["Resources"])[acquireFunctionID])["Properties"])

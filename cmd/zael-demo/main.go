@@ -1,39 +1,46 @@
-// Command zael-demo shows the rate limiter at work on a local stack: it
-// configures a few LLM customers, runs a concurrent estimate-then-reconcile
-// workload against gpt-4 for a while and prints what the limiter admitted,
-// denied and holds. `make demo` starts DynamoDB Local, runs it and stops it.
+// Command zael-demo shows the rate limiter at work on a local stack, the
+// way a deployed application uses it: it applies the demo's limits from a
+// manifest through the stack's provisioner function, makes the project's
+// API keys cascade to it, runs a concurrent estimate-then-reconcile LLM
+// workload through the Go client over HTTP against the acquire function's
+// Function URL, archives the audit trail to S3 and reads it back, and
+// prints what the limiter admitted, denied and holds. `make demo` starts
+// the local stack (zae-limiter local up), runs it and stops the stack.
 //
-//	zael-demo --endpoint-url http://localhost:8000 -n demo --duration 20s
+//	zael-demo --endpoint-url http://127.0.0.1:8000 -n demo --duration 20s
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/logging"
 	flag "github.com/spf13/pflag"
 
+	"github.com/zeroae/zae-limiter-go/cli"
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
-	"github.com/zeroae/zae-limiter-go/shared/limiter"
-	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	w := DefaultWorkload()
-	var endpoint, table string
+	var endpoint, name, url, file string
 	fs := flag.NewFlagSet("zael-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&endpoint, "endpoint-url", "", "DynamoDB endpoint of the local stack (e.g. http://localhost:8000)")
-	fs.StringVarP(&table, "name", "n", "demo", "table name")
+	fs.StringVar(&endpoint, "endpoint-url", "", "the local stack's endpoint, as `zae-limiter local up` printed it (default $AWS_ENDPOINT_URL; e.g. http://127.0.0.1:8000)")
+	fs.StringVarP(&name, "name", "n", "demo", "the local stack's name (its table's)")
+	fs.StringVar(&url, "url", "", "the acquire API's URL (default: the stack's Function URL, from `zae-limiter local status -o json`)")
+	fs.StringVar(&file, "manifest", DefaultManifest, "the limits manifest to apply")
 	fs.DurationVar(&w.Duration, "duration", w.Duration, "how long the workload runs")
 	fs.IntVar(&w.Workers, "workers", w.Workers, "concurrent workers (they take the calling entities in turn)")
 	fs.Uint64Var(&w.Seed, "seed", w.Seed, "seed of the simulated requests")
@@ -48,6 +55,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	if !awsenv.IsLoopback(endpoint) {
+		fmt.Fprintln(stderr, "zael-demo: it rewrites the limits of namespace \"default\"; "+
+			"point it at a local stack with --endpoint-url http://127.0.0.1:PORT (make demo does)")
+		return 2
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := awsenv.Load(ctx, awsenv.Options{EndpointURL: endpoint, Logger: logging.Nop{}})
@@ -55,76 +71,64 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zael-demo:", err)
 		return 1
 	}
-	if !awsenv.IsLocal(cfg) {
-		fmt.Fprintln(stderr, "zael-demo: it rewrites the limits of namespace \"default\"; "+
-			"point it at a local stack with --endpoint-url (make demo does)")
-		return 2
-	}
-	w.Progress = progressPrinter(stderr)
-	rep, err := Demo(ctx, awsenv.NewDynamoDB(cfg), table, DefaultScenario(), w, stderr)
+	sc, err := LoadScenario(file, "gpt-4", DefaultEntities())
 	if err != nil {
 		fmt.Fprintln(stderr, "zael-demo:", err)
 		return 1
 	}
-	rep.Print(stdout)
+	runCLI := func(ctx context.Context, args ...string) int {
+		full := append([]string{"-n", name, "--endpoint-url", endpoint}, args...)
+		return cli.RunContext(ctx, full, strings.NewReader(""), stdout, stderr)
+	}
+	if url == "" {
+		if url, err = acquireURL(ctx, name, endpoint, stderr); err != nil {
+			fmt.Fprintln(stderr, "zael-demo:", err)
+			return 1
+		}
+	}
+	w.Progress = progressPrinter(stderr)
+	d := &Demo{Name: name, Manifest: file, Scenario: sc, Workload: w, URL: url,
+		DB: awsenv.NewDynamoDB(cfg), CLI: runCLI, UsageWait: 30 * time.Second, Out: stdout, Log: stderr}
+	fmt.Fprintf(stderr, "zael-demo: the local stack %q at %s; every command below runs with --endpoint-url %s "+
+		"(or export AWS_ENDPOINT_URL=%s)\n", name, endpoint, endpoint, endpoint)
+	start := time.Now()
+	rep, err := d.Run(ctx)
+	if rep != nil {
+		fmt.Fprintf(stderr, "\nzael-demo: what happened (the demo took %s)\n", time.Since(start).Round(100*time.Millisecond))
+		rep.Print(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "zael-demo:", err)
+		return 1
+	}
 	return 0
 }
 
-// Demo configures the scenario in the default namespace of table, runs the
-// workload and reports. Setup and progress go to log.
-func Demo(ctx context.Context, db *dynamodb.Client, table string, sc Scenario, w Workload, log io.Writer) (*Report, error) {
-	st := store.New(db, store.Options{Table: table, Principal: "zael-demo"})
-	if _, err := st.CreateTable(ctx); err != nil {
-		return nil, err
+// acquireURL asks `zae-limiter local status -o json` for the stack's
+// acquire Function URL.
+func acquireURL(ctx context.Context, name, endpoint string, stderr io.Writer) (string, error) {
+	var out bytes.Buffer
+	args := []string{"local", "status", "-n", name, "-o", "json"}
+	if code := cli.RunContext(ctx, args, strings.NewReader(""), &out, stderr); code != 0 {
+		return "", fmt.Errorf("zae-limiter %s: exit code %d", strings.Join(args, " "), code)
 	}
-	if err := st.EnsureVersion(ctx, "zael-demo"); err != nil {
-		return nil, err
+	var st struct {
+		Running    bool   `json:"running"`
+		Endpoint   string `json:"endpoint"`
+		AcquireURL string `json:"acquire_url"`
 	}
-	if _, err := st.RegisterNamespace(ctx, "default"); err != nil {
-		return nil, err
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		return "", fmt.Errorf("zae-limiter %s: %w", strings.Join(args, " "), err)
 	}
-	ns, err := st.Namespace(ctx, "default")
-	if err != nil {
-		return nil, err
+	switch {
+	case !st.Running:
+		return "", fmt.Errorf("the local stack %q is not running: start it with `zae-limiter local up -n %s`", name, name)
+	case st.Endpoint != endpoint:
+		return "", fmt.Errorf("the local stack %q serves %s, not --endpoint-url %s", name, st.Endpoint, endpoint)
+	case st.AcquireURL == "":
+		return "", fmt.Errorf("the local stack %q has no acquire Function URL: pass --url", name)
 	}
-	fmt.Fprintf(log, "zael-demo: configuring table %q, namespace %q:\n", table, ns.Name)
-	if err := Setup(ctx, ns, sc, log); err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(sc.Entities))
-	for i, e := range sc.Entities {
-		ids[i] = e.ID
-	}
-	before, err := BucketCounters(ctx, db, table, ns.ID, sc.Resource, ids)
-	if err != nil {
-		return nil, err
-	}
-	callers := sc.Callers()
-	fmt.Fprintf(log, "zael-demo: %d workers call %s as %v for %s (seed %d); Ctrl-C stops early\n",
-		w.Workers, sc.Resource, callers, w.Duration, w.Seed)
-	lim := limiter.New(db, ns, limiter.Options{Table: table, Namespace: ns.ID})
-	// Warm the limiter's config and entity caches (a read, no consumption).
-	for _, id := range callers {
-		if _, err := lim.Available(ctx, id, sc.Resource, nil, nil); err != nil {
-			return nil, err
-		}
-	}
-	tallies, elapsed := Run(ctx, lim, sc.Resource, callers, w)
-
-	// Report even when interrupted.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	for _, id := range callers {
-		if err := tallies[id].FirstErr; err != nil {
-			fmt.Fprintf(log, "zael-demo: %s: %d errors, the first: %v\n", id, tallies[id].Errors, err)
-		}
-	}
-	after, err := BucketCounters(ctx, db, table, ns.ID, sc.Resource, ids)
-	if err != nil {
-		fmt.Fprintln(log, "zael-demo: read bucket counters:", err)
-		after = nil
-	}
-	return BuildReport(ctx, ns, sc, tallies, elapsed, before, after)
+	return st.AcquireURL, nil
 }
 
 // progressPrinter rewrites one status line on a terminal, and prints a line

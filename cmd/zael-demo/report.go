@@ -17,7 +17,6 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/loadgen"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
-	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
 // Row is one entity's line of the final table.
@@ -29,9 +28,9 @@ type Row struct {
 	Tally    *Tally
 	Used     map[string]int64
 	P50, P99 time.Duration
-	// BucketTPM is the change of the bucket's consumed counter over the
-	// run (-1 when it could not be read).
-	BucketTPM int64
+	// Bucket is what the bucket's consumed counters gained over the run
+	// (nil when they could not be read).
+	Bucket map[string]int64
 }
 
 // Report is the outcome of a run.
@@ -39,6 +38,11 @@ type Report struct {
 	Resource string
 	Elapsed  time.Duration
 	Rows     []*Row
+	// Usage is what the aggregator's snapshots gained over the run (nil:
+	// not read); UsageBehind the entities whose snapshots still differed
+	// from their buckets' counters when the demo stopped waiting.
+	Usage       Counters
+	UsageBehind []string
 }
 
 // Row returns the row of id, or nil.
@@ -66,21 +70,14 @@ func Envelope(l limits.Limit, d time.Duration) int64 {
 	return l.Capacity + int64(float64(l.RefillAmount)*d.Seconds()/float64(l.RefillPeriodSeconds))
 }
 
-// BuildReport puts the tallies together with the resolved limits and the
-// buckets' consumed counters (after minus before).
-func BuildReport(ctx context.Context, ns *store.NS, s Scenario, tallies map[string]*Tally, elapsed time.Duration,
-	before, after map[string]int64) (*Report, error) {
+// BuildReport puts the tallies together with the limits in force and what
+// the buckets' consumed counters gained over the run (nil: unknown).
+func BuildReport(s Scenario, limitsOf map[string][]limits.Limit, tallies map[string]*Tally, elapsed time.Duration,
+	buckets Counters) *Report {
 	rep := &Report{Resource: s.Resource, Elapsed: elapsed}
 	for _, e := range s.Entities {
-		res, err := ns.ResolveLimits(ctx, e.ID, s.Resource)
-		if err != nil {
-			return nil, err
-		}
-		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: res.Limits,
-			Tally: tallies[e.ID], Used: map[string]int64{}, BucketTPM: -1}
-		if a, ok := after[e.ID]; ok {
-			row.BucketTPM = a - before[e.ID]
-		}
+		row := &Row{ID: e.ID, Parent: e.Parent, Children: s.Children(e.ID), Limits: limitsOf[e.ID],
+			Tally: tallies[e.ID], Used: map[string]int64{}, Bucket: buckets[e.ID]}
 		if t := row.Tally; t != nil {
 			row.Used = t.Used
 			row.P50, row.P99 = loadgen.Percentile(t.Latencies, 50), loadgen.Percentile(t.Latencies, 99)
@@ -94,15 +91,30 @@ func BuildReport(ctx context.Context, ns *store.NS, s Scenario, tallies map[stri
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
-	return rep, nil
+	return rep
 }
 
-// BucketCounters reads the net tpm consumed counter of every entity's bucket
-// (summed over its shards), in whole tokens.
-func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resource string, ids []string) (map[string]int64, error) {
-	out := map[string]int64{}
+// Counters are each entity's net consumption per limit, in whole tokens.
+type Counters map[string]map[string]int64
+
+// Delta is c minus before, entity by entity and limit by limit.
+func (c Counters) Delta(before Counters) Counters {
+	out := Counters{}
+	for id, ls := range c {
+		out[id] = map[string]int64{}
+		for name, n := range ls {
+			out[id][name] = n - before[id][name]
+		}
+	}
+	return out
+}
+
+// BucketCounters reads the net consumed counter of each named limit in
+// every entity's bucket (summed over its shards), in whole tokens.
+func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resource string, ids, names []string) (Counters, error) {
+	out := Counters{}
 	for _, id := range ids {
-		var total int64
+		out[id] = map[string]int64{}
 		for shard, count := 0, 1; shard < count; shard++ {
 			k := schema.BucketKey(nsID, id, resource, shard)
 			got, err := db.GetItem(ctx, &dynamodb.GetItemInput{
@@ -118,10 +130,14 @@ func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resou
 					count = int(n)
 				}
 			}
-			tc, _ := dynamo.GetN(got.Item, schema.BucketAttr("tpm", schema.SuffixConsumed))
-			total += tc
+			for _, name := range names {
+				tc, _ := dynamo.GetN(got.Item, schema.BucketAttr(name, schema.SuffixConsumed))
+				out[id][name] += tc
+			}
 		}
-		out[id] = total / 1000
+		for _, name := range names {
+			out[id][name] /= 1000 // millitokens
+		}
 	}
 	return out, nil
 }
@@ -129,7 +145,20 @@ func BucketCounters(ctx context.Context, db *dynamodb.Client, table, nsID, resou
 // Print writes the table and what it means.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENTITY\tADMITTED\tREJECTED\tROLLED BACK\tRPM USED\tTPM USED\tBUCKET TPM\tP50\tP99\tLIMITS (per min)")
+	usageCol := func(string) string { return "" }
+	if r.Usage != nil {
+		usageCol = func(id string) string {
+			if u, ok := r.Usage[id]; ok {
+				return num(u["tpm"]) + "\t"
+			}
+			return "?\t"
+		}
+	}
+	head := "ENTITY\tADMITTED\tREJECTED\tROLLED BACK\tRPM USED\tTPM USED\tBUCKET TPM\t"
+	if r.Usage != nil {
+		head += "USAGE TPM\t"
+	}
+	fmt.Fprintln(tw, head+"P50\tP99\tLIMITS (per min)")
 	for _, row := range r.Rows {
 		name, adm, rej, rb, p50, p99 := row.ID, "-", "-", "-", "-", "-"
 		if row.Parent != "" {
@@ -140,11 +169,11 @@ func (r *Report) Print(w io.Writer) {
 			p50, p99 = millis(row.P50), millis(row.P99)
 		}
 		bucket := "?"
-		if row.BucketTPM >= 0 {
-			bucket = num(row.BucketTPM)
+		if row.Bucket != nil {
+			bucket = num(row.Bucket["tpm"])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, adm, rej, rb,
-			num(row.Used["rpm"]), num(row.Used["tpm"]), bucket, p50, p99, perMin(row.Limits))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\t%s\n", name, adm, rej, rb,
+			num(row.Used["rpm"]), num(row.Used["tpm"]), bucket, usageCol(row.ID), p50, p99, perMin(row.Limits))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -197,11 +226,11 @@ func (r *Report) Explain() []string {
 		lines = append(lines, fmt.Sprintf("- %s never hit a limit: it used %s tpm of the %s its limits allow in %s.",
 			id, num(row.Used["tpm"]), num(Envelope(l, r.Elapsed)), secs))
 	}
-	lines = append(lines, "- Each call took {rpm: 1, tpm: input + max_tokens}, then adjusted tpm to the real usage; "+
-		"rolled-back calls (failed model calls) gave everything back, so USED is what the limiter still holds.")
+	lines = append(lines, "- Each call acquired {rpm: 1, tpm: input + max_tokens} over HTTP, adjusted tpm to the real usage "+
+		"and committed; failed model calls were rolled back and gave everything back, so USED is what the limiter still holds.")
 	var off []string
 	for _, row := range r.Rows {
-		if row.BucketTPM != row.Used["tpm"] {
+		if row.Bucket == nil || row.Bucket["tpm"] != row.Used["tpm"] {
 			off = append(off, row.ID)
 		}
 	}
@@ -210,6 +239,25 @@ func (r *Report) Explain() []string {
 	} else {
 		lines = append(lines, fmt.Sprintf("- BUCKET TPM, the net consumed counter stored in each bucket, differs from TPM USED for %s.",
 			strings.Join(off, ", ")))
+	}
+	if r.Usage != nil {
+		off = off[:0]
+		for _, row := range r.Rows {
+			if row.Bucket == nil || r.Usage[row.ID]["tpm"] != row.Bucket["tpm"] || r.Usage[row.ID]["rpm"] != row.Bucket["rpm"] {
+				off = append(off, row.ID)
+			}
+		}
+		switch {
+		case len(off) == 0:
+			lines = append(lines, "- USAGE TPM, what the aggregator function counted into its usage snapshots from the table's stream, "+
+				"matches the buckets too, requests included: no bucket change was lost or counted twice.")
+		case len(r.UsageBehind) > 0:
+			lines = append(lines, fmt.Sprintf("- USAGE TPM, the aggregator's usage snapshots, had not caught up with the buckets of %s "+
+				"when the demo stopped waiting (see `zae-limiter local status` for its stream mapping).", strings.Join(r.UsageBehind, ", ")))
+		default:
+			lines = append(lines, fmt.Sprintf("- USAGE TPM, the aggregator's usage snapshots, differs from the buckets for %s.",
+				strings.Join(off, ", ")))
+		}
 	}
 	return lines
 }

@@ -1,23 +1,29 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/zeroae/zae-limiter-go/shared/limits"
-	"github.com/zeroae/zae-limiter-go/shared/store"
+	"github.com/zeroae/zae-limiter-go/shared/manifest"
 )
 
-// Scenario is the configuration the demo stores before it runs: system and
-// resource defaults, and the entities that call the model.
+// DefaultManifest is the demo's limits file, relative to the checkout (make
+// demo runs there).
+const DefaultManifest = "cmd/zael-demo/limits.yaml"
+
+// Scenario is what the demo stores before it runs: the limits, from a
+// manifest, and the entities that call the model, some of them cascading
+// to a parent (a manifest holds limits only, so the demo creates those).
 type Scenario struct {
-	Resource         string
-	System           []limits.Limit
-	ResourceDefaults []limits.Limit
-	Entities         []EntitySpec
+	Resource string
+	// Limits is the manifest `limits apply` writes.
+	Limits *manifest.Manifest
+	// Entities are every entity the report shows: the callers and their
+	// parents, in display order.
+	Entities []EntitySpec
 }
 
 // EntitySpec is one entity of the scenario.
@@ -26,32 +32,38 @@ type EntitySpec struct {
 	// Parent, when set, is the entity this one cascades to: every acquire
 	// is charged to both, and either can deny it.
 	Parent string
-	// Limits are the entity's own limits on the resource; nil means it is
-	// governed by the resource default.
-	Limits []limits.Limit
 	// Note is shown next to the entity in the configuration listing.
 	Note string
 }
 
-// DefaultScenario is what `make demo` shows: a premium customer, a project
-// whose two API keys share its budget, and a basic user on the defaults.
-func DefaultScenario() Scenario {
-	return Scenario{
-		Resource:         "gpt-4",
-		System:           perMinute(600, 100_000),
-		ResourceDefaults: perMinute(120, 40_000),
-		Entities: []EntitySpec{
-			{ID: "premium", Limits: perMinute(300, 120_000), Note: "premium plan"},
-			{ID: "proj-acme", Limits: perMinute(150, 60_000), Note: "project: the budget its keys share"},
-			{ID: "key-acme-1", Parent: "proj-acme", Limits: perMinute(100, 50_000), Note: "API key with its own limits"},
-			{ID: "key-acme-2", Parent: "proj-acme", Note: "API key on the resource default"},
-			{ID: "user-basic", Note: "basic user on the resource default"},
-		},
+// DefaultEntities are the entities of `make demo`: a premium customer, a
+// project whose two API keys share its budget, and a basic user on the
+// defaults. Their limits are in DefaultManifest.
+func DefaultEntities() []EntitySpec {
+	return []EntitySpec{
+		{ID: "premium", Note: "premium plan"},
+		{ID: "proj-acme", Note: "project: the budget its keys share"},
+		{ID: "key-acme-1", Parent: "proj-acme", Note: "API key with its own limits"},
+		{ID: "key-acme-2", Parent: "proj-acme", Note: "API key on the resource default"},
+		{ID: "user-basic", Note: "basic user on the resource default"},
 	}
 }
 
-func perMinute(rpm, tpm int64) []limits.Limit {
-	return []limits.Limit{limits.PerMinute("rpm", rpm, 0), limits.PerMinute("tpm", tpm, 0)}
+// LoadScenario reads the manifest file and checks that it declares limits
+// for resource, the resource every entity calls.
+func LoadScenario(file, resource string, entities []EntitySpec) (Scenario, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("read the demo's limits (--manifest): %w", err)
+	}
+	m, err := manifest.Parse(file, b)
+	if err != nil {
+		return Scenario{}, err
+	}
+	if _, ok := m.Resources[resource]; !ok {
+		return Scenario{}, fmt.Errorf("%s: no defaults for the resource %q the demo calls", file, resource)
+	}
+	return Scenario{Resource: resource, Limits: m, Entities: entities}, nil
 }
 
 // Scaled returns the scenario with every limit's capacity and refill
@@ -69,14 +81,32 @@ func (s Scenario) Scaled(f float64) Scenario {
 		}
 		return out
 	}
-	out := s
-	out.System, out.ResourceDefaults = scale(s.System), scale(s.ResourceDefaults)
-	out.Entities = make([]EntitySpec, len(s.Entities))
-	for i, e := range s.Entities {
-		e.Limits = scale(e.Limits)
-		out.Entities[i] = e
+	m := *s.Limits
+	if m.System != nil {
+		sys := *m.System
+		sys.Limits = scale(sys.Limits)
+		m.System = &sys
 	}
+	m.Resources = map[string][]limits.Limit{}
+	for r, ls := range s.Limits.Resources {
+		m.Resources[r] = scale(ls)
+	}
+	m.Entities = map[string]map[string][]limits.Limit{}
+	for e, rs := range s.Limits.Entities {
+		m.Entities[e] = map[string][]limits.Limit{}
+		for r, ls := range rs {
+			m.Entities[e][r] = scale(ls)
+		}
+	}
+	out := s
+	out.Limits = &m
 	return out
+}
+
+// OwnLimits are the limits the manifest gives id on the scenario's
+// resource; nil when the resource default governs it.
+func (s Scenario) OwnLimits(id string) []limits.Limit {
+	return s.Limits.Entities[id][s.Resource]
 }
 
 // Callers are the entities the workers call as: every entity that is
@@ -108,54 +138,20 @@ func (s Scenario) Children(id string) []string {
 	return out
 }
 
-// Setup stores the scenario in ns and writes one line per item to w. It can
-// run again on the same table.
-func Setup(ctx context.Context, ns *store.NS, s Scenario, w io.Writer) error {
-	if err := ns.SetSystemDefaults(ctx, s.System, ""); err != nil {
-		return fmt.Errorf("system defaults: %w", err)
-	}
-	fmt.Fprintf(w, "  %-22s %-28s every resource without defaults of its own\n", "system defaults", specs(s.System))
-	if err := ns.SetResourceDefaults(ctx, s.Resource, s.ResourceDefaults); err != nil {
-		return fmt.Errorf("resource defaults: %w", err)
-	}
-	fmt.Fprintf(w, "  %-22s %-28s every entity without limits of its own\n", "resource "+s.Resource, specs(s.ResourceDefaults))
+// Parents lists the entities others cascade to.
+func (s Scenario) Parents() []string {
+	var out []string
 	for _, e := range s.Entities {
-		if err := createEntity(ctx, ns, e); err != nil {
-			return err
+		if len(s.Children(e.ID)) > 0 {
+			out = append(out, e.ID)
 		}
-		lim := "(resource default)"
-		if e.Limits != nil {
-			if err := ns.SetLimits(ctx, e.ID, s.Resource, e.Limits); err != nil {
-				return fmt.Errorf("limits of %s: %w", e.ID, err)
-			}
-			lim = specs(e.Limits)
-		}
-		note := e.Note
-		if e.Parent != "" {
-			note += ", cascades to " + e.Parent
-		}
-		fmt.Fprintf(w, "  %-22s %-28s %s\n", "entity "+e.ID, lim, note)
 	}
-	return nil
+	return out
 }
 
-// createEntity creates e, or checks that an existing one has the same parent.
-func createEntity(ctx context.Context, ns *store.NS, e EntitySpec) error {
-	_, err := ns.CreateEntity(ctx, store.Entity{ID: e.ID, ParentID: e.Parent, Cascade: e.Parent != ""})
-	if errors.Is(err, limits.ErrExists) {
-		got, gerr := ns.GetEntity(ctx, e.ID)
-		if gerr != nil {
-			return gerr
-		}
-		if got.ParentID != e.Parent || got.Cascade != (e.Parent != "") {
-			return fmt.Errorf("entity %q exists with another parent (%q): use a fresh table", e.ID, got.ParentID)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("entity %s: %w", e.ID, err)
-	}
-	return nil
+// Cascading lists the entities with a parent.
+func (s Scenario) Cascading() []EntitySpec {
+	return slices.DeleteFunc(slices.Clone(s.Entities), func(e EntitySpec) bool { return e.Parent == "" })
 }
 
 func specs(ls []limits.Limit) string {

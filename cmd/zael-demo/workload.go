@@ -8,8 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zeroae/zae-limiter-go/shared/limiter"
+	"github.com/zeroae/zae-limiter-go/client"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
 
 // Workload shapes the LLM-style traffic: each call acquires {rpm: 1,
@@ -18,6 +19,9 @@ type Workload struct {
 	Duration time.Duration
 	Workers  int
 	Seed     uint64
+	// Calls, when positive, stops each worker after that many calls, even
+	// before Duration has passed (the tests' fixed amount of traffic).
+	Calls int
 	// Think is the pause between a worker's calls (uniform in [min, max)).
 	ThinkMin, ThinkMax time.Duration
 	// Model is how long the model call takes (uniform in [min, max)).
@@ -50,8 +54,8 @@ type Progress struct {
 	Done                                             bool // the last call, after every worker stopped
 }
 
-// Tally is what one calling entity saw, built only from what the limiter
-// reported: leases' Consumed on commit and denials' violations.
+// Tally is what one calling entity saw, built only from what the acquire
+// API answered: leases' Consumed on commit and denials' violations.
 type Tally struct {
 	Attempts, Admitted, Rejected, RolledBack, Errors int64
 	// Used is the net consumption of the committed calls (lease.Consumed);
@@ -61,8 +65,8 @@ type Tally struct {
 	// more than estimated): the only consumption not checked on acquire.
 	Overshoot int64
 	Latencies []time.Duration // of every acquire, admitted or denied
-	// BlockedBy counts denials by the limit that blocked them longest,
-	// keyed "entity limit".
+	// BlockedBy counts denials by the violated limit with the longest wait
+	// (keyed "entity limit"), or "contention".
 	BlockedBy map[string]int64
 	FirstErr  error
 
@@ -76,10 +80,14 @@ var errModel = errors.New("model call failed")
 
 type totals struct{ attempts, admitted, rejected, rolledBack, errors atomic.Int64 }
 
-// Run drives the workload against lim until w.Duration has passed or ctx
-// is cancelled; the calls in flight then finish. Workers take the callers
-// in turn. It returns one tally per caller and the elapsed time.
-func Run(ctx context.Context, lim *limiter.Limiter, resource string, callers []string, w Workload) (map[string]*Tally, time.Duration) {
+// Run drives the workload through the acquire API client c until
+// w.Duration has passed or ctx is cancelled; the calls in flight then
+// finish. Workers take the callers in turn. limitsOf holds every entity's
+// limits on resource (parents' too): they tell which violation of a denial
+// needs the longest wait. It returns one tally per caller and the elapsed
+// time.
+func Run(ctx context.Context, c *client.Client, resource string, callers []string, limitsOf map[string][]limits.Limit,
+	w Workload) (map[string]*Tally, time.Duration) {
 	tallies := map[string]*Tally{}
 	for _, id := range callers {
 		tallies[id] = &Tally{Used: map[string]int64{}, BlockedBy: map[string]int64{}}
@@ -96,7 +104,7 @@ func Run(ctx context.Context, lim *limiter.Limiter, resource string, callers []s
 	for i := range w.Workers {
 		id := callers[i%len(callers)]
 		rng := rand.New(rand.NewPCG(w.Seed, uint64(i)))
-		wg.Go(func() { worker(stop, lim, resource, id, tallies[id], &tot, rng, w) })
+		wg.Go(func() { worker(stop, c, resource, id, tallies[id], &tot, rng, limitsOf, w) })
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -124,26 +132,27 @@ func Run(ctx context.Context, lim *limiter.Limiter, resource string, callers []s
 }
 
 // worker calls the model as one entity until stop is done.
-func worker(stop context.Context, lim *limiter.Limiter, resource, id string, t *Tally, tot *totals, rng *rand.Rand, w Workload) {
+func worker(stop context.Context, c *client.Client, resource, id string, t *Tally, tot *totals, rng *rand.Rand,
+	limitsOf map[string][]limits.Limit, w Workload) {
 	// Calls in flight finish even when the run stops.
 	ctx := context.WithoutCancel(stop)
-	for {
+	for n := 0; w.Calls <= 0 || n < w.Calls; n++ {
 		if !sleep(stop, t.cooldown()+between(rng, w.ThinkMin, w.ThinkMax)) {
 			return
 		}
-		c := newCall(rng, w)
+		cl := newCall(rng, w)
 		var acquired time.Duration
 		var consumed map[string]int64
 		start := time.Now()
-		err := lim.Do(ctx, limiter.Request{EntityID: id, Resource: resource,
-			Consume: map[string]int64{"rpm": 1, "tpm": c.estimate}},
-			func(ctx context.Context, ls *limiter.Lease) error {
+		err := c.Do(ctx, client.Request{EntityID: id, Resource: resource,
+			Consume: map[string]int64{"rpm": 1, "tpm": cl.estimate}},
+			func(ctx context.Context, ls *client.Lease) error {
 				acquired = time.Since(start)
-				time.Sleep(c.model)
-				if c.fails {
+				time.Sleep(cl.model)
+				if cl.fails {
 					return errModel
 				}
-				if d := c.actual - c.estimate; d != 0 {
+				if d := cl.actual - cl.estimate; d != 0 {
 					if err := ls.Adjust(ctx, map[string]int64{"tpm": d}); err != nil {
 						return err
 					}
@@ -154,7 +163,7 @@ func worker(stop context.Context, lim *limiter.Limiter, resource, id string, t *
 		if acquired == 0 {
 			acquired = time.Since(start)
 		}
-		t.record(err, acquired, consumed, c, w.MaxBackoff, tot)
+		t.record(err, acquired, consumed, cl, limitsOf, w.MaxBackoff, tot)
 	}
 }
 
@@ -182,13 +191,14 @@ func newCall(rng *rand.Rand, w Workload) call {
 }
 
 // record counts one call's outcome.
-func (t *Tally) record(err error, latency time.Duration, consumed map[string]int64, c call, maxBackoff time.Duration, tot *totals) {
+func (t *Tally) record(err error, latency time.Duration, consumed map[string]int64, c call,
+	limitsOf map[string][]limits.Limit, maxBackoff time.Duration, tot *totals) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.Attempts++
 	tot.attempts.Add(1)
 	t.Latencies = append(t.Latencies, latency)
-	var ex *limits.ExceededError
+	var denied *client.RateLimitedError
 	switch {
 	case err == nil:
 		t.Admitted++
@@ -197,13 +207,12 @@ func (t *Tally) record(err error, latency time.Duration, consumed map[string]int
 			t.Used[k] += v
 		}
 		t.Overshoot += max(0, c.actual-c.estimate)
-	case errors.As(err, &ex):
+	case errors.As(err, &denied):
 		t.Rejected++
 		tot.rejected.Add(1)
-		p := ex.Primary()
-		t.BlockedBy[p.EntityID+" "+p.Limit.Name]++
+		t.BlockedBy[blocker(denied.Violations, limitsOf)]++
 		// Honour the retry-after a little: this entity's workers pause.
-		wait := min(ex.RetryAfter(), maxBackoff)
+		wait := min(denied.RetryAfter, maxBackoff)
 		if until := time.Now().Add(wait); until.After(t.coolUntil) {
 			t.coolUntil = until
 		}
@@ -219,6 +228,25 @@ func (t *Tally) record(err error, latency time.Duration, consumed map[string]int
 			t.FirstErr = err
 		}
 	}
+}
+
+// blocker names the violation that needs the longest wait ("entity
+// limit"): its shortfall over its limit's refill rate. A denial without
+// violations lost races to other writers ("contention").
+func blocker(vs []wire.Violation, limitsOf map[string][]limits.Limit) string {
+	best, longest := "contention", -1.0
+	for _, v := range vs {
+		wait := float64(v.Requested - v.Available)
+		for _, l := range limitsOf[v.EntityID] {
+			if l.Name == v.Limit {
+				wait *= float64(l.RefillPeriodSeconds) / float64(l.RefillAmount)
+			}
+		}
+		if wait > longest {
+			best, longest = v.EntityID+" "+v.Limit, wait
+		}
+	}
+	return best
 }
 
 func (t *Tally) cooldown() time.Duration {

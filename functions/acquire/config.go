@@ -51,6 +51,10 @@ type config struct {
 	// from 100 ms to 60 s; keep it below the function's timeout. Past it an
 	// acquire is unavailable and the namespace's on_unavailable decides.
 	RequestTimeout time.Duration
+	// DenialCache is DENIAL_CACHE (optional, default true): deny a request
+	// the bucket was seen unable to take without a DynamoDB request, until
+	// refill makes it fit (false writes every denial).
+	DenialCache bool
 	// Tracing is AWS_XRAY_TRACING_ENABLED (optional, default false): trace
 	// the DynamoDB calls with X-Ray. The template sets it where the function
 	// has Tracing: Active; unset (as in local runs) nothing is instrumented,
@@ -67,6 +71,7 @@ const (
 	envLeaseTTL         = "LEASE_TTL"
 	envConfigCacheTTL   = "CONFIG_CACHE_TTL"
 	envRequestTimeout   = "REQUEST_TIMEOUT"
+	envDenialCache      = "DENIAL_CACHE"
 	envTracing          = "AWS_XRAY_TRACING_ENABLED"
 )
 
@@ -87,7 +92,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		return strings.TrimSpace(v)
 	}
 	c := config{DefaultNamespace: api.DefaultNamespace, LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL,
-		RequestTimeout: limiter.DefaultTimeout}
+		RequestTimeout: limiter.DefaultTimeout, DenialCache: true}
 	var errs []error
 
 	switch c.Table = get(envTable); {
@@ -146,6 +151,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", envRequestTimeout, v, err))
 		}
 		c.RequestTimeout = d
+	}
+
+	if v := get(envDenialCache); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", envDenialCache, v))
+		}
+		c.DenialCache = b
 	}
 
 	if v := get(envTracing); v != "" {

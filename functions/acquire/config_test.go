@@ -38,7 +38,7 @@ func TestLoadConfig(t *testing.T) {
 			name: "minimal",
 			env:  func(map[string]string) {},
 			want: config{Table: "limiter", DefaultNamespace: "default", LeaseKeys: [][]byte{[]byte(key1)}, LeaseTTL: api.DefaultLeaseTTL,
-				ConfigCacheTTL: store.DefaultCacheTTL, RequestTimeout: limiter.DefaultTimeout},
+				ConfigCacheTTL: store.DefaultCacheTTL, RequestTimeout: limiter.DefaultTimeout, DenialCache: true},
 		},
 		{
 			name: "everything",
@@ -48,6 +48,7 @@ func TestLoadConfig(t *testing.T) {
 				e["LEASE_TTL"] = "90s"
 				e["CONFIG_CACHE_TTL"] = "10s"
 				e["REQUEST_TIMEOUT"] = "2s"
+				e["DENIAL_CACHE"] = "false"
 				e["AWS_XRAY_TRACING_ENABLED"] = "true"
 			},
 			want: config{
@@ -63,10 +64,11 @@ func TestLoadConfig(t *testing.T) {
 				e["LEASE_TTL"] = "600"
 				e["CONFIG_CACHE_TTL"] = "0"
 				e["REQUEST_TIMEOUT"] = "3"
+				e["DENIAL_CACHE"] = "1"
 				e["AWS_XRAY_TRACING_ENABLED"] = "0"
 			},
 			want: config{Table: "limiter", DefaultNamespace: "default", LeaseKeysParameter: "/limiter/lease-keys", LeaseTTL: 10 * time.Minute,
-				RequestTimeout: 3 * time.Second},
+				RequestTimeout: 3 * time.Second, DenialCache: true},
 		},
 		{name: "no table", env: func(e map[string]string) { delete(e, "TABLE_NAME") }, errs: []string{"TABLE_NAME is required"}},
 		{name: "blank table", env: func(e map[string]string) { e["TABLE_NAME"] = "  " }, errs: []string{"TABLE_NAME is required"}},
@@ -80,6 +82,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "soon" }, errs: []string{`LEASE_TTL="soon"`, "duration"}},
 		{name: "zero TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "0" }, errs: []string{`LEASE_TTL="0"`, "between 1s and 24h"}},
 		{name: "long TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "25h" }, errs: []string{"between 1s and 24h"}},
+		{name: "bad denial cache", env: func(e map[string]string) { e["DENIAL_CACHE"] = "maybe" }, errs: []string{`DENIAL_CACHE="maybe"`}},
 		{name: "short request timeout", env: func(e map[string]string) { e["REQUEST_TIMEOUT"] = "10ms" }, errs: []string{`REQUEST_TIMEOUT="10ms"`, "between 100ms and 1m"}},
 		{name: "long request timeout", env: func(e map[string]string) { e["REQUEST_TIMEOUT"] = "61" }, errs: []string{`REQUEST_TIMEOUT="61"`}},
 		{name: "bad cache TTL", env: func(e map[string]string) { e["CONFIG_CACHE_TTL"] = "a minute" }, errs: []string{`CONFIG_CACHE_TTL="a minute"`, "duration"}},

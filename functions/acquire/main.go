@@ -25,6 +25,7 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/api"
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
 	"github.com/zeroae/zae-limiter-go/shared/funcurl"
+	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -68,6 +69,7 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 		Keys:             keys,
 		LeaseTTL:         cfg.LeaseTTL,
 		Timeout:          cfg.RequestTimeout,
+		Limiter:          limiter.Options{NoDenialCache: !cfg.DenialCache},
 	}), nil
 }
 

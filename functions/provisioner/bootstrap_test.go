@@ -19,6 +19,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/lambdarun"
+	"github.com/zeroae/zae-limiter-go/shared/lambdarun/lambdatest"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/provision"
 	"github.com/zeroae/zae-limiter-go/shared/store"
@@ -28,31 +29,6 @@ import (
 func TestMain(m *testing.M) { ddbtest.Main(m) }
 
 const eventsDir = "../../events/provisioner"
-
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// bootstrap builds the real function once per test process (a native
-// build, the way it is deployed otherwise: lambda.norpc, stripped).
-func bootstrap(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "provisioner-bootstrap")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "bootstrap")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		built.err = lambdarun.Build(ctx, lambdarun.BuildOptions{Package: ".", Output: built.path})
-	})
-	require.NoError(t, built.err)
-	return built.path
-}
 
 // stack is a table and the real bootstrap running against it.
 type stack struct {
@@ -64,27 +40,12 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{table: ddbtest.NewTable(t), out: &syncio.Buffer{}}
+	s := &stack{table: ddbtest.NewTable(t)}
 	s.st = store.New(ddbtest.Client(t), store.Options{Table: s.table, CacheTTL: -1})
-	r, err := lambdarun.Start(context.Background(), lambdarun.Options{
-		Binary: bootstrap(t), Output: s.out, FunctionName: s.table + "-provisioner", Timeout: 2 * time.Minute,
-		Env: []string{
-			"TABLE_NAME=" + s.table,
-			"AWS_ENDPOINT_URL_DYNAMODB=" + ddbtest.Endpoint(t),
-			"AWS_ACCESS_KEY_ID=dummy", "AWS_SECRET_ACCESS_KEY=dummy",
-			"AWS_LAMBDA_LOG_FORMAT=JSON",
-		},
+	s.runner, s.out = lambdatest.Start(t, lambdarun.Options{
+		Binary: lambdatest.Bootstrap(t, "."), FunctionName: s.table + "-provisioner", Timeout: 2 * time.Minute,
+		Env: lambdatest.Env(t, s.table),
 	})
-	t.Cleanup(func() {
-		if r != nil {
-			_ = r.Close()
-		}
-		if t.Failed() {
-			t.Logf("function output:\n%s", s.out.String())
-		}
-	})
-	require.NoError(t, err)
-	s.runner = r
 	return s
 }
 

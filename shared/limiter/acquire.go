@@ -21,11 +21,15 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sts, denied := l.precheck(ts, req.Consume); denied {
+		return nil, limits.NewExceededBecause(limits.ReasonCached, sts)
+	}
 	type result struct {
-		entry *Entry
-		amt   map[string]int64
-		st    []limits.Status
-		ok    bool
+		entry  *Entry
+		amt    map[string]int64
+		st     []limits.Status
+		ok     bool
+		cached bool
 	}
 	results := make([]result, len(ts))
 	// Not errgroup.WithContext: a failure must not cancel a sibling's write
@@ -36,8 +40,8 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 		amt := millis(req.Consume, t.has)
 		results[i].amt = amt
 		g.Go(func() error {
-			tk, st, ok, err := l.take(ctx, &ts[i], amt)
-			results[i].st, results[i].ok = st, ok
+			tk, st, ok, cached, err := l.take(ctx, &ts[i], amt)
+			results[i].st, results[i].ok, results[i].cached = st, ok, cached
 			if ok {
 				results[i].entry = &Entry{EntityID: t.entity, Resource: t.resource, Shard: tk.shard, Limits: ts[i].limits,
 					Consumed: copyAmounts(amt), Gen: tk.gen, Credit: tk.credits}
@@ -52,9 +56,14 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 	var all []limits.Status
 	rejected := false
 	reason := ""
+	cached := true
 	for _, r := range results {
 		all = append(all, r.st...)
 		rejected = rejected || !r.ok
+		cached = cached && (r.ok || r.cached)
+	}
+	if rejected && cached && err == nil {
+		reason = limits.ReasonCached
 	}
 	var ce *contentionError
 	if errors.As(err, &ce) {
@@ -83,6 +92,43 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 	return lease, nil
 }
 
+// precheck is the denial cache for a whole acquire: when one of its
+// buckets is a single shard whose last seen state cannot take the request,
+// the acquire is denied before any write (a cascade never writes the child
+// only to give it back). It returns every bucket's statuses.
+func (l *Limiter) precheck(ts []target, consume map[string]int64) ([]limits.Status, bool) {
+	if l.o.NoDenialCache {
+		return nil, false
+	}
+	now := l.nowMs()
+	var all []limits.Status
+	denied := false
+	for i := range ts {
+		t := &ts[i]
+		b := l.bucketID(t)
+		seen := l.seenState(b.PK())
+		if l.shardCount(b.Bucket()) != 1 || seen == nil || seen.Level != 1 {
+			return nil, false // unknown, or sharded: the write decides
+		}
+		amt := millis(consume, t.has)
+		if len(amt) == 0 {
+			continue
+		}
+		plan, verdict, err := shard.PlanTake(b, seen, shard.ConfigOf(t.limits, 1, t.version), shard.Take{
+			Amounts: amt, Now: now, Judge: seen, TTLMultiplier: l.o.TTLMultiplier})
+		switch {
+		case err != nil:
+			return nil, false
+		case verdict == shard.Deny:
+			denied = true
+			all = append(all, shard.Statuses(t.entity, t.resource, t.limits, plan.Next, amt, 1, now)...)
+		default:
+			all = append(all, shard.Statuses(t.entity, t.resource, t.limits, seen, amt, 1, now)...)
+		}
+	}
+	return all, denied
+}
+
 // contentionError: a bucket changed under every attempt. It is a denial
 // (the caller may retry at once), never an outage (DECISIONS §3.19).
 type contentionError struct {
@@ -106,8 +152,9 @@ type taken struct {
 
 // take admits amounts (millitokens) on one of t's shards: a random one,
 // other shards when it has no tokens, more shards when write budgets run
-// out. It returns what it took, or ok=false with the denial's statuses.
-func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64) (taken, []limits.Status, bool, error) {
+// out. It returns what it took, or ok=false with the denial's statuses and
+// whether it was denied without a request (the denial cache).
+func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64) (tk taken, sts []limits.Status, ok, cached bool, err error) {
 	b := l.bucketID(t)
 	n := l.shardCount(b.Bucket())
 	j := l.pick(n, nil)
@@ -116,17 +163,18 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 	var exact *shard.State
 	var last *shard.State
 	refreshed := false
+	allCached := true
 	for attempt := range l.o.MaxAttempts {
 		if attempt >= 3 {
 			if err := backoff(ctx, attempt); err != nil {
-				return taken{}, nil, false, err
+				return taken{}, nil, false, false, err
 			}
 		}
 		now := l.nowMs()
 		cfg := shard.ConfigOf(t.limits, n, t.version)
 		res, err := l.consume(ctx, b.Of(j), cfg, amounts, now, true, exact, !refreshed)
 		if err != nil {
-			return taken{}, nil, false, err
+			return taken{}, nil, false, false, err
 		}
 		exact = nil
 		if res.st != nil && res.st.Exists {
@@ -134,8 +182,8 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 		}
 		switch res.kind {
 		case admitted:
-			sts := l.shadowStatuses(shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, cfg.Level, now), res.shadowed)
-			return taken{shard: j, gen: res.st.Gen, credits: res.credits, shadowed: res.shadowed}, sts, true, nil
+			sts := l.shadowStatuses(shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, res.st.Level, now), res.shadowed)
+			return taken{shard: j, gen: res.st.Gen, credits: res.credits, shadowed: res.shadowed}, sts, true, false, nil
 		case missing:
 			err := l.ensure(ctx, b.Of(j), now)
 			switch {
@@ -150,28 +198,29 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 				j = l.pick(n, nil)
 				continue
 			case err != nil:
-				return taken{}, nil, false, err
+				return taken{}, nil, false, false, err
 			}
 		case budgetOut:
 			if n, err = l.bump(ctx, b, n); err != nil {
-				return taken{}, nil, false, err
+				return taken{}, nil, false, false, err
 			}
 			j = l.pick(n, nil)
 		case denied:
 			tried[j] = true
+			allCached = allCached && res.cached
 			if denial == nil {
-				denial = shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, cfg.Level, now)
+				denial = shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, res.st.Level, now)
 			}
 			if n > 1 && len(tried) <= l.o.ShardRetries && len(tried) < n {
 				j = l.pick(n, tried)
 				continue
 			}
-			return taken{}, denial, false, nil
+			return taken{}, denial, false, allCached, nil
 		case newer:
 			// Another process wrote this bucket with a newer config: ours
 			// is stale. Read it afresh and plan again.
 			if err := l.refresh(ctx, t); err != nil {
-				return taken{}, nil, false, err
+				return taken{}, nil, false, false, err
 			}
 			refreshed = true
 		case again:
@@ -184,11 +233,10 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 			}
 		}
 	}
-	var sts []limits.Status
 	if last != nil {
-		sts = shard.Statuses(t.entity, t.resource, t.limits, last, amounts, n, l.nowMs())
+		sts = shard.Statuses(t.entity, t.resource, t.limits, last, amounts, last.Level, l.nowMs())
 	}
-	return taken{}, nil, false, &contentionError{bucket: b.Bucket(), statuses: sts}
+	return taken{}, nil, false, false, &contentionError{bucket: b.Bucket(), statuses: sts}
 }
 
 // takeShard admits amounts on one given shard (a lease taking more): the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/shard"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
@@ -100,7 +101,9 @@ func (l *Limiter) Grant(ctx context.Context, entityID, resource string, credits 
 		// No bucket: create it with the credits (unless one appears).
 		l.forgetCount(b.Bucket())
 		it, _ := shard.GrantItem(b.Of(0), shard.ConfigOf(t.limits, 1, t.version), amounts, grantID, l.nowMs(), l.o.TTLMultiplier)
-		if err = l.put(ctx, b.Of(0), it); err != nil {
+		var absent dynamo.Update
+		absent.IfNotExists(schema.PK)
+		if err = l.put(ctx, b.Of(0), it, &absent); err != nil {
 			break
 		}
 		st, rerr := l.read(ctx, b.Of(0))

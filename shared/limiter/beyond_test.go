@@ -286,7 +286,8 @@ func TestReset(t *testing.T) {
 
 // Reset is exact under concurrent acquires: a drained bucket reset while
 // writers hammer it admits exactly its capacity afterwards, no more (the
-// clock is frozen: nothing refills).
+// clock is frozen: nothing refills). The writers make every attempt a
+// write (no denial cache), so the reset races real writes.
 func TestResetUnderConcurrency(t *testing.T) {
 	e := newEnv(t, limiter.Options{})
 	require.NoError(t, e.ns.SetLimits(e.ctx, "u", "r", []limits.Limit{limits.PerDay("rpd", 50, 0)}))
@@ -300,7 +301,7 @@ func TestResetUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := e.newLimiter(limiter.Options{})
+			p := e.newLimiter(limiter.Options{NoDenialCache: true})
 			after := 0
 			for i := 0; after < 20; i++ {
 				if i == 1 {
@@ -326,6 +327,53 @@ func TestResetUnderConcurrency(t *testing.T) {
 	resetDone.Store(true)
 	wg.Wait()
 	assert.Equal(t, int64(50), admitted.Load(), "exactly the capacity after the reset (%d attempts)", attempts.Load())
+}
+
+// A reset or a grant by another process reaches a process whose denial
+// cache denies the bucket once the state it saw is DenialCacheTTL old (a
+// minute of refill here is not one token), never later; in the process
+// that made it, at once.
+func TestResetAndGrantReachDenialCache(t *testing.T) {
+	e := newEnv(t, limiter.Options{})
+	require.NoError(t, e.ns.SetLimits(e.ctx, "u", "r", []limits.Limit{limits.PerDay("rpd", 50, 0)}))
+	other := e.newLimiter(limiter.Options{})
+	req := limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"rpd": 1}}
+	drain := func() {
+		t.Helper()
+		for {
+			if _, err := other.Acquire(e.ctx, req); err != nil {
+				_, err = other.Acquire(e.ctx, req)
+				assert.Equal(t, limits.ReasonCached, exceeded(t, err).Reason)
+				return
+			}
+		}
+	}
+	for _, admin := range []struct {
+		name string
+		do   func() error
+	}{
+		{"reset", func() error { _, err := e.lim.Reset(e.ctx, "u", "r", nil); return err }},
+		{"grant", func() error { _, err := e.lim.Grant(e.ctx, "u", "r", map[string]int64{"rpd": 50}); return err }},
+	} {
+		t.Run(admin.name, func(t *testing.T) {
+			drain()
+			require.NoError(t, admin.do())
+			e.count.Reset()
+			e.clock.Advance(limiter.DefaultDenialCacheTTL - time.Millisecond)
+			_, err := other.Acquire(e.ctx, req)
+			assert.Equal(t, limits.ReasonCached, exceeded(t, err).Reason, "within the TTL: the state seen")
+			assert.Empty(t, e.count.Snapshot())
+			_, err = e.lim.Acquire(e.ctx, req)
+			require.NoError(t, err, "the process that made it sees it at once")
+			e.clock.Advance(2 * time.Millisecond)
+			for i := range 49 {
+				_, err = other.Acquire(e.ctx, req)
+				require.NoError(t, err, "acquire %d after the TTL", i)
+			}
+			_, err = other.Acquire(e.ctx, req)
+			exceeded(t, err)
+		})
+	}
 }
 
 // A blocked entity, and a child cascading to a blocked parent, is denied

@@ -14,6 +14,59 @@ const milli = shard.Milli
 // takes the idle form, the others the busy one). The cache only predicts the
 // form of a write; every write is conditioned on what it predicts.
 
+// MaxCached bounds each per-item cache of a limiter (states, states seen,
+// shard counts): past it an arbitrary entry is dropped (it is learnt again
+// from the next write), so memory stays bounded whatever the number of keys.
+const MaxCached = 100_000
+
+// seenState is the last state DynamoDB returned of a shard (no projection of
+// this process's writes in flight), nil when unknown or older than
+// Options.DenialCacheTTL: its virtual times are a lower bound of the item's
+// (only refunds and resets lower them), so a request it cannot take cannot
+// be taken now either, unless another process gave tokens back, reset the
+// bucket or granted credits since (seen once the state ages out). The
+// denial cache judges requests on it before writing.
+func (l *Limiter) seenState(pk string) *shard.State {
+	now := l.nowMs()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.seen[pk]
+	if !ok || now-s.at > l.o.DenialCacheTTL.Milliseconds() || now < s.at {
+		return nil
+	}
+	return s.st.Clone()
+}
+
+// seenRec is a state DynamoDB returned and when (this process's clock, ms).
+type seenRec struct {
+	st *shard.State
+	at int64
+}
+
+// saw records a state DynamoDB returned.
+func (l *Limiter) saw(pk string, st *shard.State) {
+	now := l.nowMs()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !st.Exists || st.Merged {
+		delete(l.seen, pk)
+		return
+	}
+	bound(l.seen)
+	l.seen[pk] = seenRec{st: st.Clone(), at: now}
+}
+
+// bound drops an arbitrary entry of a full cache.
+func bound[V any](m map[string]V) {
+	if len(m) < MaxCached {
+		return
+	}
+	for k := range m {
+		delete(m, k)
+		return
+	}
+}
+
 // cached returns a copy of the last known state of a shard, nil if unknown.
 func (l *Limiter) cached(pk string) *shard.State {
 	l.mu.Lock()
@@ -24,6 +77,7 @@ func (l *Limiter) cached(pk string) *shard.State {
 func (l *Limiter) remember(pk string, st *shard.State) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.items)
 	l.items[pk] = st
 }
 
@@ -31,14 +85,17 @@ func (l *Limiter) forget(pk string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.items, pk)
+	delete(l.seen, pk)
 }
 
 // merge caches a state that came back from DynamoDB without losing what
 // concurrent writers of this process projected: with the same parameters a
 // limit's cached virtual time only moves forward.
 func (l *Limiter) merge(pk string, got *shard.State) {
+	l.saw(pk, got)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.items)
 	st := got.Clone()
 	if old, ok := l.items[pk]; ok && old.Exists && old.PV == st.PV && old.Level == st.Level {
 		for name, ls := range st.Limits {
@@ -57,8 +114,10 @@ func (l *Limiter) merge(pk string, got *shard.State) {
 // one, except that a limit found idle (at or behind the grid instant) is
 // taken exactly as returned.
 func (l *Limiter) unproject(pk string, got *shard.State, mine map[string]shard.Mark, now int64) {
+	l.saw(pk, got)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.items)
 	st := got.Clone()
 	if old, ok := l.items[pk]; ok && old.Exists && old.PV == st.PV && old.Level == st.Level {
 		for name, ls := range st.Limits {
@@ -102,6 +161,7 @@ func (l *Limiter) forgetCount(bucket string) {
 func (l *Limiter) learnCount(bucket string, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	bound(l.count)
 	l.count[bucket] = max(n, 1)
 }
 
@@ -112,6 +172,7 @@ func (l *Limiter) observe(id shard.ID, st *shard.State) {
 		return
 	}
 	l.remember(id.PK(), st)
+	l.saw(id.PK(), st)
 	l.learn(id, st)
 }
 

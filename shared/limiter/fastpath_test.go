@@ -20,8 +20,9 @@ import (
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
-// Scenario 24: an exhausted bucket is rejected after exactly one request,
-// whether this process knows the bucket or not; a bucket that refill will
+// Scenario 24: an exhausted bucket is rejected after at most one request:
+// none when this process saw it exhausted (the denial cache), one when it
+// does not know it (or with the cache off); a bucket that refill will
 // satisfy admits as soon as it does; a missing bucket is created by the
 // acquire itself, complete, in one request.
 func TestScenario24OneRequestDecisions(t *testing.T) {
@@ -44,10 +45,19 @@ func TestScenario24OneRequestDecisions(t *testing.T) {
 	assert.Equal(t, int64(0), e.num(it, schema.AttrShard))
 	assert.Equal(t, int64(1), e.num(it, schema.AttrShardCount))
 
-	// Exhausted, known to this process: one request.
+	// Exhausted, known to this process: no request (its write showed it).
 	e.count.Reset()
 	_, err = e.lim.Acquire(e.ctx, req)
 	exceeded(t, err)
+	assert.Empty(t, e.count.Snapshot())
+	// With the denial cache off: one request.
+	uncached := e.newLimiter(limiter.Options{Tick: time.Nanosecond, NoDenialCache: true})
+	_, err = uncached.Acquire(e.ctx, req)
+	exceeded(t, err)
+	e.count.Reset()
+	_, err = uncached.Acquire(e.ctx, req)
+	ex := exceeded(t, err)
+	assert.Empty(t, ex.Reason)
 	assert.Equal(t, map[string]int64{"UpdateItem": 1}, e.count.Snapshot())
 
 	// Exhausted, unknown to another process: one write too.
@@ -59,8 +69,8 @@ func TestScenario24OneRequestDecisions(t *testing.T) {
 	assert.Equal(t, int64(1000), e.tc("u", "r", "rpm"))
 
 	// 1000 a minute with 999 taken: 2 more are denied now, admitted once
-	// 120 ms have refilled them (the denial taught the exact state: one
-	// request each).
+	// 120 ms have refilled them (the write taught the exact state: the
+	// denials cost nothing, the admit one request).
 	ls = []limits.Limit{limits.PerMinute("rpm", 1000, 0)}
 	req = limiter.Request{EntityID: "v", Resource: "r", Consume: map[string]int64{"rpm": 999}, Limits: ls}
 	_, err = e.lim.Acquire(e.ctx, req)
@@ -68,7 +78,7 @@ func TestScenario24OneRequestDecisions(t *testing.T) {
 	req.Consume = map[string]int64{"rpm": 2}
 	e.count.Reset()
 	_, err = e.lim.Acquire(e.ctx, req)
-	ex := exceeded(t, err)
+	ex = exceeded(t, err)
 	assert.Equal(t, 60*time.Millisecond, ex.RetryAfter())
 	e.clock.Advance(59 * time.Millisecond)
 	_, err = e.lim.Acquire(e.ctx, req)
@@ -76,7 +86,7 @@ func TestScenario24OneRequestDecisions(t *testing.T) {
 	e.clock.Advance(time.Millisecond)
 	_, err = e.lim.Acquire(e.ctx, req)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]int64{"UpdateItem": 3}, e.count.Snapshot())
+	assert.Equal(t, map[string]int64{"UpdateItem": 1}, e.count.Snapshot())
 }
 
 // Scenario 24 (concurrency): writers of one busy bucket at the same instant
@@ -132,7 +142,8 @@ func TestScenario25Cascade(t *testing.T) {
 	ex := exceeded(t, err)
 	assert.Equal(t, []string{"parent/rpm"}, names(ex.Violations()))
 	assert.Equal(t, 20*time.Second, ex.RetryAfter())
-	assert.Equal(t, map[string]int64{"UpdateItem": 3}, e.count.Snapshot(), "child, parent denied, child given back")
+	assert.Empty(t, e.count.Snapshot(), "the parent was seen exhausted: nothing written (not even the child)")
+	assert.Equal(t, limits.ReasonCached, ex.Reason)
 	assert.Equal(t, int64(3000), e.tc("child", "r", "rpm"))
 	assert.Equal(t, map[string]int64{"child/rpm": 97, "parent/rpm": 0}, e.avail(e.lim, "child", "r", nil))
 
@@ -164,7 +175,7 @@ func TestScenario26StaleCache(t *testing.T) {
 	e.count.Reset()
 	ex := exceeded(t, acq(a, 50))
 	assert.Equal(t, int64(9), ex.Violations()[0].Available)
-	assert.Equal(t, map[string]int64{"UpdateItem": 1}, e.count.Snapshot())
+	assert.Empty(t, e.count.Snapshot(), "its own write showed b's 80: denied on what it saw")
 
 	// A minute later the bucket is full; b writes first, a still believes
 	// it idle.

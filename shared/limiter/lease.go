@@ -12,6 +12,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/schema"
 	"github.com/zeroae/zae-limiter-go/shared/shard"
 )
 
@@ -515,7 +516,9 @@ func (l *Limiter) recover(ctx context.Context, id shard.ID, cfg shard.Config, no
 	}
 	l.forgetCount(id.Bucket())
 	it, _ := shard.Fresh(id, cfg, now, l.o.TTLMultiplier)
-	return l.put(ctx, id, it)
+	var absent dynamo.Update
+	absent.IfNotExists(schema.PK)
+	return l.put(ctx, id, it, &absent)
 }
 
 func millis(amounts map[string]int64, keep func(string) bool) map[string]int64 {

@@ -67,12 +67,29 @@ type Options struct {
 	MaxAttempts int
 	// Rand picks shards; nil means math/rand/v2.
 	Rand func(n int) int
+	// NoDenialCache turns off the denial cache: by default a request that
+	// the last state DynamoDB returned of its bucket cannot take is denied
+	// without a request (reason limits.ReasonCached), until refill makes it
+	// fit. Only denials are cached (an admit always writes), so the cache can
+	// deny more, never admit more; a refund, reset or grant by another
+	// process meanwhile is seen at the next write, at the latest once the
+	// state is DenialCacheTTL old.
+	NoDenialCache bool
+	// DenialCacheTTL is how long a state DynamoDB returned may deny without
+	// a request. Default DefaultDenialCacheTTL (60 s), the lifetime of the
+	// cached config and entity records: limit changes, blocks, resets and
+	// grants all reach a process within it.
+	DenialCacheTTL time.Duration
 	// Timeout bounds every call (Acquire with its config reads, a lease's
 	// Consume, Adjust, Release and Rollback, Available), SDK retries
 	// included, unless the caller's context ends sooner. Running out of it
 	// is "unavailable": the on_unavailable policy decides. Default 5s.
 	Timeout time.Duration
 }
+
+// DefaultDenialCacheTTL is Options.DenialCacheTTL's default: the store's
+// cache lifetime.
+const DefaultDenialCacheTTL = store.DefaultCacheTTL
 
 // DefaultTimeout is Options.Timeout's default.
 const DefaultTimeout = 5 * time.Second
@@ -86,7 +103,8 @@ type Limiter struct {
 	o     Options
 	mu    sync.Mutex
 	plan  sync.Mutex              // see consume
-	items map[string]*shard.State // by shard PK
+	items map[string]*shard.State // by shard PK, with this process's writes in flight
+	seen  map[string]seenRec      // by shard PK: as DynamoDB last returned it
 	// inflight counts this process's writes in flight per bucket PK.
 	inflight map[string]int
 	count    map[string]int // shard count by entity#resource
@@ -116,7 +134,10 @@ func New(db DynamoDB, cfg Config, o Options) *Limiter {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, count: map[string]int{}, inflight: map[string]int{}}
+	if o.DenialCacheTTL <= 0 {
+		o.DenialCacheTTL = DefaultDenialCacheTTL
+	}
+	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, seen: map[string]seenRec{}, count: map[string]int{}, inflight: map[string]int{}}
 }
 
 // Request is one acquire.

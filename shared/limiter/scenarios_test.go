@@ -31,8 +31,9 @@ import (
 var exact = limiter.Options{Tick: time.Nanosecond}
 
 // Scenario 1: per_minute(rpm, 10): consume 10, then 1 more is denied with
-// available 0 and retry after exactly 6 s; the denial costs one request and
-// the acquire succeeds once the wait is over.
+// available 0 and retry after exactly 6 s; the denial costs no request (this
+// process saw the bucket exhausted: the denial cache) and the acquire
+// succeeds once the wait is over.
 func TestScenario01BasicExhaustion(t *testing.T) {
 	e := newEnv(t, exact)
 	req := limiter.Request{EntityID: "user-1", Resource: "gpt-4", Consume: map[string]int64{"rpm": 10}, Limits: []limits.Limit{rpm(10)}}
@@ -43,7 +44,8 @@ func TestScenario01BasicExhaustion(t *testing.T) {
 	e.count.Reset()
 	_, err = e.lim.Acquire(e.ctx, req)
 	ex := exceeded(t, err)
-	assert.Equal(t, int64(1), e.count.Count(""), "a denial costs one request: %v", e.count.Snapshot())
+	assert.Zero(t, e.count.Count(""), "a repeated denial costs nothing: %v", e.count.Snapshot())
+	assert.Equal(t, limits.ReasonCached, ex.Reason)
 	v := ex.Violations()
 	require.Len(t, v, 1)
 	assert.Equal(t, "user-1", v[0].EntityID)

@@ -51,19 +51,18 @@ func (l *Limiter) split(ctx context.Context, id shard.ID, st *shard.State, now i
 	}
 	l.stats.splits.Add(1)
 	it, _ := shard.Twin(id.Of(id.Shard+st.Level), got, now, l.o.TTLMultiplier)
-	return l.put(ctx, id.Of(id.Shard+st.Level), it)
+	return l.put(ctx, id.Of(id.Shard+st.Level), it, shard.TwinAbsent())
 }
 
-// put creates a shard item unless one exists (a twin or a recreated shard
-// that someone else created first is theirs to keep).
-func (l *Limiter) put(ctx context.Context, id shard.ID, it dynamo.Item) error {
-	var u dynamo.Update
-	u.IfNotExists(schema.PK)
+// put creates a shard item on condition u (a twin or a recreated shard that
+// someone else created first is theirs to keep).
+func (l *Limiter) put(ctx context.Context, id shard.ID, it dynamo.Item, u *dynamo.Update) error {
 	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(l.o.Table),
-		Item:                     it,
-		ConditionExpression:      aws.String(u.Condition()),
-		ExpressionAttributeNames: u.Names(),
+		TableName:                 aws.String(l.o.Table),
+		Item:                      it,
+		ConditionExpression:       aws.String(u.Condition()),
+		ExpressionAttributeNames:  u.Names(),
+		ExpressionAttributeValues: u.Values(),
 	})
 	if err != nil && !dynamo.IsCondFailed(err) {
 		return fmt.Errorf("create bucket %s shard %d: %w", id.Bucket(), id.Shard, err)
@@ -195,7 +194,9 @@ func (l *Limiter) recreate(ctx context.Context, id shard.ID, params map[string]b
 		level *= 2
 	}
 	it, _ := shard.Empty(id, params, level, version, now, l.o.TTLMultiplier)
-	return l.put(ctx, id, it)
+	var absent dynamo.Update // never over a tombstone: see PlanMerge
+	absent.IfNotExists(schema.PK)
+	return l.put(ctx, id, it, &absent)
 }
 
 // bump doubles the shard count on shard 0 after a shard ran out of write

@@ -33,6 +33,8 @@ type attempt struct {
 	// credits and shadowed are what an admitted write took from credit
 	// balances and which shadow limits would have denied it (shard.Plan).
 	credits, shadowed map[string]int64
+	// cached: denied on the state last seen, without a request.
+	cached bool
 }
 
 // consume makes one attempt to take amounts (millitokens) from shard id
@@ -59,6 +61,13 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	// this process in flight on it, on the shared grid (see quantum).
 	concurrent := l.enter(pk)
 	defer l.leave(pk)
+	fromCache := false
+	if exact == nil && !l.o.NoDenialCache {
+		// The denial cache: judge on the state last seen, as on a state a
+		// failed write of this acquire returned (a request that does not
+		// fit it is denied without a write).
+		exact, fromCache = l.seenState(pk), true
+	}
 	st := l.cached(pk)
 	if st == nil && exact != nil {
 		st = exact.Clone()
@@ -75,21 +84,23 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	switch verdict {
 	case shard.Deny, shard.Never:
 		done()
-		if plan.Next == nil || !plan.Next.Exists || verdict == shard.Never && exact == nil {
-			// Nothing known of the bucket: report what it holds now. An
-			// amount above the capacity judged on the cache alone: the
-			// item may hold credits granted since (by another process,
-			// ADR-030) that pay for it, so judge it again as read.
+		// An amount above the capacity judged on a state this acquire did
+		// not read (the cache, the state last seen, or nothing): the item
+		// may hold credits granted since (by another process, ADR-030)
+		// that pay for it, so it is judged again as read.
+		reread := verdict == shard.Never && (exact == nil || fromCache)
+		if plan.Next == nil || !plan.Next.Exists || reread {
+			// Nothing known of the bucket: report what it holds now.
 			got, err := l.read(ctx, id)
 			if err != nil {
 				return attempt{}, err
 			}
-			if verdict == shard.Never && exact == nil && got.Exists && !got.Merged {
+			if reread && got.Exists && !got.Merged {
 				return attempt{kind: again, st: got, exact: true}, nil
 			}
 			plan.Next = got
 		}
-		return attempt{kind: denied, st: plan.Next, exact: exact != nil}, nil
+		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache && verdict == shard.Deny}, nil
 	case shard.OutOfBudget:
 		return attempt{kind: budgetOut, st: plan.Next, exact: true}, nil
 	case shard.Newer:

@@ -109,6 +109,11 @@ const (
 	// ReasonBlocked: the entity, or the parent it cascades to, is blocked
 	// by an admin (`entity block`): nothing was judged or taken (ADR-032).
 	ReasonBlocked = "blocked"
+	// ReasonCached: denied without a request, on the state of the bucket
+	// the limiter last saw (its denial cache): the request could not fit
+	// it, and cannot before refill makes it (unless another process gave
+	// tokens back meanwhile).
+	ReasonCached = "cached"
 )
 
 // BlockedRetryAfter is the wait a denial by an open-ended block suggests

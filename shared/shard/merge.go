@@ -29,6 +29,11 @@ const MergeTTL = 3600
 // tombstone; nil when k is missing) and j's state after the merge; ok is
 // false when the two cannot be merged (different levels or parameters).
 func PlanMerge(j ID, sj *State, sk *State, now int64, mult int) (uj, uk *dynamo.Update, next *State, ok bool) {
+	if sk != nil && sk.Merged {
+		// A tombstone's tokens went to its sibling when it was merged: as a
+		// twin it is missing (empty), whatever its stale state says.
+		sk = nil
+	}
 	L := sj.Level
 	if L < 2 || (sk != nil && sk.Exists && (sk.Level != L || Fingerprint(sk.Params(), L) != Fingerprint(sj.Params(), L))) {
 		return nil, nil, nil, false
@@ -79,10 +84,17 @@ func PlanMerge(j ID, sj *State, sk *State, now int64, mult int) (uj, uk *dynamo.
 	return uj, uk, next, true
 }
 
-// MergeAbsent is the condition a merge puts on a missing twin: still absent.
-func MergeAbsent() *dynamo.Update {
+// MergeAbsent is the condition a merge puts on a missing twin: still
+// absent (or a tombstone).
+func MergeAbsent() *dynamo.Update { return absentOrMerged() }
+
+// TwinAbsent is the condition of a split's twin: no shard there (a
+// tombstone may be replaced: the twin is made from its parent's state).
+func TwinAbsent() *dynamo.Update { return absentOrMerged() }
+
+func absentOrMerged() *dynamo.Update {
 	u := &dynamo.Update{}
-	u.IfNotExists(schema.PK)
+	u.If("attribute_not_exists($) OR attribute_exists($)", schema.PK, schema.AttrMerged)
 	return u
 }
 

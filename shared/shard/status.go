@@ -11,6 +11,7 @@ import (
 // as seen on one shard st at level, with the amounts requested
 // (millitokens) and whether each could be taken now.
 func Statuses(entity, resource string, ls []limits.Limit, st *State, amounts map[string]int64, level int, now int64) []limits.Status {
+	level = max(level, 1)
 	out := make([]limits.Status, 0, len(ls))
 	for _, lm := range ls {
 		s := limits.Status{EntityID: entity, Resource: resource, Limit: lm, Requested: amounts[lm.Name] / Milli, Shards: level}

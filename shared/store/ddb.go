@@ -143,21 +143,7 @@ func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, fn func(d
 	if s.pageSize > 0 {
 		in.Limit = aws.Int32(s.pageSize)
 	}
-	for {
-		out, err := s.db.Query(ctx, in)
-		if err != nil {
-			return err
-		}
-		for _, it := range out.Items {
-			if err := fn(it); err != nil {
-				return err
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+	return dynamo.QueryAll(ctx, s.db, in, fn)
 }
 
 // batchGet reads keys 100 per call, retrying unprocessed keys with backoff.

@@ -127,9 +127,12 @@ type Error struct {
 	// 429's wait is then no promise, and a retry loop should stop. A 429
 	// always carries it; absent (an older server) means true.
 	Retryable *bool `json:"retryable,omitempty"`
-	// Reason is why a 429 was decided without judging the limits:
-	// "contention" or "blocked" (the entity or its parent is blocked;
-	// Blocked names it). Absent for a denial by the limits.
+	// Reason is why a 429 was given without judging the limits afresh:
+	// "cached" (the bucket was seen unable to take the request, no
+	// DynamoDB request was made), "contention" (the bucket kept changing
+	// under every attempt: retry soon) or "blocked" (the entity or the
+	// parent it cascades to is blocked; Blocked names it). Absent for a
+	// plain denial.
 	Reason  string `json:"reason,omitempty"`
 	Blocked string `json:"blocked,omitempty"`
 }
