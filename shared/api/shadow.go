@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/zeroae/zae-limiter-go/shared/emf"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 )
 
@@ -20,17 +21,7 @@ func (h *Handler) logShadow(ctx context.Context, namespace, entity, resource str
 			slog.String("entity_id", entity), slog.String("limit_entity_id", s.EntityID),
 			slog.Int64("requested", s.Requested), slog.Int64("available", s.Available),
 			slog.Float64("retry_after_seconds", seconds(s.RetryAfter)),
-			slog.Group("",
-				slog.Any("_aws", map[string]any{
-					"Timestamp": h.o.Now().UnixMilli(),
-					"CloudWatchMetrics": []any{map[string]any{
-						"Namespace":  metricsNamespace,
-						"Dimensions": [][]string{{"Namespace", "Resource", "Limit"}},
-						"Metrics":    []any{map[string]any{"Name": "ShadowDenials", "Unit": "Count"}},
-					}},
-				}),
-				slog.String("Namespace", namespace), slog.String("Resource", resource),
-				slog.String("Limit", s.Limit.Name), slog.Int("ShadowDenials", 1),
-			))
+			emf.Group(metricsNamespace, map[string]string{"Namespace": namespace, "Resource": resource, "Limit": s.Limit.Name},
+				h.o.Now(), emf.Count("ShadowDenials", 1)))
 	}
 }
