@@ -186,7 +186,9 @@ func newModel(t *testing.T, seed uint64) *model {
 			skew = 0 // the observer
 		}
 		clock := func() time.Time { return e.clock.Now().Add(skew) }
-		_, ns, lim := e.flaky(limiter.Options{Now: clock, Tick: time.Duration(1+m.rng.IntN(100)) * time.Millisecond})
+		// The last process runs without the denial cache: both paths
+		// decide against the same envelope.
+		_, ns, lim := e.flaky(limiter.Options{Now: clock, Tick: time.Duration(1+m.rng.IntN(100)) * time.Millisecond, NoDenialCache: i == 2})
 		m.procs = append(m.procs, &proc{lim: lim, ns: ns, skew: skew})
 	}
 	for _, c := range []string{"c1", "c2"} {
@@ -602,6 +604,9 @@ func (m *model) acquire(p *proc, req limiter.Request) {
 		}
 	case errors.As(err, &ex):
 		m.stats["denied"]++
+		if ex.Reason == limits.ReasonCached {
+			m.stats["cached"]++
+		}
 	case errors.Is(err, limits.ErrInvalid):
 		m.stats["invalid"]++ // a stale config names other limits
 	default:
