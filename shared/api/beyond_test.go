@@ -15,8 +15,9 @@ import (
 
 // Calendar quotas over HTTP (ADR-029): RateLimit-Reset on an admit and
 // Retry-After on a denial are the time to the boundary, /v1/available names
-// it, across the end of a leap February, a week (Sunday to Monday) and a
-// day; a calendar limit in a request's own limits works the same.
+// it, across the ends of months of 28, 29 (2028, a leap year), 30 and 31
+// days (into a new year), a week (Sunday to Monday) and a day; a calendar
+// limit in a request's own limits works the same.
 func TestCalendarQuotaHTTP(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -25,6 +26,12 @@ func TestCalendarQuotaHTTP(t *testing.T) {
 	}{
 		{"leap february", limits.PerCalendar("tpm", 1000, limits.CalendarMonth),
 			time.Date(2028, 2, 28, 12, 0, 0, 0, time.UTC), time.Date(2028, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{"february", limits.PerCalendar("tpm", 1000, limits.CalendarMonth),
+			time.Date(2027, 2, 28, 12, 0, 0, 0, time.UTC), time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{"april", limits.PerCalendar("tpm", 1000, limits.CalendarMonth),
+			time.Date(2027, 4, 30, 23, 59, 30, 0, time.UTC), time.Date(2027, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{"december", limits.PerCalendar("tpm", 1000, limits.CalendarMonth),
+			time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{"sunday", limits.PerCalendar("tpm", 1000, limits.CalendarWeek),
 			time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC), time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)},
 		{"day", limits.PerCalendar("tpm", 1000, limits.CalendarDay),
