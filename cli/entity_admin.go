@@ -18,6 +18,15 @@ import (
 // The admin commands on an entity's buckets and its record beyond its
 // limits (ADR-030, ADR-032): reset, grant, block, unblock.
 
+// bucketTarget checks the bucket an admin command writes: ENTITY_ID and
+// the required --resource.
+func bucketTarget(cmd *cobra.Command, entity, resource string) error {
+	if !cmd.Flags().Changed("resource") {
+		return usageErrorf("--resource is required")
+	}
+	return validateTarget(entity, resource)
+}
+
 // entity reset
 
 type entityResetOptions struct {
@@ -42,10 +51,7 @@ under concurrent acquires: what lands after the reset takes from the full bucket
 		Args: exactArgs("ENTITY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ID = args[0]
-			if !cmd.Flags().Changed("resource") {
-				return usageErrorf("--resource is required")
-			}
-			if err := validateTarget(opts.ID, opts.Resource); err != nil {
+			if err := bucketTarget(cmd, opts.ID, opts.Resource); err != nil {
 				return err
 			}
 			for _, name := range opts.Limits {
@@ -122,10 +128,7 @@ them back. They keep the bucket from expiring. Exact under concurrent acquires; 
 		Args: exactArgs("ENTITY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ID = args[0]
-			if !cmd.Flags().Changed("resource") {
-				return usageErrorf("--resource is required")
-			}
-			if err := validateTarget(opts.ID, opts.Resource); err != nil {
+			if err := bucketTarget(cmd, opts.ID, opts.Resource); err != nil {
 				return err
 			}
 			if len(specs) == 0 {

@@ -92,21 +92,13 @@ func (l *Limiter) Grow(ctx context.Context, b shard.ID, n int) (int, error) {
 func (l *Limiter) Shrink(ctx context.Context, tx Transactor, b shard.ID) (int, error) {
 	merges := 0
 	for range 8 {
-		keys := make([]map[string]types.AttributeValue, MaxShards)
-		for i := range MaxShards {
-			keys[i] = b.Of(i).Key()
-		}
-		got, err := l.batchGet(ctx, keys, true)
+		states, err := l.allShards(ctx, b)
 		if err != nil {
-			return merges, fmt.Errorf("read the shards of %s: %w", b.Bucket(), err)
+			return merges, err
 		}
-		states := make([]*shard.State, MaxShards)
 		top := 1
-		for i := range MaxShards {
-			if states[i], err = shard.Decode(got[b.Of(i).PK()]); err != nil {
-				return merges, err
-			}
-			if st := states[i]; st.Exists && !st.Merged {
+		for _, st := range states {
+			if st.Exists && !st.Merged {
 				top = max(top, st.Level)
 			}
 		}
