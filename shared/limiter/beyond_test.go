@@ -204,20 +204,32 @@ func TestGrant(t *testing.T) {
 	exceeded(t, err)
 
 	// A request above the capacity is judged on the item, not on a cache
-	// from before a grant: a process that knows nothing of the bucket,
-	// and one that cached it before another process granted credits,
-	// both see them.
+	// from before a grant: a process that knows nothing of the bucket sees
+	// credits granted by another at once, one that saw the bucket before
+	// the grant within the denial cache's TTL (denying meanwhile without a
+	// request), one without the denial cache at once.
+	big := limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}}
 	fresh := e.newLimiter(limiter.Options{})
 	stale := e.newLimiter(limiter.Options{})
-	_, err = stale.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
-	exceeded(t, err) // cached: no credits
-	_, err = e.lim.Grant(e.ctx, "u", "r", map[string]int64{"tpm": 300})
+	uncached := e.newLimiter(limiter.Options{NoDenialCache: true})
+	_, err = stale.Acquire(e.ctx, big)
+	exceeded(t, err) // seen: no credits
+	_, err = uncached.Acquire(e.ctx, big)
+	exceeded(t, err)
+	_, err = e.lim.Grant(e.ctx, "u", "r", map[string]int64{"tpm": 450})
 	require.NoError(t, err)
-	_, err = fresh.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
-	require.NoError(t, err, "nothing cached: the item's credits pay")
-	_, err = stale.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
-	require.NoError(t, err, "cached before the grant: the item's credits pay")
-	_, err = fresh.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 150}})
+	_, err = fresh.Acquire(e.ctx, big)
+	require.NoError(t, err, "nothing seen: the item's credits pay")
+	_, err = uncached.Acquire(e.ctx, big)
+	require.NoError(t, err, "no denial cache: the item's credits pay")
+	e.count.Reset()
+	_, err = stale.Acquire(e.ctx, big)
+	assert.Equal(t, limits.ReasonCached, exceeded(t, err).Reason, "seen within the TTL")
+	assert.Empty(t, e.count.Snapshot(), "a request above the capacity denied on the state seen costs nothing")
+	e.clock.Advance(limiter.DefaultDenialCacheTTL + time.Millisecond)
+	_, err = stale.Acquire(e.ctx, big)
+	require.NoError(t, err, "seen before the grant, longer ago than the TTL: the item's credits pay")
+	_, err = fresh.Acquire(e.ctx, big)
 	ex := exceeded(t, err)
 	assert.False(t, ex.Retryable(), "above the capacity, no credits left")
 	assert.Equal(t, "tpm", ex.Primary().Limit.Name)

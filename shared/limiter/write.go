@@ -84,11 +84,12 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	switch verdict {
 	case shard.Deny, shard.Never:
 		done()
-		// An amount above the capacity judged on a state this acquire did
-		// not read (the cache, the state last seen, or nothing): the item
-		// may hold credits granted since (by another process, ADR-030)
-		// that pay for it, so it is judged again as read.
-		reread := verdict == shard.Never && (exact == nil || fromCache)
+		// An amount above the capacity judged on no state DynamoDB
+		// returned (within the denial cache's TTL): the item may hold
+		// credits granted since (by another process, ADR-030) that pay for
+		// it, so it is judged again as read. Judged on a state seen within
+		// the TTL, it is denied without a request, like any cached denial.
+		reread := verdict == shard.Never && exact == nil
 		if plan.Next == nil || !plan.Next.Exists || reread {
 			// Nothing known of the bucket: report what it holds now.
 			got, err := l.read(ctx, id)
@@ -98,9 +99,9 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 			if reread && got.Exists && !got.Merged {
 				return attempt{kind: again, st: got, exact: true}, nil
 			}
-			plan.Next = got
+			plan.Next, fromCache = got, false
 		}
-		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache && verdict == shard.Deny}, nil
+		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache}, nil
 	case shard.OutOfBudget:
 		return attempt{kind: budgetOut, st: plan.Next, exact: true}, nil
 	case shard.Newer:
