@@ -77,19 +77,35 @@ java:
 		echo "warning: $$msg; DynamoDB tests will be skipped" >&2; \
 	fi
 
+# The release CLI embeds every function's deployment zip (deploy and
+# lambda-export need no Go toolchain then): lambda-export of a plain build
+# writes them into FUNCTION_ZIPS, then -tags embedfunctions embeds them.
+FUNCTION_ZIPS := cmd/zae-limiter/functions
+
 .PHONY: build
-build: ## Build every package and the CLI into bin/zae-limiter
+build: ## Build every package and the CLI into bin/zae-limiter, every function's code (linux/arm64 zips) embedded
 	$(GO) build ./...
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	@rm -rf $(FUNCTION_ZIPS) && mkdir -p $(FUNCTION_ZIPS)
+	@for fn in $(LAMBDA_FNS); do \
+		echo "zae-limiter lambda-export --function $$fn --output $(FUNCTION_ZIPS)/$$fn.zip"; \
+		$(GO) run ./cmd/zae-limiter lambda-export --function $$fn --output $(FUNCTION_ZIPS)/$$fn.zip; \
+	done
+	$(GO) build -trimpath -tags embedfunctions -ldflags "$(LDFLAGS)" -o bin/zae-limiter ./cmd/zae-limiter
+	@ls -l bin/zae-limiter
 
 .PHONY: fmt
 fmt: ## Format the Go code (gofmt -w)
 	$(FIND_GO) | xargs -0 gofmt -w
 
 .PHONY: lint
-lint: ## gofmt check, go vet, cfn-lint template.yaml (when cfn-lint is installed)
+lint: ## gofmt check, go.mod tidy (aws-lambda-go kept at v1.55.1 or later), go vet, cfn-lint template.yaml (when installed)
 	@files=$$($(FIND_GO) | xargs -0 gofmt -l); \
 	if [ -n "$$files" ]; then echo "gofmt needed on:" >&2; echo "$$files" >&2; exit 1; fi
+	@if ! $(GO) mod tidy -diff >/dev/null 2>&1; then \
+		echo "go.mod/go.sum are not tidy; run go mod tidy:" >&2; $(GO) mod tidy -diff >&2; exit 1; fi
+	@v=$$($(GO) list -m -f '{{.Version}}' github.com/aws/aws-lambda-go); \
+	if [ "$$(printf '%s\n' v1.55.1 "$$v" | sort -V | head -n1)" != v1.55.1 ]; then \
+		echo "github.com/aws/aws-lambda-go is $$v: DECISIONS §1 pins v1.55.1 or later (tidy can downgrade it through aws-xray-sdk-go)" >&2; exit 1; fi
 	$(GO) vet ./...
 	@$(MAKE) --no-print-directory cfn-lint
 
@@ -114,9 +130,24 @@ validate: cfn-lint ## Check template.yaml: cfn-lint, offline SAM translation (sc
 		fi; \
 	fi
 
+# deploy and cfn-template use the plain CloudFormation form of template.yaml,
+# translated here (the CLI needs no Python) and embedded in shared/stack;
+# tests/stack_template_test.go fails when it is stale.
+CFN_TEMPLATE := shared/stack/template.cfn.json
+
+.PHONY: template
+template: ## Regenerate the embedded plain CloudFormation template (shared/stack/template.cfn.json) from template.yaml
+	@$(PYTHON) -c 'import samtranslator, cfnlint' 2>/dev/null || { echo "template: $(PYTHON) cannot import samtranslator and cfnlint" >&2; exit 1; }
+	$(PYTHON) scripts/sam-translate.py template.yaml > $(CFN_TEMPLATE).tmp
+	mv $(CFN_TEMPLATE).tmp $(CFN_TEMPLATE)
+
 .PHONY: test
 test: tools lint ## Lint, then go test -race -count=1 ./... (each test process starts its own DynamoDB Local)
 	$(GO) test -race -count=1 ./...
+
+.PHONY: test-deploy
+test-deploy: ## Time a full deploy on moto_server with the real functions (built for linux/arm64): create, no changes, update, status, delete
+	ZAEL_DEPLOY_TIMING=1 $(GO) test -count=1 -v -run '^TestDeployTiming$$' ./cli | grep -E '^\s+stack_db_test.go|^(ok|FAIL|---)'
 
 .PHONY: test-local
 test-local: tools ## The slow local stack tests: the whole stack through the CLI, make demo, the README's walkthrough in bash (ZAEL_TEST_LOCAL=1)

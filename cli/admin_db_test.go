@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -231,6 +232,14 @@ func TestInvalidInputWritesNothing(t *testing.T) {
 	fails(t, exitError, `invalid resource "9lives"`, table, "resource", "set-defaults", "9lives", "-l", "rpm:5")
 	fails(t, exitError, `invalid namespace "bad/ns"`, table, "entity", "create", "u1", "-N", "bad/ns")
 	fails(t, exitError, `invalid principal "has space"`, table, "entity", "create", "u1", "--principal", "has space")
+	many := []string{"entity", "set-limits", "u1"}
+	acq := []string{"acquire", "u1", "gpt-4", "-c", "l0=1"}
+	for i := range limits.MaxLimits + 1 {
+		many = append(many, "-l", fmt.Sprintf("l%d:5", i))
+		acq = append(acq, "-l", fmt.Sprintf("l%d:5", i))
+	}
+	fails(t, exitError, fmt.Sprintf("at most %d limits", limits.MaxLimits), table, many...)
+	fails(t, exitError, fmt.Sprintf("at most %d limits", limits.MaxLimits), table, acq...)
 
 	ctx := context.Background()
 	nss, err := st.ListNamespaces(ctx)

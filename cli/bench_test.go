@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/ddblocal/ddbtest"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/wire"
 )
@@ -100,6 +101,7 @@ type benchJSON struct {
 	PerSecond      float64          `json:"acquires_per_second"`
 	RequestsPerAcq float64          `json:"ddb_requests_per_acquire"`
 	Requests       map[string]int64 `json:"ddb_requests"`
+	URL            string           `json:"url"`
 	Concurrency    int              `json:"concurrency"`
 	Cascade        bool             `json:"cascade"`
 	ElapsedSeconds float64          `json:"elapsed_seconds"`
@@ -213,4 +215,24 @@ func TestBenchUnknownName(t *testing.T) {
 	require.NotEmpty(t, errs)
 	assert.Contains(t, errs[len(errs)-1], `Error: invalid consume "xpm": no limit "xpm" applies`)
 	assert.Empty(t, r.out)
+}
+
+// bench --url drives a served acquire API through the Go client with a
+// bearer token: its limits set up on the table first, then exactly the
+// acquires asked for, every one admitted and committed, visible on the
+// table; the DynamoDB requests are not counted (they are the server's).
+func TestBenchURL(t *testing.T) {
+	table, _ := freshTable(t)
+	srv := startServe(t, "--token", "s3cret", "--endpoint-url", ddbtest.Endpoint(t), "-n", table)
+	b, r := bench(t, table, "--url", srv.url, "--token", "s3cret", "--entity", "web-1", "-l", "rpm:1000/day", "-c", "rpm=2", "--requests", "40", "--concurrency", "4")
+	assert.Equal(t, int64(40), b.Acquires)
+	assert.Equal(t, int64(40), b.Admitted)
+	assert.Equal(t, srv.url, b.URL)
+	assert.Zero(t, b.RequestsPerAcq, "the server's requests are not this process's")
+	assert.Contains(t, r.errOut, "web-1")
+	got := decode[wire.AvailableResponse](t, ok(t, table, "available", "web-1", "bench", "-o", "json").out)
+	require.Len(t, got.Limits, 1)
+	assert.InDelta(t, 920, got.Limits[0].Available, 1, "40 acquires of 2 committed")
+
+	fails(t, exitError, "unauthorized", table, "bench", "--url", srv.url, "--token", "wrong", "--requests", "1", "--no-setup")
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
+	"github.com/zeroae/zae-limiter-go/shared/stack"
 	"github.com/zeroae/zae-limiter-go/shared/store"
 )
 
@@ -55,6 +56,12 @@ type Env struct {
 	// CacheTTL is the store's Options.CacheTTL (0: its default); serve
 	// sets it from --config-cache-ttl before the store is built.
 	CacheTTL time.Duration
+
+	// Code, when set, is where deploy and lambda-export take the functions'
+	// zips from (tests); see functionCode. PollInterval, when set, is how
+	// often stack commands ask CloudFormation (tests).
+	Code         stack.Code
+	PollInterval time.Duration
 
 	cfg   *aws.Config
 	db    *dynamodb.Client

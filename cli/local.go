@@ -283,15 +283,21 @@ func localConfig(ctx context.Context, opts *localUpOptions) (localstack.Config, 
 		env.progress("Note: outside the checkout the functions run from %s/<function>/bootstrap when present "+
 			"(build them in the checkout with `make build` and `zae-limiter local up` there)", cfg.FunctionsDir)
 	}
-	// No SSM locally: a function that reads its lease keys from a parameter
-	// gets the stack's own key instead.
+	// No SSM or Secrets Manager locally: a function that reads its lease
+	// keys from a parameter or a secret gets the stack's own key instead.
 	for _, fn := range stack.Functions {
-		if _, ok := fn.Env["LEASE_KEYS_PARAMETER"]; ok {
+		var sources []string
+		for _, k := range []string{"LEASE_KEYS_PARAMETER", "LEASE_KEYS_SECRET"} {
+			if _, ok := fn.Env[k]; ok {
+				sources = append(sources, k)
+			}
+		}
+		if len(sources) > 0 {
 			key, err := localLeaseKey(env.Name)
 			if err != nil {
 				return cfg, err
 			}
-			cfg.Unset[fn.Name] = append(cfg.Unset[fn.Name], "LEASE_KEYS_PARAMETER")
+			cfg.Unset[fn.Name] = append(cfg.Unset[fn.Name], sources...)
 			cfg.Env[fn.Name] = map[string]string{"LEASE_KEYS": key}
 		}
 	}
@@ -460,12 +466,33 @@ type localStatusJSON struct {
 	Warnings     []string                       `json:"warnings,omitempty"`
 }
 
+// localPartJSON is one part of `local status -o json`: every key pinned by
+// DECISIONS §4.1 is always there, null when unknown (a part not started).
 type localPartJSON struct {
 	Name    string `json:"name"`
 	Running bool   `json:"running"`
-	PID     int    `json:"pid,omitempty"`
-	Port    int    `json:"port,omitempty"`
-	LogFile string `json:"log_file,omitempty"`
+	PID     int    `json:"pid"`
+	Port    int    `json:"port"`
+	LogFile string `json:"log_file"`
+}
+
+func (p localPartJSON) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name    string  `json:"name"`
+		Running bool    `json:"running"`
+		PID     *int    `json:"pid"`
+		Port    *int    `json:"port"`
+		LogFile *string `json:"log_file"`
+	}{p.Name, p.Running, nonZero(p.PID), nonZero(p.Port), nonZero(p.LogFile)})
+}
+
+// nonZero is &v, or nil for v's zero value.
+func nonZero[T comparable](v T) *T {
+	var zero T
+	if v == zero {
+		return nil
+	}
+	return &v
 }
 
 func newCmdLocalStatus(env *Env, runF func(*localStatusOptions) error) *cobra.Command {

@@ -108,6 +108,15 @@ func commands(env *Env) []*cobra.Command {
 		newCmdBench(env, nil),
 		newCmdServe(env, nil),
 		newCmdVersion(env, nil),
+		newCmdDeploy(env, nil),
+		newCmdStatus(env, nil),
+		newCmdList(env, nil),
+		newCmdDelete(env, nil),
+		newCmdCfnTemplate(env, nil),
+		newCmdLambdaExport(env, nil),
+		newCmdCheck(env, nil),
+		newCmdUpgrade(env, nil),
+		newCmdLeaseKeys(env),
 	}
 }
 

@@ -48,14 +48,25 @@ def main(argv):
         uri = props.get("CodeUri")
         if isinstance(uri, str) and not uri.startswith("s3://"):
             props["CodeUri"] = "s3://%s/%s.zip" % (bucket, name)
+    # The translator resolves Refs to parameters with their defaults in some
+    # properties (a function's Role given as an Fn::If, for one), which
+    # would bake a default into the plain template that takes every
+    # parameter at deploy time: it sees the parameters without defaults,
+    # and the output gets them back as they were.
+    params = template.get("Parameters") or {}
+    bare = json.loads(json.dumps(template))
+    for p in (bare.get("Parameters") or {}).values():
+        p.pop("Default", None)
     try:
-        out = transform(json.loads(json.dumps(template)),
+        out = transform(bare,
                         {"AWS::Region": os.environ["AWS_DEFAULT_REGION"]},
                         StaticPolicyLoader())
     except InvalidDocumentException as e:
         for cause in e.causes:
             print("SAM transform failed:", cause, file=sys.stderr)
         return 1
+    if params:
+        out["Parameters"] = json.loads(json.dumps(params))
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0

@@ -35,6 +35,8 @@ var acquireEnv = []string{
 	"TABLE_NAME",
 	"DEFAULT_NAMESPACE",
 	"LEASE_KEYS_PARAMETER",
+	"LEASE_KEYS_SECRET",
+	"LEASE_KEYS_REVISION",
 	"LEASE_TTL",
 	"CONFIG_CACHE_TTL",
 	"REQUEST_TIMEOUT",
@@ -43,8 +45,9 @@ var acquireEnv = []string{
 }
 
 // acquireEnvNotSet: LEASE_KEYS is the local alternative to
-// LEASE_KEYS_PARAMETER (setting both is a config error); a deployed stack
-// keeps its keys in SSM, never in the function's environment.
+// LEASE_KEYS_PARAMETER and LEASE_KEYS_SECRET (setting two is a config
+// error); a deployed stack keeps its keys in Secrets Manager or SSM, never
+// in the function's environment.
 var acquireEnvNotSet = []string{"LEASE_KEYS"}
 
 // cloudWatchRetentionDays are the values AWS::Logs::LogGroup RetentionInDays
@@ -107,9 +110,21 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
 	assert.Equal(t, api.DefaultNamespace, vars["DEFAULT_NAMESPACE"])
+	// Exactly one key source is set: the stack's secret, or the parameter.
 	assert.Equal(t, ref("LeaseKeysParameterName"), vars["LEASE_KEYS_PARAMETER"])
-	assert.Equal(t, ref("LeaseTTLSeconds"), vars["LEASE_TTL"])
-	assert.Equal(t, ref("AcquireRequestTimeoutSeconds"), vars["REQUEST_TIMEOUT"])
+	assert.Equal(t, fn("If", []any{"CreateLeaseKeysSecret", ref("LeaseKeysSecret"), ""}), vars["LEASE_KEYS_SECRET"])
+	conds := obj(t, tpl["Conditions"])
+	assert.Equal(t, fn("Equals", []any{ref("LeaseKeysParameterName"), ""}), conds["CreateLeaseKeysSecret"])
+	assert.Equal(t, fn("Not", []any{fn("Equals", []any{ref("LeaseKeysParameterName"), ""})}), conds["HasLeaseKeysParameter"])
+	secret := resource(t, tpl, "LeaseKeysSecret")
+	assert.Equal(t, "AWS::SecretsManager::Secret", secret["Type"])
+	assert.Equal(t, "CreateLeaseKeysSecret", secret["Condition"])
+	gen := obj(t, obj(t, secret["Properties"])["GenerateSecretString"])
+	assert.GreaterOrEqual(t, gen["PasswordLength"], 32, "keys are at least 32 bytes (functions/acquire MinKeyLen)")
+	assert.Equal(t, true, gen["ExcludePunctuation"], "no comma: the value is a comma-separated list")
+	assert.Equal(t, ref("LeaseKeysRevision"), vars["LEASE_KEYS_REVISION"], "a new revision replaces the instances")
+	assert.Equal(t, fn("Sub", "${LeaseTTLSeconds}"), vars["LEASE_TTL"])
+	assert.Equal(t, fn("Sub", "${AcquireRequestTimeoutSeconds}"), vars["REQUEST_TIMEOUT"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"],
 		"X-Ray instrumentation must follow EnableTracing")
 
@@ -119,7 +134,7 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 	assert.Equal(t, 1, ttl["MinValue"])
 	assert.Equal(t, int(24*time.Hour/time.Second), ttl["MaxValue"], "config.go accepts at most 24h")
 
-	assert.Equal(t, ref("ConfigCacheTTLSeconds"), vars["CONFIG_CACHE_TTL"])
+	assert.Equal(t, fn("Sub", "${ConfigCacheTTLSeconds}"), vars["CONFIG_CACHE_TTL"])
 	cache := param(t, tpl, "ConfigCacheTTLSeconds")
 	assert.Equal(t, "Number", cache["Type"])
 	assert.Equal(t, int(store.DefaultCacheTTL/time.Second), cache["Default"], "ConfigCacheTTLSeconds default != store.DefaultCacheTTL")
@@ -128,11 +143,12 @@ func TestTemplateAcquireEnvironment(t *testing.T) {
 
 	keys := param(t, tpl, "LeaseKeysParameterName")
 	assert.Equal(t, "String", keys["Type"])
-	def := str(t, keys["Default"])
-	assert.Equal(t, "/zae-limiter/lease-keys", def)
+	assert.Equal(t, "", keys["Default"], "the stack creates the key unless told otherwise")
 	re := regexp.MustCompile(str(t, keys["AllowedPattern"]))
-	assert.True(t, re.MatchString(def), "default %q must match AllowedPattern", def)
-	for _, bad := range []string{"", "lease-keys", "/", "/a b", "/a//b", "/a/"} {
+	for _, good := range []string{"", "/zae-limiter/lease-keys", "/k"} {
+		assert.True(t, re.MatchString(good), "AllowedPattern must accept %q", good)
+	}
+	for _, bad := range []string{"lease-keys", "/", "/a b", "/a//b", "/a/"} {
 		assert.False(t, re.MatchString(bad), "AllowedPattern must reject %q (the ARN is parameter<name>)", bad)
 	}
 }
@@ -159,10 +175,20 @@ func TestTemplateAcquireRole(t *testing.T) {
 	paramARN := fn("Sub", "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${LeaseKeysParameterName}")
 	tableResources := []any{fn("GetAtt", []any{tableLogicalID, "Arn"}), fn("Sub", "${"+tableLogicalID+".Arn}/index/*")}
 	var dynamo []string
+	var keyConds []string
 	for _, p := range list(t, props["Policies"]) {
 		doc := obj(t, obj(t, p)["PolicyDocument"])
 		for _, s := range list(t, doc["Statement"]) {
 			st := obj(t, s)
+			// A key-source statement exists only with its source:
+			// !If [Condition, statement, !Ref AWS::NoValue].
+			if c, ok := st["Fn::If"]; ok {
+				l := list(t, c)
+				require.Len(t, l, 3)
+				assert.Equal(t, ref("AWS::NoValue"), l[2])
+				keyConds = append(keyConds, str(t, l[0]))
+				st = obj(t, l[1])
+			}
 			require.Equal(t, "Allow", st["Effect"])
 			actions := statementActions(t, st["Action"])
 			require.NotEmpty(t, actions)
@@ -177,6 +203,10 @@ func TestTemplateAcquireRole(t *testing.T) {
 			case actions[0] == "logs:CreateLogStream" || actions[0] == "logs:PutLogEvents":
 				assert.ElementsMatch(t, []string{"logs:CreateLogStream", "logs:PutLogEvents"}, actions)
 				assert.Equal(t, fn("GetAtt", []any{acquireLogGroupID, "Arn"}), st["Resource"], "logs: own log group only")
+			case actions[0] == "secretsmanager:GetSecretValue":
+				assert.Equal(t, []string{"secretsmanager:GetSecretValue"}, actions)
+				assert.Equal(t, ref("LeaseKeysSecret"), st["Resource"], "secretsmanager: the stack's lease-keys secret only")
+				assert.Equal(t, "CreateLeaseKeysSecret", keyConds[len(keyConds)-1])
 			case actions[0] == "ssm:GetParameter":
 				assert.Equal(t, []string{"ssm:GetParameter"}, actions)
 				assert.Equal(t, paramARN, st["Resource"], "ssm: the lease-keys parameter only")
@@ -192,6 +222,8 @@ func TestTemplateAcquireRole(t *testing.T) {
 			}
 		}
 	}
+	assert.Equal(t, []string{"CreateLeaseKeysSecret", "HasLeaseKeysParameter", "HasLeaseKeysParameter"}, keyConds,
+		"the key-source statements: the secret's, the parameter's (ssm, kms)")
 	got := union(dynamo)
 	assert.Equal(t, union(api.Calls, limiter.Calls, store.AcquireCalls), got,
 		"acquire function DynamoDB actions != api.Calls + limiter.Calls + store.AcquireCalls")

@@ -44,7 +44,8 @@ func TestTemplateAggregatorFunction(t *testing.T) {
 	assert.Equal(t, "provided.al2023", eff["Runtime"])
 	assert.Equal(t, []any{"arm64"}, eff["Architectures"])
 	assert.Equal(t, map[string]any{"LogFormat": "JSON", "LogGroup": ref(aggregatorLogGroupID)}, eff["LoggingConfig"])
-	assert.Equal(t, fn("GetAtt", []any{aggregatorRoleID, "Arn"}), props["Role"])
+	// The stack's role, unless AggregatorRoleArn names one.
+	assert.Equal(t, fn("If", []any{"UseStackAggregatorRole", fn("GetAtt", []any{aggregatorRoleID, "Arn"}), ref("AggregatorRoleArn")}), props["Role"])
 	assert.NotContains(t, props, "Policies", "with Role set, SAM ignores Policies")
 	assert.Equal(t, ref("AggregatorMemorySize"), props["MemorySize"])
 	assert.Equal(t, ref("AggregatorTimeout"), props["Timeout"])
@@ -59,7 +60,7 @@ func TestTemplateAggregatorFunction(t *testing.T) {
 	assert.ElementsMatch(t, read, got, "aggregator environment != functions/aggregator/config.go")
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
 	assert.Equal(t, ref("SnapshotWindows"), vars["SNAPSHOT_WINDOWS"])
-	assert.Equal(t, ref("SnapshotRetentionDays"), vars["SNAPSHOT_TTL_DAYS"])
+	assert.Equal(t, fn("Sub", "${SnapshotRetentionDays}"), vars["SNAPSHOT_TTL_DAYS"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"])
 
 	lg := obj(t, resource(t, tpl, aggregatorLogGroupID)["Properties"])
@@ -97,12 +98,26 @@ func TestTemplateAggregatorParameters(t *testing.T) {
 	assert.Equal(t, 256, mem["Default"])
 	assert.Equal(t, 60, param(t, tpl, "AggregatorTimeout")["Default"])
 
-	topic := param(t, tpl, "AlarmSnsTopicArn")
+	topic := param(t, tpl, "AlarmSNSTopicArn")
 	assert.Equal(t, "", topic["Default"])
 	re = regexp.MustCompile(str(t, topic["AllowedPattern"]))
 	assert.True(t, re.MatchString("arn:aws:sns:us-east-1:123456789012:ops-alerts"))
 	assert.True(t, re.MatchString(""))
 	assert.False(t, re.MatchString("arn:aws:sqs:us-east-1:123456789012:q"))
+
+	role := param(t, tpl, "AggregatorRoleArn")
+	assert.Equal(t, "", role["Default"])
+	re = regexp.MustCompile(str(t, role["AllowedPattern"]))
+	for _, ok := range []string{"", "arn:aws:iam::123456789012:role/aggr", "arn:aws-us-gov:iam::123456789012:role/path/aggr"} {
+		assert.True(t, re.MatchString(ok), ok)
+	}
+	for _, bad := range []string{"aggr", "arn:aws:iam::123456789012:policy/aggr", "arn:aws:iam::12345:role/aggr"} {
+		assert.False(t, re.MatchString(bad), bad)
+	}
+	conds := obj(t, tpl["Conditions"])
+	assert.Equal(t, fn("Equals", []any{ref("AggregatorRoleArn"), ""}), conds["UseStackAggregatorRole"])
+	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAggregator"}, map[string]any{"Condition": "UseStackAggregatorRole"}}),
+		conds["CreateAggregatorRole"])
 }
 
 // The mapping is complete and standard (the local stack reads it from
@@ -112,33 +127,7 @@ func TestTemplateAggregatorParameters(t *testing.T) {
 // consumption.
 func TestTemplateAggregatorMapping(t *testing.T) {
 	t.Parallel()
-	tpl := loadTemplate(t)
-	evs := obj(t, obj(t, resource(t, tpl, aggregatorFunctionID)["Properties"])["Events"])
-	require.Len(t, evs, 1)
-	ev := obj(t, evs["Stream"])
-	assert.Equal(t, "DynamoDB", ev["Type"])
-	p := obj(t, ev["Properties"])
-	assert.Equal(t, fn("GetAtt", []any{tableLogicalID, "StreamArn"}), p["Stream"])
-	assert.Equal(t, "LATEST", p["StartingPosition"])
-	assert.Equal(t, 100, p["BatchSize"])
-	assert.Equal(t, 1, p["MaximumBatchingWindowInSeconds"])
-	assert.Equal(t, 1, p["ParallelizationFactor"], "ADR-020 relies on one item's records arriving in order")
-	assert.Equal(t, []any{"ReportBatchItemFailures"}, p["FunctionResponseTypes"])
-	assert.Equal(t, true, p["BisectBatchOnFunctionError"])
-	assert.Equal(t, 3, p["MaximumRetryAttempts"])
-	assert.Equal(t, 3600, p["MaximumRecordAgeInSeconds"])
-	assert.Equal(t, map[string]any{"Type": "SQS", "Destination": fn("GetAtt", []any{aggregatorDLQID, "Arn"})},
-		obj(t, obj(t, p["DestinationConfig"])["OnFailure"]))
-
-	dlq := resource(t, tpl, aggregatorDLQID)
-	assert.Equal(t, "AWS::SQS::Queue", dlq["Type"])
-	assert.Equal(t, "DeployAggregator", dlq["Condition"])
-	assert.Equal(t, 1209600, obj(t, dlq["Properties"])["MessageRetentionPeriod"])
-
-	filters := list(t, obj(t, p["FilterCriteria"])["Filters"])
-	require.Len(t, filters, 1)
-	var pattern map[string]any
-	require.NoError(t, json.Unmarshal([]byte(str(t, obj(t, filters[0])["Pattern"])), &pattern))
+	pattern := streamReaderMapping(t, aggregator)
 	// Every record of the function's sample events that carries
 	// consumption passes; deletions and other items do not.
 	files, err := filepath.Glob(filepath.Join("..", "events", "aggregator", "*.json"))
@@ -168,6 +157,42 @@ func TestTemplateAggregatorMapping(t *testing.T) {
 	} {
 		assert.False(t, matches(pattern, other), "%v", other)
 	}
+}
+
+// streamReaderMapping checks r's stream mapping (the table's stream, batch
+// size and window, one batch per stream shard at a time, partial batch
+// responses, bisection, bounded retries and record age, the failure queue)
+// and returns its one filter pattern.
+func streamReaderMapping(t *testing.T, r streamReader) map[string]any {
+	t.Helper()
+	tpl := loadTemplate(t)
+	evs := obj(t, obj(t, resource(t, tpl, r.Prefix+"Function")["Properties"])["Events"])
+	require.Len(t, evs, 1)
+	ev := obj(t, evs["Stream"])
+	assert.Equal(t, "DynamoDB", ev["Type"])
+	p := obj(t, ev["Properties"])
+	assert.Equal(t, fn("GetAtt", []any{tableLogicalID, "StreamArn"}), p["Stream"])
+	assert.Equal(t, "LATEST", p["StartingPosition"])
+	assert.Equal(t, 100, p["BatchSize"])
+	assert.Equal(t, 1, p["MaximumBatchingWindowInSeconds"])
+	assert.Equal(t, 1, p["ParallelizationFactor"], "one item's records arrive in order (ADR-020)")
+	assert.Equal(t, []any{"ReportBatchItemFailures"}, p["FunctionResponseTypes"])
+	assert.Equal(t, true, p["BisectBatchOnFunctionError"])
+	assert.Equal(t, 3, p["MaximumRetryAttempts"])
+	assert.Equal(t, 3600, p["MaximumRecordAgeInSeconds"])
+	assert.Equal(t, map[string]any{"Type": "SQS", "Destination": fn("GetAtt", []any{r.Prefix + "DLQ", "Arn"})},
+		obj(t, obj(t, p["DestinationConfig"])["OnFailure"]))
+
+	dlq := resource(t, tpl, r.Prefix+"DLQ")
+	assert.Equal(t, "AWS::SQS::Queue", dlq["Type"])
+	assert.Equal(t, r.Condition, dlq["Condition"])
+	assert.Equal(t, 1209600, obj(t, dlq["Properties"])["MessageRetentionPeriod"])
+
+	filters := list(t, obj(t, p["FilterCriteria"])["Filters"])
+	require.Len(t, filters, 1)
+	var pattern map[string]any
+	require.NoError(t, json.Unmarshal([]byte(str(t, obj(t, filters[0])["Pattern"])), &pattern))
+	return pattern
 }
 
 // matches applies an event filter pattern made of value lists (the only
@@ -206,10 +231,40 @@ func matches(pattern, rec map[string]any) bool {
 // failure queue and its own log group.
 func TestTemplateAggregatorRole(t *testing.T) {
 	t.Parallel()
+	table := streamReaderRole(t, aggregator)
+	assert.Equal(t, iamActions(t, methodNames[usage.DynamoDB]()), table, "table actions != usage.DynamoDB")
+}
+
+// The alarms: iterator age, errors and the failure queue's depth, each
+// notifying the optional topic.
+func TestTemplateAggregatorAlarms(t *testing.T) {
+	t.Parallel()
+	streamReaderAlarms(t, aggregator)
+}
+
+func TestTemplateAggregatorOutputs(t *testing.T) {
+	t.Parallel()
+	streamReaderOutputs(t, aggregator)
+}
+
+// streamReader names the resources of a function reading the table's
+// stream (the aggregator, refill): Prefix+"Function", +"FunctionRole",
+// +"LogGroup", +"DLQ", the alarms and outputs, under Condition (the role
+// under RoleCondition, the alarms under Condition+"Alarms").
+type streamReader struct{ Prefix, Condition, RoleCondition string }
+
+var aggregator = streamReader{"Aggregator", "DeployAggregator", "CreateAggregatorRole"}
+
+// streamReaderRole checks r's role: assumed by Lambda, X-Ray with tracing,
+// stream.MappingCalls on the stream (ListStreams on *), sqs:SendMessage on
+// its failure queue, logs on its log group, and nothing else but actions
+// on the table, which it returns.
+func streamReaderRole(t *testing.T, r streamReader) []string {
+	t.Helper()
 	tpl := loadTemplate(t)
-	r := resource(t, tpl, aggregatorRoleID)
-	assert.Equal(t, "DeployAggregator", r["Condition"])
-	props := obj(t, r["Properties"])
+	role := resource(t, tpl, r.Prefix+"FunctionRole")
+	assert.Equal(t, r.RoleCondition, role["Condition"])
+	props := obj(t, role["Properties"])
 	assume := list(t, obj(t, props["AssumeRolePolicyDocument"])["Statement"])
 	require.Len(t, assume, 1)
 	assert.Equal(t, map[string]any{"Service": "lambda.amazonaws.com"}, obj(t, assume[0])["Principal"])
@@ -230,52 +285,43 @@ func TestTemplateAggregatorRole(t *testing.T) {
 			case res == "*":
 				assert.Equal(t, []string{"dynamodb:ListStreams"}, actions, "only an action without a resource may have *")
 				streamActions = append(streamActions, actions...)
-			case assert.ObjectsAreEqual(fn("GetAtt", []any{aggregatorDLQID, "Arn"}), res):
+			case assert.ObjectsAreEqual(fn("GetAtt", []any{r.Prefix + "DLQ", "Arn"}), res):
 				assert.Equal(t, []string{"sqs:SendMessage"}, actions)
-			case assert.ObjectsAreEqual(fn("GetAtt", []any{aggregatorLogGroupID, "Arn"}), res):
+			case assert.ObjectsAreEqual(fn("GetAtt", []any{r.Prefix + "LogGroup", "Arn"}), res):
 				assert.ElementsMatch(t, []string{"logs:CreateLogStream", "logs:PutLogEvents"}, actions)
 			default:
-				t.Errorf("unexpected statement in %s: %v", aggregatorRoleID, st)
+				t.Errorf("unexpected statement in %sFunctionRole: %v", r.Prefix, st)
 			}
 		}
 	}
-	assert.Equal(t, iamActions(t, methodNames[usage.DynamoDB]()), union(table), "table actions != usage.DynamoDB")
 	assert.Equal(t, union(stream.MappingCalls), union(streamActions), "stream actions != stream.MappingCalls")
+	return union(table)
 }
 
-// The alarms: iterator age, errors and the failure queue's depth, each
-// notifying the optional topic.
-func TestTemplateAggregatorAlarms(t *testing.T) {
-	t.Parallel()
+// streamReaderAlarms checks r's alarms (iterator age, errors, throttles, the
+// failure queue's depth), with EnableAlarms and the function; duration, and
+// notifying the topic, are every function's (TestFunctionAlarms).
+func streamReaderAlarms(t *testing.T, r streamReader) {
+	t.Helper()
 	tpl := loadTemplate(t)
-	assert.Equal(t, fn("Not", []any{fn("Equals", []any{ref("AlarmSnsTopicArn"), ""})}), obj(t, tpl["Conditions"])["HasAlarmTopic"])
-	notify := fn("If", []any{"HasAlarmTopic", []any{ref("AlarmSnsTopicArn")}, ref("AWS::NoValue")})
+	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAlarms"}, map[string]any{"Condition": r.Condition}}),
+		obj(t, tpl["Conditions"])[r.Condition+"Alarms"])
 	for id, want := range map[string]struct {
 		namespace, metric, dim string
 		dimValue               any
 	}{
-		"AggregatorIteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", ref(aggregatorFunctionID)},
-		"AggregatorErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", ref(aggregatorFunctionID)},
-		"AggregatorDLQAlarm":         {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", fn("GetAtt", []any{aggregatorDLQID, "QueueName"})},
+		r.Prefix + "IteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "ErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "ThrottlesAlarm":   {"AWS/Lambda", "Throttles", "FunctionName", ref(r.Prefix + "Function")},
+		r.Prefix + "DLQAlarm":         {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", fn("GetAtt", []any{r.Prefix + "DLQ", "QueueName"})},
 	} {
-		r := resource(t, tpl, id)
-		assert.Equal(t, "AWS::CloudWatch::Alarm", r["Type"], id)
-		assert.Equal(t, "DeployAggregator", r["Condition"], id)
-		p := obj(t, r["Properties"])
+		res := resource(t, tpl, id)
+		assert.Equal(t, "AWS::CloudWatch::Alarm", res["Type"], id)
+		assert.Equal(t, r.Condition+"Alarms", res["Condition"], id)
+		p := obj(t, res["Properties"])
 		assert.Equal(t, want.namespace, p["Namespace"], id)
 		assert.Equal(t, want.metric, p["MetricName"], id)
 		assert.Equal(t, []any{map[string]any{"Name": want.dim, "Value": want.dimValue}}, p["Dimensions"], id)
-		assert.Equal(t, notify, p["AlarmActions"], id)
-		assert.Equal(t, notify, p["OKActions"], id)
-		assert.Equal(t, "notBreaching", p["TreatMissingData"], id)
-	}
-	// The topic is the stack's: every alarm notifies it.
-	for id, v := range obj(t, tpl["Resources"]) {
-		if obj(t, v)["Type"] == "AWS::CloudWatch::Alarm" {
-			p := obj(t, obj(t, v)["Properties"])
-			assert.Equal(t, notify, p["AlarmActions"], "%s notifies AlarmSnsTopicArn", id)
-			assert.Equal(t, notify, p["OKActions"], "%s notifies AlarmSnsTopicArn", id)
-		}
 	}
 	// Nothing may GetAtt an alarm: moto's CloudFormation skips alarms.
 	raw, err := os.ReadFile(templatePath(t))
@@ -283,15 +329,17 @@ func TestTemplateAggregatorAlarms(t *testing.T) {
 	assert.NotRegexp(t, `GetAtt\s+\w*Alarm\.`, string(raw))
 }
 
-func TestTemplateAggregatorOutputs(t *testing.T) {
-	t.Parallel()
+// streamReaderOutputs checks r's outputs: its function's name and its
+// failure queue's URL, exported under the stack's name.
+func streamReaderOutputs(t *testing.T, r streamReader) {
+	t.Helper()
 	outputs := obj(t, loadTemplate(t)["Outputs"])
 	for name, value := range map[string]any{
-		"AggregatorFunctionName": ref(aggregatorFunctionID),
-		"AggregatorDLQUrl":       ref(aggregatorDLQID),
+		r.Prefix + "FunctionName": ref(r.Prefix + "Function"),
+		r.Prefix + "DLQUrl":       ref(r.Prefix + "DLQ"),
 	} {
 		o := obj(t, outputs[name])
-		assert.Equal(t, "DeployAggregator", o["Condition"], name)
+		assert.Equal(t, r.Condition, o["Condition"], name)
 		assert.Equal(t, value, o["Value"], name)
 		assert.Equal(t, fn("Sub", "${AWS::StackName}-"+name), obj(t, o["Export"])["Name"], name)
 	}

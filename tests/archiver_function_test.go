@@ -101,7 +101,7 @@ func TestTemplateArchiverEnvironment(t *testing.T) {
 
 	assert.Equal(t, ref(tableLogicalID), vars["TABLE_NAME"])
 	assert.Equal(t, ref(archiveBucketID), vars["ARCHIVE_BUCKET_NAME"])
-	assert.Equal(t, ref("AuditRetentionDays"), vars["AUDIT_RETENTION_DAYS"])
+	assert.Equal(t, fn("Sub", "${AuditRetentionDays}"), vars["AUDIT_RETENTION_DAYS"])
 	assert.Equal(t, ref(archiveScheduleName), vars["ARCHIVE_SCHEDULE"])
 	assert.Equal(t, fn("If", []any{"TracingEnabled", "true", "false"}), vars["AWS_XRAY_TRACING_ENABLED"])
 
@@ -219,9 +219,16 @@ func TestTemplateArchivalSwitch(t *testing.T) {
 	assert.Equal(t, "true", en["Default"])
 	assert.ElementsMatch(t, []any{"true", "false"}, en["AllowedValues"])
 	assert.Equal(t, fn("Equals", []any{ref("EnableAuditArchival"), "true"}), obj(t, tpl["Conditions"])[archiveConditionID])
+	// Its alarms exist with archival and alarms both on.
+	assert.Equal(t, fn("And", []any{map[string]any{"Condition": "DeployAlarms"}, map[string]any{"Condition": archiveConditionID}}),
+		obj(t, tpl["Conditions"])["DeployArchiverAlarms"])
 	for id, v := range obj(t, tpl["Resources"]) {
 		if strings.HasPrefix(id, "Archive") || strings.HasPrefix(id, "AuditArchive") {
-			assert.Equal(t, archiveConditionID, obj(t, v)["Condition"], "resource %s", id)
+			want := archiveConditionID
+			if obj(t, v)["Type"] == "AWS::CloudWatch::Alarm" {
+				want = "DeployArchiverAlarms"
+			}
+			assert.Equal(t, want, obj(t, v)["Condition"], "resource %s", id)
 		}
 	}
 	alarm := obj(t, resource(t, tpl, archiveAlarmID)["Properties"])

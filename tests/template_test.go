@@ -113,7 +113,7 @@ func TestTemplateParameterDefaults(t *testing.T) {
 		"FullAccessPolicyName":     "",
 		"ReadOnlyPolicyName":       "",
 		"AcquireUrlAuthType":       "AWS_IAM",
-		"LeaseKeysParameterName":   "/zae-limiter/lease-keys",
+		"LeaseKeysParameterName":   "",
 	} {
 		p, ok := params[name]
 		if assert.True(t, ok, "parameter %s missing", name) {
@@ -175,7 +175,7 @@ func TestTemplateOutputs(t *testing.T) {
 	for name, cond := range map[string]string{
 		"TableName": "", "TableArn": "", "StreamArn": "",
 		"AcquireOnlyPolicyArn": "DeployIAM", "FullAccessPolicyArn": "DeployIAM", "ReadOnlyPolicyArn": "DeployIAM",
-		"AcquireFunctionArn": "", "AcquireFunctionName": "", "AcquireUrl": "",
+		"AcquireFunctionArn": "", "AcquireFunctionName": "", "AcquireUrl": "HasAcquireUrlOutput",
 	} {
 		o, ok := outputs[name]
 		if !assert.True(t, ok, "output %s missing", name) {

@@ -27,18 +27,7 @@ func TestTemplateCfnLint(t *testing.T) {
 
 func TestTemplateSAMTranslate(t *testing.T) {
 	t.Parallel()
-	python := lookTool(t, "python3")
-	if out, err := exec.Command(python, "-c", "import samtranslator, cfnlint").CombinedOutput(); err != nil {
-		lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-		t.Skipf("python3 cannot import samtranslator and cfnlint (%s): SAM translation not checked", lines[len(lines)-1])
-	}
-	script, err := filepath.Abs(filepath.Join("..", "scripts", "sam-translate.py"))
-	require.NoError(t, err)
-	cmd := exec.Command(python, script, templatePath(t))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	translated, err := cmd.Output()
-	require.NoError(t, err, "sam-translate.py failed:\n%s", stderr.String())
+	translated := samTranslate(t)
 
 	var tpl map[string]any
 	require.NoError(t, json.Unmarshal(translated, &tpl))

@@ -19,7 +19,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/stretchr/testify/assert"
@@ -112,6 +112,7 @@ func TestBootstrap(t *testing.T) {
 	t.Run("init error", func(t *testing.T) { testInitError(t, s) })
 	t.Run("tracing", func(t *testing.T) { testTracing(t, s) })
 	t.Run("keys parameter", func(t *testing.T) { testKeysParameter(t, s) })
+	t.Run("keys secret", func(t *testing.T) { testKeysSecret(t, s) })
 	t.Run("config cache TTL", func(t *testing.T) { testConfigCacheTTL(t, s, ns) })
 	t.Run("frozen DynamoDB", func(t *testing.T) { testFrozen(t, s) })
 }
@@ -321,7 +322,7 @@ func testInitError(t *testing.T, s stack) {
 		want string
 	}{
 		{"no table", []string{"AWS_LAMBDA_LOG_FORMAT=JSON", "LEASE_KEYS=" + key1}, "TABLE_NAME is required"},
-		{"no keys", []string{"TABLE_NAME=" + s.table}, "LEASE_KEYS (or LEASE_KEYS_PARAMETER) is required"},
+		{"no keys", []string{"TABLE_NAME=" + s.table}, "LEASE_KEYS (or LEASE_KEYS_PARAMETER, or LEASE_KEYS_SECRET) is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,19 +374,34 @@ func testTracing(t *testing.T, s stack) {
 // (on the machine image; skipped where it is missing).
 func testKeysParameter(t *testing.T, s stack) {
 	endpoint := mototest.Start(t, "LEASE_KEYS_PARAMETER")
-	client := ssm.New(ssm.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("dummy", "dummy", ""),
-	})
+	client := ssm.NewFromConfig(mototest.Config(endpoint))
 	_, err := client.PutParameter(context.Background(), &ssm.PutParameterInput{
 		Name: aws.String("/limiter/lease-keys"), Value: aws.String(key2 + "," + key1), Type: ssmtypes.ParameterTypeSecureString,
 	})
 	require.NoError(t, err)
+	testKeySource(t, s, "AWS_ENDPOINT_URL_SSM="+endpoint, "LEASE_KEYS_PARAMETER", "/limiter/lease-keys", "/limiter/missing")
+}
 
-	env := s.env("AWS_ENDPOINT_URL_SSM=" + endpoint)
+// testKeysSecret reads the lease keys from Secrets Manager (the secret the
+// stack creates), served by moto_server.
+func testKeysSecret(t *testing.T, s stack) {
+	endpoint := mototest.Start(t, "LEASE_KEYS_SECRET")
+	client := secretsmanager.NewFromConfig(mototest.Config(endpoint))
+	out, err := client.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{
+		Name: aws.String("limiter-lease-keys"), SecretString: aws.String(key2 + "," + key1),
+	})
+	require.NoError(t, err)
+	testKeySource(t, s, "AWS_ENDPOINT_URL_SECRETS_MANAGER="+endpoint, "LEASE_KEYS_SECRET", *out.ARN, "limiter-missing")
+}
+
+// testKeySource runs the function with its keys in source (the variable
+// name) at id: an acquire is admitted; a missing id fails the init, naming
+// the variable.
+func testKeySource(t *testing.T, s stack, endpointVar, source, id, missing string) {
+	env := s.env(endpointVar)
 	for i, kv := range env {
 		if strings.HasPrefix(kv, "LEASE_KEYS=") {
-			env[i] = "LEASE_KEYS_PARAMETER=/limiter/lease-keys"
+			env[i] = source + "=" + id
 		}
 	}
 	r, _ := s.start(t, lambdarun.Options{Env: env})
@@ -398,15 +414,14 @@ func testKeysParameter(t *testing.T, s stack) {
 	require.NoError(t, json.Unmarshal(res.Payload, &resp))
 	assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 
-	// A missing parameter fails the init, naming the variable.
 	for i, kv := range env {
-		if strings.HasPrefix(kv, "LEASE_KEYS_PARAMETER=") {
-			env[i] = "LEASE_KEYS_PARAMETER=/limiter/missing"
+		if strings.HasPrefix(kv, source+"=") {
+			env[i] = source + "=" + missing
 		}
 	}
 	out := &syncio.Buffer{}
 	_, err = lambdarun.Start(context.Background(), lambdarun.Options{Binary: s.bootstrap, Env: env, Output: out})
 	var ie *lambdarun.InitError
 	require.True(t, errors.As(err, &ie), "got %v", err)
-	assert.Contains(t, out.String(), `LEASE_KEYS_PARAMETER=\"/limiter/missing\"`)
+	assert.Contains(t, out.String(), source+`=\"`+missing+`\"`)
 }

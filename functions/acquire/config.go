@@ -30,10 +30,19 @@ type config struct {
 	// LeaseKeysParameter is LEASE_KEYS_PARAMETER: the name of an SSM
 	// parameter (String or SecureString) holding the same comma-separated
 	// list, read once at init. A Secrets Manager secret is read through SSM
-	// as /aws/reference/secretsmanager/<secret-id>. Exactly one of
-	// LEASE_KEYS and LEASE_KEYS_PARAMETER is required: every instance must
-	// verify the tokens the others sign.
+	// as /aws/reference/secretsmanager/<secret-id>.
 	LeaseKeysParameter string
+	// LeaseKeysSecret is LEASE_KEYS_SECRET: the ARN (or name) of a Secrets
+	// Manager secret holding the same list, read once at init; the stack
+	// creates one (LeaseKeysSecret) unless told to use a parameter. Exactly
+	// one of LEASE_KEYS, LEASE_KEYS_PARAMETER and LEASE_KEYS_SECRET is
+	// required: every instance must verify the tokens the others sign.
+	LeaseKeysSecret string
+	// LeaseKeysRevision is LEASE_KEYS_REVISION (optional): a label with no
+	// effect on the code. The template sets it from LeaseKeysRevision so that
+	// changing it replaces every instance, which reads the keys again (a key
+	// rotation, docs/production.md).
+	LeaseKeysRevision string
 	// LeaseTTL is LEASE_TTL (optional, default api.DefaultLeaseTTL): how long
 	// a lease token is valid, a Go duration ("15m") or whole seconds ("900"),
 	// between 1 s and 24 h.
@@ -68,6 +77,8 @@ const (
 	envDefaultNamespace = "DEFAULT_NAMESPACE"
 	envLeaseKeys        = "LEASE_KEYS"
 	envLeaseKeysParam   = "LEASE_KEYS_PARAMETER"
+	envLeaseKeysSecret  = "LEASE_KEYS_SECRET"
+	envLeaseKeysRev     = "LEASE_KEYS_REVISION"
 	envLeaseTTL         = "LEASE_TTL"
 	envConfigCacheTTL   = "CONFIG_CACHE_TTL"
 	envRequestTimeout   = "REQUEST_TIMEOUT"
@@ -112,10 +123,17 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		}
 	}
 
-	keys, param := get(envLeaseKeys), get(envLeaseKeysParam)
+	keys, param, secret := get(envLeaseKeys), get(envLeaseKeysParam), get(envLeaseKeysSecret)
+	var set []string
+	for _, kv := range [][2]string{{envLeaseKeys, keys}, {envLeaseKeysParam, param}, {envLeaseKeysSecret, secret}} {
+		if kv[1] != "" {
+			set = append(set, kv[0])
+		}
+	}
 	switch {
-	case keys != "" && param != "":
-		errs = append(errs, fmt.Errorf("set one of %s and %s, not both", envLeaseKeys, envLeaseKeysParam))
+	case len(set) > 1:
+		errs = append(errs, fmt.Errorf("set one of %s, %s and %s, not %s",
+			envLeaseKeys, envLeaseKeysParam, envLeaseKeysSecret, strings.Join(set, " and ")))
 	case keys != "":
 		k, err := parseKeys(keys)
 		if err != nil {
@@ -124,10 +142,13 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		c.LeaseKeys = k
 	case param != "":
 		c.LeaseKeysParameter = param
+	case secret != "":
+		c.LeaseKeysSecret = secret
 	default:
-		errs = append(errs, fmt.Errorf("%s (or %s) is required: every instance must share the lease-signing keys",
-			envLeaseKeys, envLeaseKeysParam))
+		errs = append(errs, fmt.Errorf("%s (or %s, or %s) is required: every instance must share the lease-signing keys",
+			envLeaseKeys, envLeaseKeysParam, envLeaseKeysSecret))
 	}
+	c.LeaseKeysRevision = get(envLeaseKeysRev)
 
 	if v := get(envLeaseTTL); v != "" {
 		d, err := parseDuration(v, time.Second, maxLeaseTTL)

@@ -75,8 +75,25 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad table", env: func(e map[string]string) { e["TABLE_NAME"] = "a b" }, errs: []string{`TABLE_NAME="a b"`}},
 		{name: "bad namespace", env: func(e map[string]string) { e["DEFAULT_NAMESPACE"] = "a#b" }, errs: []string{`DEFAULT_NAMESPACE="a#b"`, "'#'"}},
 		{name: "reserved namespace", env: func(e map[string]string) { e["DEFAULT_NAMESPACE"] = "_" }, errs: []string{"DEFAULT_NAMESPACE", "reserved"}},
-		{name: "no keys", env: func(e map[string]string) { delete(e, "LEASE_KEYS") }, errs: []string{"LEASE_KEYS (or LEASE_KEYS_PARAMETER) is required"}},
-		{name: "both key sources", env: func(e map[string]string) { e["LEASE_KEYS_PARAMETER"] = "/p" }, errs: []string{"one of LEASE_KEYS and LEASE_KEYS_PARAMETER"}},
+		{
+			name: "keys from a secret, with a revision",
+			env: func(e map[string]string) {
+				e["LEASE_KEYS"] = ""
+				e["LEASE_KEYS_PARAMETER"] = " "
+				e["LEASE_KEYS_SECRET"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf"
+				e["LEASE_KEYS_REVISION"] = "7"
+			},
+			want: config{Table: "limiter", DefaultNamespace: "default", LeaseTTL: api.DefaultLeaseTTL, ConfigCacheTTL: store.DefaultCacheTTL,
+				LeaseKeysSecret: "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf", LeaseKeysRevision: "7",
+				RequestTimeout: limiter.DefaultTimeout, DenialCache: true},
+		},
+		{name: "no keys", env: func(e map[string]string) { delete(e, "LEASE_KEYS") }, errs: []string{"LEASE_KEYS (or LEASE_KEYS_PARAMETER, or LEASE_KEYS_SECRET) is required"}},
+		{name: "both key sources", env: func(e map[string]string) { e["LEASE_KEYS_PARAMETER"] = "/p" }, errs: []string{"not LEASE_KEYS and LEASE_KEYS_PARAMETER"}},
+		{name: "parameter and secret", env: func(e map[string]string) {
+			delete(e, "LEASE_KEYS")
+			e["LEASE_KEYS_PARAMETER"] = "/p"
+			e["LEASE_KEYS_SECRET"] = "s"
+		}, errs: []string{"not LEASE_KEYS_PARAMETER and LEASE_KEYS_SECRET"}},
 		{name: "short key", env: func(e map[string]string) { e["LEASE_KEYS"] = key1 + ",short" }, errs: []string{"LEASE_KEYS: key 2 is 5 bytes; want at least 32"}},
 		{name: "empty key in list", env: func(e map[string]string) { e["LEASE_KEYS"] = key1 + "," }, errs: []string{"key 2 is 0 bytes"}},
 		{name: "bad TTL", env: func(e map[string]string) { e["LEASE_TTL"] = "soon" }, errs: []string{`LEASE_TTL="soon"`, "duration"}},

@@ -54,11 +54,9 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 	if cfg.Tracing {
 		awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
 	}
-	keys := cfg.LeaseKeys
-	if cfg.LeaseKeysParameter != "" {
-		if keys, err = keysFromParameter(ctx, awsCfg, lookup, cfg.LeaseKeysParameter); err != nil {
-			return nil, err
-		}
+	keys, err := leaseKeys(ctx, cfg, awsCfg, lookup)
+	if err != nil {
+		return nil, err
 	}
 	db := awsenv.NewDynamoDB(awsCfg)
 	return api.New(api.Options{
@@ -73,16 +71,24 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (http.H
 	}), nil
 }
 
-// keysFromParameter reads the lease keys from an SSM parameter (decrypted
-// when it is a SecureString).
-func keysFromParameter(ctx context.Context, cfg aws.Config, lookup func(string) (string, bool), name string) ([][]byte, error) {
-	v, err := getParameter(ctx, cfg, lookup, name)
+// leaseKeys returns the lease-signing keys from the configured source:
+// LEASE_KEYS itself, an SSM parameter (decrypted when it is a SecureString)
+// or a Secrets Manager secret.
+func leaseKeys(ctx context.Context, c config, cfg aws.Config, lookup func(string) (string, bool)) ([][]byte, error) {
+	read, env, id := getParameter, envLeaseKeysParam, c.LeaseKeysParameter
+	switch {
+	case c.LeaseKeysSecret != "":
+		read, env, id = getSecret, envLeaseKeysSecret, c.LeaseKeysSecret
+	case c.LeaseKeysParameter == "":
+		return c.LeaseKeys, nil
+	}
+	v, err := read(ctx, cfg, lookup, id)
 	if err != nil {
-		return nil, fmt.Errorf("%s=%q: read the parameter: %w", envLeaseKeysParam, name, err)
+		return nil, fmt.Errorf("%s=%q: read the keys: %w", env, id, err)
 	}
 	keys, err := parseKeys(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s=%q: %w", envLeaseKeysParam, name, err)
+		return nil, fmt.Errorf("%s=%q: %w", env, id, err)
 	}
 	return keys, nil
 }

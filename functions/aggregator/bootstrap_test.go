@@ -115,13 +115,7 @@ func TestLiveTrafficThroughTheBootstrap(t *testing.T) {
 
 	// One JSON line per invocation with the counts, the lag and the EMF
 	// metrics; the function's name is the metrics' dimension.
-	var summaries []map[string]any
-	for _, l := range lines(f.out.String()) {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["message"] == "usage batch processed" {
-			summaries = append(summaries, m)
-		}
-	}
+	summaries := lambdatest.Lines(t, f.out, "usage batch processed", (len(recs)+9)/10+1)
 	require.Len(t, summaries, (len(recs)+9)/10+1)
 	last := summaries[len(summaries)-1]
 	assert.Equal(t, float64(len(recs)), last["records"])

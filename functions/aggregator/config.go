@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/zeroae/zae-limiter-go/shared/fnenv"
 	"github.com/zeroae/zae-limiter-go/shared/usage"
 )
 
@@ -42,45 +39,22 @@ const (
 	maxRetentionDays     = 3650
 )
 
-var tableNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
-
 // loadConfig reads the configuration through lookup (os.LookupEnv in main).
 // Every error names the variable at fault.
 func loadConfig(lookup func(string) (string, bool)) (config, error) {
-	get := func(k string) string {
-		v, _ := lookup(k)
-		return strings.TrimSpace(v)
-	}
-	c := config{Windows: usage.DefaultWindows, Retention: days(defaultRetentionDays)}
-	var errs []error
-	switch c.Table = get(envTable); {
-	case c.Table == "":
-		errs = append(errs, fmt.Errorf("%s is required", envTable))
-	case !tableNameRe.MatchString(c.Table):
-		errs = append(errs, fmt.Errorf("%s=%q: want 3-255 letters, digits, '_', '-' or '.'", envTable, c.Table))
-	}
-	if v := get(envWindows); v != "" {
+	r := fnenv.New(lookup)
+	c := config{Table: r.TableName(envTable), Windows: usage.DefaultWindows}
+	if v := r.Get(envWindows); v != "" {
 		ws, err := usage.ParseWindows(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", envWindows, v, err))
+			r.Fail(envWindows, v, err.Error())
 		}
 		c.Windows = ws
 	}
-	if v := get(envRetention); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > maxRetentionDays {
-			errs = append(errs, fmt.Errorf("%s=%q: want whole days from 0 (keep forever) to %d", envRetention, v, maxRetentionDays))
-		}
-		c.Retention = days(n)
-	}
-	if v := get(envTracing); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want true or false", envTracing, v))
-		}
-		c.Tracing = b
-	}
-	return c, errors.Join(errs...)
+	c.Retention = days(r.Int(envRetention, defaultRetentionDays, 0, maxRetentionDays,
+		fmt.Sprintf("whole days from 0 (keep forever) to %d", maxRetentionDays)))
+	c.Tracing = r.Bool(envTracing, false)
+	return c, r.Err()
 }
 
 func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }

@@ -9,26 +9,15 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-xray-sdk-go/instrumentation/awsv2"
 
 	"github.com/zeroae/zae-limiter-go/shared/archive"
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
+	"github.com/zeroae/zae-limiter-go/shared/fnenv"
 )
 
-func main() {
-	slog.SetDefault(slog.New(lambdacontext.NewLogHandler()))
-	h, err := newHandler(context.Background(), os.LookupEnv)
-	if err != nil {
-		slog.Error("archiver: init failed", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(h.handle)
-}
+func main() { fnenv.Main("archiver", newHandler, func(h *handler) any { return h.handle }) }
 
 // newHandler builds the handler from the environment: the composition
 // root, called once per execution environment.
@@ -37,12 +26,9 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (*handl
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsenv.Load(ctx, awsenv.Options{})
+	awsCfg, err := fnenv.AWS(ctx, cfg.Tracing)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Tracing {
-		awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
 	}
 	a, err := archive.New(archive.Options{
 		DB:     awsenv.NewDynamoDB(awsCfg),

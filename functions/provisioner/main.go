@@ -11,25 +11,16 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-xray-sdk-go/instrumentation/awsv2"
 
 	"github.com/zeroae/zae-limiter-go/shared/awsenv"
+	"github.com/zeroae/zae-limiter-go/shared/fnenv"
 	"github.com/zeroae/zae-limiter-go/shared/provision"
 )
 
 func main() {
-	slog.SetDefault(slog.New(lambdacontext.NewLogHandler()))
-	h, err := newHandler(context.Background(), os.LookupEnv)
-	if err != nil {
-		// Lambda reports the exit as an init failure, with this line in the log.
-		slog.Error("provisioner: init failed", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	fnenv.Main("provisioner", newHandler, func(h *provision.Handler) any { return h.Handle })
 }
 
 // newHandler builds the handler from the environment: the composition root,
@@ -39,12 +30,9 @@ func newHandler(ctx context.Context, lookup func(string) (string, bool)) (*provi
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsenv.Load(ctx, awsenv.Options{})
+	awsCfg, err := fnenv.AWS(ctx, cfg.Tracing)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Tracing {
-		awsv2.AWSV2Instrumentor(&awsCfg.APIOptions)
 	}
 	return &provision.Handler{
 		Engine:      &provision.Engine{DB: awsenv.NewDynamoDB(awsCfg), Table: cfg.Table},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -136,6 +137,10 @@ func TestBadRequests(t *testing.T) {
 	f := newFixture(t)
 	f.setDefaults("", limits.PerMinute("rpm", 10, 0))
 	big := strconv.FormatInt(limits.MaxTokens+1, 10)
+	var many []string
+	for i := range limits.MaxLimits + 1 {
+		many = append(many, fmt.Sprintf(`{"name":"l%d","capacity":5,"refill_amount":5,"refill_period_seconds":60}`, i))
+	}
 	for _, tc := range []struct {
 		name, body, want string
 	}{
@@ -165,6 +170,7 @@ func TestBadRequests(t *testing.T) {
 		{"fraction path", `{"entity_id":"u","resource":"r","consume":{"tpm":1.5}}`, `field "consume.tpm" must be a whole number, not 1.5`},
 		{"limit field missing", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"name":"rpm","capacity":5,"refill_period_seconds":60}]}`, `field "limits[0].refill_amount" is required`},
 		{"limit wrong type", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"name":"rpm","capacity":5,"refill_amount":5,"refill_period_seconds":60},{"name":"tpm","capacity":"5","refill_amount":5,"refill_period_seconds":60}]}`, `field "limits[1].capacity" must be a whole number, not string "5"`},
+		{"too many limits", `{"entity_id":"u","resource":"r","consume":{"l0":1},"limits":[` + strings.Join(many, ",") + `]}`, fmt.Sprintf("at most %d limits", limits.MaxLimits)},
 		{"bad limit", `{"entity_id":"u","resource":"r","consume":{"rpm":1},"limits":[{"name":"rpm","capacity":0,"refill_amount":1,"refill_period_seconds":60}]}`, "capacity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
@@ -172,7 +170,7 @@ func (l *Limiter) eachShard(ctx context.Context, b shard.ID, plan func(shard.ID,
 				return len(written), err
 			}
 		}
-		states, err := l.allShards(ctx, b)
+		states, err := l.Shards(ctx, b)
 		if err != nil {
 			return len(written), err
 		}
@@ -213,25 +211,6 @@ func (l *Limiter) eachShard(ctx context.Context, b shard.ID, plan func(shard.ID,
 		}
 	}
 	return len(written), ErrContention
-}
-
-// allShards reads every possible shard of b at once, consistently.
-func (l *Limiter) allShards(ctx context.Context, b shard.ID) ([]*shard.State, error) {
-	keys := make([]map[string]types.AttributeValue, MaxShards)
-	for i := range MaxShards {
-		keys[i] = b.Of(i).Key()
-	}
-	got, err := l.batchGet(ctx, keys, true)
-	if err != nil {
-		return nil, fmt.Errorf("read the shards of %s: %w", b.Bucket(), err)
-	}
-	states := make([]*shard.State, MaxShards)
-	for i := range MaxShards {
-		if states[i], err = shard.Decode(got[b.Of(i).PK()]); err != nil {
-			return nil, err
-		}
-	}
-	return states, nil
 }
 
 // uncovered is the smallest share of the bucket no shard read holds (shard

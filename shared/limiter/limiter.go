@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -109,6 +110,9 @@ type Limiter struct {
 	inflight map[string]int
 	count    map[string]int // shard count by entity#resource
 	stats    stats
+	// policyAt is when an inline acquire last read the on_unavailable
+	// policy (Unix ms of the limiter's clock; see learnPolicy).
+	policyAt atomic.Int64
 }
 
 // New builds a limiter over db, resolving limits through cfg.
@@ -185,7 +189,9 @@ func (l *Limiter) Acquire(ctx context.Context, req Request) (*Lease, error) {
 	}
 	bctx, cancel := l.budget(ctx)
 	defer cancel()
+	learnt := l.learnPolicy(bctx, req)
 	lease, err := l.acquire(bctx, req)
+	learnt()
 	if err == nil {
 		return lease, nil
 	}
@@ -226,6 +232,32 @@ func (l *Limiter) Do(ctx context.Context, req Request, fn func(context.Context, 
 		return err
 	}
 	return lease.Commit(ctx)
+}
+
+// PolicyEvery is how often an acquire whose limits are all inline reads the
+// namespace's on_unavailable policy, beside its write (so it adds no
+// latency): such an acquire resolves nothing, and a process that never read
+// the policy would block whatever the namespace says when DynamoDB fails.
+// It costs one GetItem per process and namespace a minute at most.
+const PolicyEvery = time.Minute
+
+// learnPolicy starts that read when it is due (by the limiter's clock) and
+// returns what waits for it.
+func (l *Limiter) learnPolicy(ctx context.Context, req Request) (wait func()) {
+	if req.OnUnavailable != "" || len(req.Limits) == 0 {
+		return func() {}
+	}
+	now := l.nowMs()
+	last := l.policyAt.Load()
+	if last != 0 && now-last < PolicyEvery.Milliseconds() || !l.policyAt.CompareAndSwap(last, now) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = l.cfg.OnUnavailable(ctx) // the store keeps what it read (or its last value)
+	}()
+	return func() { <-done }
 }
 
 func (l *Limiter) policy(ctx context.Context, req Request) limits.OnUnavailable {

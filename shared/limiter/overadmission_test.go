@@ -6,6 +6,7 @@ package limiter_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -243,4 +244,22 @@ func TestDebtIsBoundedAndRollbackIsExact(t *testing.T) {
 	assert.Equal(t, map[string]int64{"u/tpm": 1000 - limits.MaxTokens}, e.avail(e.lim, "u", "r", ls), "the refused adjust changed nothing")
 	require.NoError(t, lease.Rollback(e.ctx))
 	assert.Equal(t, map[string]int64{"u/tpm": 1000}, e.avail(e.lim, "u", "r", ls), "exactly restored")
+}
+
+// More limits than one bucket may hold (limits.MaxLimits) is the caller's
+// input: a validation error naming the limits, before any request.
+func TestTooManyLimitsRefusedBeforeAnyWrite(t *testing.T) {
+	e := newEnv(t, exact)
+	var ls []limits.Limit
+	for i := range limits.MaxLimits + 1 {
+		ls = append(ls, limits.Limit{Name: fmt.Sprintf("l%d", i), Capacity: 5, RefillAmount: 5, RefillPeriodSeconds: 60})
+	}
+	_, err := e.lim.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"l0": 1}, Limits: ls})
+	var ve *limits.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "limits", ve.Field)
+	assert.Contains(t, err.Error(), fmt.Sprintf("at most %d limits", limits.MaxLimits))
+	assert.Nil(t, e.item("u", "r", 0), "nothing written")
+	_, err = e.lim.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"l0": 1}, Limits: ls[:limits.MaxLimits]})
+	assert.NoError(t, err, "MaxLimits limits are allowed")
 }

@@ -45,7 +45,7 @@ func (l *Limiter) read(ctx context.Context, id shard.ID) (*shard.State, error) {
 // level 2L (ADR-002). The twin is created from the very state the split
 // returned, so the two halves together hold exactly what the shard held.
 func (l *Limiter) split(ctx context.Context, id shard.ID, st *shard.State, now int64) error {
-	got, ok, err := l.update(ctx, id, shard.PlanSplit(id, st).Update)
+	got, ok, err := l.update(ctx, id, shard.PlanSplit(id, st, now).Update)
 	if err != nil || !ok {
 		return err
 	}

@@ -92,7 +92,7 @@ func (l *Limiter) Grow(ctx context.Context, b shard.ID, n int) (int, error) {
 func (l *Limiter) Shrink(ctx context.Context, tx Transactor, b shard.ID) (int, error) {
 	merges := 0
 	for range 8 {
-		states, err := l.allShards(ctx, b)
+		states, err := l.Shards(ctx, b)
 		if err != nil {
 			return merges, err
 		}
@@ -149,6 +149,26 @@ func (l *Limiter) Shrink(ctx context.Context, tx Transactor, b shard.ID) (int, e
 		}
 	}
 	return merges, errors.New("shrink: too many levels")
+}
+
+// Shards reads every shard item of bucket b (index j at [j], MaxShards of
+// them, missing ones with Exists false) in one consistent BatchGetItem.
+func (l *Limiter) Shards(ctx context.Context, b shard.ID) ([]*shard.State, error) {
+	keys := make([]map[string]types.AttributeValue, MaxShards)
+	for i := range MaxShards {
+		keys[i] = b.Of(i).Key()
+	}
+	got, err := l.batchGet(ctx, keys, true)
+	if err != nil {
+		return nil, fmt.Errorf("read the shards of %s: %w", b.Bucket(), err)
+	}
+	states := make([]*shard.State, MaxShards)
+	for i := range MaxShards {
+		if states[i], err = shard.Decode(got[b.Of(i).PK()]); err != nil {
+			return nil, fmt.Errorf("shard %d of %s: %w", i, b.Bucket(), err)
+		}
+	}
+	return states, nil
 }
 
 func updateOf(table string, id shard.ID, u *dynamo.Update) *types.Update {

@@ -84,19 +84,37 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	switch verdict {
 	case shard.Deny, shard.Never:
 		done()
-		// An amount above the capacity judged on no state DynamoDB
-		// returned (within the denial cache's TTL): the item may hold
-		// credits granted since (by another process, ADR-030) that pay for
-		// it, so it is judged again as read. Judged on a state seen within
-		// the TTL, it is denied without a request, like any cached denial.
-		reread := verdict == shard.Never && exact == nil
-		if plan.Next == nil || !plan.Next.Exists || reread {
-			// Nothing known of the bucket: report what it holds now.
+		known := plan.Next != nil && plan.Next.Exists
+		// Never judged on a state this acquire did not read may be stale:
+		// the item may hold credits granted since by another process
+		// (ADR-030), or a sharded bucket may have been merged back since
+		// (the refill function merges quiet buckets, and no write would
+		// ever tell this process). Judged on no state seen within the
+		// denial cache's TTL, or on a sharded one, it is judged again on
+		// the shard as read; on a single shard seen within the TTL it is
+		// denied without a request, like any cached denial.
+		if verdict == shard.Never && known && (exact == nil || fromCache && plan.Next.Level > 1) {
 			got, err := l.read(ctx, id)
 			if err != nil {
 				return attempt{}, err
 			}
-			if reread && got.Exists && !got.Merged {
+			switch {
+			case !got.Exists && id.Shard == 0:
+				return attempt{kind: again}, nil
+			case !got.Exists || got.Merged:
+				return attempt{kind: missing, st: got}, nil
+			}
+			return attempt{kind: again, st: got, exact: true}, nil
+		}
+		if !known {
+			// Nothing known of the bucket: report what it holds now, or,
+			// when it exists, judge a Never again on it (its credits may
+			// pay).
+			got, err := l.read(ctx, id)
+			if err != nil {
+				return attempt{}, err
+			}
+			if verdict == shard.Never && got.Exists && !got.Merged {
 				return attempt{kind: again, st: got, exact: true}, nil
 			}
 			plan.Next, fromCache = got, false

@@ -62,7 +62,13 @@ func TestPlanAdjust(t *testing.T) {
 func TestSplitAndTwinHoldWhatTheShardHeld(t *testing.T) {
 	ls := []limits.Limit{perMin("rpm", 1000)}
 	st := stateOf(t, ls, t0, map[string]int64{"rpm": 300})
-	split := PlanSplit(id0, st).Next
+	busy := st.Clone()
+	b := busy.Limits[Budget]
+	b.W = bucket.Clock(BudgetParams, t0) + 900_000 // 900 writes booked ahead
+	busy.Limits[Budget] = b
+	split := PlanSplit(id0, busy, t0).Next
+	assert.Equal(t, bucket.Clock(BudgetParams, t0), split.Limits[Budget].W, "a split shard's write budget starts over")
+	assert.Equal(t, st.Limits[Budget].W, PlanSplit(id0, st, t0+1000).Next.Limits[Budget].W, "never booked further ahead than it was")
 	_, twin := Twin(id0.Of(1), split, t0, 7)
 	assert.Equal(t, int64(350), level(split, "rpm", t0))
 	assert.Equal(t, int64(350), level(twin, "rpm", t0))

@@ -148,11 +148,18 @@ func PlanCount(n, m int) *dynamo.Update {
 }
 
 // BudgetUse is how much of its write budget a shard has booked ahead of
-// its writers' latest clock (millitokens; up to BudgetParams.Capacity).
-func BudgetUse(st *State) int64 {
+// its writers' latest clock (millitokens; up to BudgetParams.Capacity):
+// how busy it was at its last write.
+func BudgetUse(st *State) int64 { return BookedAhead(st, st.WT) }
+
+// BookedAhead is how much of its write budget a shard has booked ahead at
+// now (Unix ms), judged as writers judge it (at the latest writer clock
+// the item has seen when that is later): how busy it still is.
+func BookedAhead(st *State, now int64) int64 {
 	l, ok := st.Limits[Budget]
-	if !ok {
+	if !ok || !st.Exists {
 		return 0
 	}
-	return max(0, l.W-bucket.Clock(BudgetParams, st.WT))
+	at, _ := budgetAnchor(st, now)
+	return max(0, l.W-bucket.Clock(BudgetParams, at))
 }

@@ -16,7 +16,14 @@ import (
 // and level, so a split happens once). A split shard 0 loses its ttl: it
 // tells every process the bucket is sharded, and recreated alone at level 1
 // it would hold the whole limit beside its live twins.
-func PlanSplit(id ID, st *State) Plan {
+//
+// Its write budget starts over at now, as its twin's does (never booked
+// further ahead than it was): each half now takes about half the writes, so
+// what the whole item booked before says nothing of how busy the half is,
+// and a shard still showing it would make its bucket grow again for writes
+// that a split already spread. The budget is no limit (no token depends on
+// it), so the SET needs no condition of its own.
+func PlanSplit(id ID, st *State, now int64) Plan {
 	u := &dynamo.Update{}
 	next := st.Clone()
 	next.Level = st.Level * 2
@@ -24,6 +31,11 @@ func PlanSplit(id ID, st *State) Plan {
 	u.If("$ = ? AND $ = ?", schema.AttrParams, st.PV, schema.AttrShardLevel, st.Level)
 	u.Set(schema.AttrShardLevel, next.Level)
 	u.Set(schema.AttrParams, next.PV)
+	if l, ok := next.Limits[Budget]; ok {
+		l.W = min(l.W, bucket.Clock(l.Params, now))
+		next.Limits[Budget] = l
+		u.Set(schema.BucketAttr(Budget, schema.SuffixVirtualTime), l.W)
+	}
 	if id.Shard == 0 {
 		u.Remove(schema.TTL)
 		next.TTL = 0

@@ -6,8 +6,10 @@ package lambdatest
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,4 +94,27 @@ func Env(t testing.TB, table string, extra ...string) []string {
 		"AWS_ACCESS_KEY_ID=dummy", "AWS_SECRET_ACCESS_KEY=dummy",
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
 	}, extra...)
+}
+
+// Lines waits until out holds at least n JSON log lines whose "message" is
+// msg and returns them (all of them, in order). The runner copies a
+// function's output as the process writes it, so the line of an invocation
+// may arrive just after its response: poll instead of reading once.
+func Lines(t testing.TB, out *syncio.Buffer, msg string, n int) []map[string]any {
+	t.Helper()
+	var found []map[string]any
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		found = found[:0]
+		for _, l := range strings.Split(out.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["message"] == msg {
+				found = append(found, m)
+			}
+		}
+		if len(found) >= n || time.Now().After(deadline) {
+			return found
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

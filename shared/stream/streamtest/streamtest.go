@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,4 +196,25 @@ func value(v types.AttributeValue) events.DynamoDBAttributeValue {
 		return events.NewMapAttribute(image(x.Value))
 	}
 	return events.NewNullAttribute()
+}
+
+// Damaged is rec with every attribute of its new image whose name ends in
+// suffix replaced by a number out of int64's range ("1e400"): a record a
+// stream function cannot read. It fails t when no attribute matches.
+func Damaged(t testing.TB, rec events.DynamoDBEventRecord, suffix string) events.DynamoDBEventRecord {
+	t.Helper()
+	img := make(map[string]events.DynamoDBAttributeValue, len(rec.Change.NewImage))
+	n := 0
+	for k, v := range rec.Change.NewImage {
+		if strings.HasSuffix(k, suffix) {
+			v = events.NewNumberAttribute("1e400")
+			n++
+		}
+		img[k] = v
+	}
+	if n == 0 {
+		t.Fatalf("streamtest: no attribute *%s in the record's new image", suffix)
+	}
+	rec.Change.NewImage = img
+	return rec
 }

@@ -1,7 +1,10 @@
 package limiter_test
 
-// Second review: each test PASSES when the limiter keeps its promises, so a
-// FAIL confirms the finding.
+// What a lease promises across time: an adjustment is charged whatever
+// parameters its process cached, debt and dormant limits outlive the item's
+// TTL, and a charge on an expired shard is never given back by a rollback.
+// Each scenario below was a defect found by the second review (S1..S3),
+// kept as its regression test.
 
 import (
 	"testing"
@@ -21,7 +24,7 @@ import (
 // process rewrote the bucket's parameters to a faster refill, the busy
 // form's "w >= c" is checked against a clock in the wrong units, passes on
 // an idle bucket, and the charge is ADDed behind the clock: forgiven.
-func TestReview2AdjustWithStaleParamsIsForgiven(t *testing.T) {
+func TestAdjustWithStaleParametersIsCharged(t *testing.T) {
 	e := newEnv(t, exact)
 	slow := []limits.Limit{{Name: "tpm", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 600}}
 	fast := []limits.Limit{{Name: "tpm", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 60}}
@@ -40,7 +43,7 @@ func TestReview2AdjustWithStaleParamsIsForgiven(t *testing.T) {
 
 // S1b: the same with no cache at all (the HTTP API resumes leases in any
 // process): the clock comes from the lease's own (old) limits.
-func TestReview2ResumedAdjustAfterLimitChangeIsForgiven(t *testing.T) {
+func TestResumedAdjustAfterALimitChangeIsCharged(t *testing.T) {
 	e := newEnv(t, exact)
 	slow := []limits.Limit{{Name: "tpm", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 600}}
 	fast := []limits.Limit{{Name: "tpm", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 60}}
@@ -60,7 +63,7 @@ func TestReview2ResumedAdjustAfterLimitChangeIsForgiven(t *testing.T) {
 // item's takes the idle form ("w < c" passes on a busy bucket) and SETs
 // the virtual time to the wrong clock: a 1-token charge becomes years of
 // debt.
-func TestReview2AdjustWithStaleFasterParamsLocksBucket(t *testing.T) {
+func TestAdjustWithStaleFasterParametersNeverLocksTheBucket(t *testing.T) {
 	e := newEnv(t, exact)
 	slow := []limits.Limit{{Name: "tpm", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 600}}
 	fast := []limits.Limit{{Name: "tpm", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 60}}
@@ -80,7 +83,7 @@ func TestReview2AdjustWithStaleFasterParamsLocksBucket(t *testing.T) {
 // When the item expires (TTL) the debt is forgiven and the bucket starts
 // full: "renew the time to live ... so debt is not forgiven early" does not
 // hold.
-func TestReview2DebtOutlivesTTL(t *testing.T) {
+func TestDebtOutlivesTheItemsTTL(t *testing.T) {
 	e := newEnv(t, exact)
 	ls := []limits.Limit{tpm(10)} // 10/min: TTL max(7 min, 1 h) = 1 h
 	lease, err := e.lim.Acquire(e.ctx, limiter.Request{EntityID: "u", Resource: "r", Consume: map[string]int64{"tpm": 1}, Limits: ls})
@@ -96,7 +99,7 @@ func TestReview2DebtOutlivesTTL(t *testing.T) {
 // if it comes back its tokens carry over instead of starting full". But the
 // item's TTL is computed from the configured limits only: a dormant daily
 // limit is lost after an hour and comes back full.
-func TestReview2DormantLimitOutlivedByTTL(t *testing.T) {
+func TestDormantLimitOutlivesTheItemsTTL(t *testing.T) {
 	e := newEnv(t, exact)
 	day := limits.PerDay("tpd", 1000, 0)
 	withDay := []limits.Limit{rpm(1000), day}
@@ -116,7 +119,7 @@ func TestReview2DormantLimitOutlivedByTTL(t *testing.T) {
 // books the charge. The bucket is recreated full by the next acquire, and
 // the lease's rollback then gives back tokens this generation of the
 // bucket never got: other users' consumption is erased.
-func TestReview2ChargeOnExpiredShardThenRollbackMints(t *testing.T) {
+func TestChargeOnAnExpiredShardThenRollbackNeverMints(t *testing.T) {
 	e := newEnv(t, exact)
 	ls := []limits.Limit{tpm(1000)} // TTL 1 h
 	acq := func(n int64) (*limiter.Lease, error) {
