@@ -124,6 +124,37 @@ type perm struct {
 	shadow         bool
 }
 
+// join is the most permissive of p and q.
+func (p perm) join(q perm) perm {
+	p.capacity, p.rate, p.calCap = max(p.capacity, q.capacity), max(p.rate, q.rate), max(p.calCap, q.calCap)
+	for _, period := range q.calPeriods {
+		if !slices.Contains(p.calPeriods, period) {
+			p.calPeriods = append(p.calPeriods, period)
+		}
+	}
+	p.shadow = p.shadow || q.shadow
+	return p
+}
+
+// permOf is, per limit name, the join of the limit in every set.
+func permOf(sets [][]limits.Limit) map[string]perm {
+	out := map[string]perm{}
+	for _, ls := range sets {
+		for _, l := range ls {
+			var q perm
+			c := float64(l.Capacity * milliPerToken)
+			if l.Calendar != "" {
+				q.calCap, q.calPeriods = c, []int64{shard.ParamsOf(l).RefillPeriod}
+			} else {
+				q.capacity, q.rate = c, float64(l.RefillAmount*milliPerToken)/float64(l.RefillPeriodSeconds*1000)
+			}
+			q.shadow = l.Shadow
+			out[l.Name] = out[l.Name].join(q)
+		}
+	}
+	return out
+}
+
 type proc struct {
 	lim  *limiter.Limiter
 	ns   *store.NS
@@ -160,9 +191,15 @@ type model struct {
 	overrides map[string][]configRec
 	// split: buckets whose shard count grew.
 	split map[bkey]bool
-	// lastWrite is when a bucket was last written (its parameters synced).
+	// lastWrite is when a checked take last wrote a bucket (its parameters
+	// synced).
 	lastWrite map[bkey]time.Time
-	stats     map[string]int
+	// itemPerm is, per bucket and limit, the parameters its item may
+	// carry: a limit dropped from the configuration stays on the item,
+	// dormant, with the parameters it was last written with, refilling at
+	// them, until a write brings it back (ADR-004).
+	itemPerm map[bkey]map[string]perm
+	stats    map[string]int
 	// blocks are the block and unblock changes per entity, in order.
 	blocks map[string][]blockRec
 }
@@ -178,7 +215,7 @@ func newModel(t *testing.T, seed uint64) *model {
 	e := newEnv(t, exact)
 	m := &model{t: t, e: e, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), admin: e.ns,
 		env: map[bkey]map[string]*envelope{}, hist: map[string][]configRec{}, parent: map[string]string{},
-		tainted: map[bkey]bool{}, stats: map[string]int{}, lastWrite: map[bkey]time.Time{}, split: map[bkey]bool{}, overrides: map[string][]configRec{},
+		tainted: map[bkey]bool{}, stats: map[string]int{}, lastWrite: map[bkey]time.Time{}, itemPerm: map[bkey]map[string]perm{}, split: map[bkey]bool{}, overrides: map[string][]configRec{},
 		blocks: map[string][]blockRec{}}
 	for i := range 3 {
 		skew := time.Duration(m.rng.Int64N(int64(2*maxSkew+1))) - maxSkew
@@ -326,9 +363,20 @@ func (m *model) resolvedAt(entity string, t time.Time) []limits.Limit {
 // permissive is, per limit name, the largest capacity and rate (millitokens,
 // per ms) of every configuration the bucket's item may carry now: one a
 // process may still resolve (its cache is up to staleness old), or one the
-// item was last written with (parameters change on an item only when it is
-// written: until then it refills at the old ones, ADR-004).
+// item was written with (parameters change on an item only when it is
+// written: until then it refills at the old ones, ADR-004; a dormant limit
+// keeps them until it comes back).
 func (m *model) permissive(entity string) map[string]perm {
+	out := permOf(m.windowSets(entity))
+	for name, p := range m.itemPerm[bkey{entity, "r"}] {
+		out[name] = out[name].join(p)
+	}
+	return out
+}
+
+// windowSets are the configurations a process may resolve for (entity, r)
+// now, or may have when it last wrote the bucket.
+func (m *model) windowSets(entity string) [][]limits.Limit {
 	now := m.now()
 	from := now.Add(-staleness)
 	if w, ok := m.lastWrite[bkey{entity, "r"}]; ok && w.Add(-staleness).Before(from) {
@@ -357,35 +405,51 @@ func (m *model) permissive(entity string) map[string]perm {
 			sets = append(sets, o.limits)
 		}
 	}
+	// Each level is cached on its own (store.ResolveLimits): a process may
+	// hold any value of one level in force since from beside any value of
+	// the other, e.g. the entity's limits freshly read as deleted beside the
+	// resource defaults they replaced, still cached.
+	values := map[string][][]limits.Limit{}
+	for _, level := range levels {
+		values[level] = [][]limits.Limit{cur[level]}
+	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].rec.seq < changes[j].rec.seq })
 	for _, c := range changes {
-		cur[c.level] = c.rec.limits
-		for _, level := range levels {
-			if cur[level] != nil {
-				sets = append(sets, cur[level])
-				break
-			}
+		values[c.level] = append(values[c.level], c.rec.limits)
+	}
+	for _, e := range values[levels[0]] {
+		if e != nil {
+			sets = append(sets, e)
+			continue
+		}
+		sets = append(sets, values[levels[1]]...)
+	}
+	return sets
+}
+
+// synced records what bucket b's item may carry after an acquire for its
+// entity: admitted, every configured limit was rewritten to one of the
+// configurations a process may resolve; otherwise a denial may have
+// rewritten them (a parameter sync), or not. A limit not in every such
+// configuration may have been left dormant with what it had.
+func (m *model) synced(b bkey, admitted bool) {
+	sets := m.windowSets(b.entity)
+	cur := m.itemPerm[b]
+	if cur == nil {
+		cur = map[string]perm{}
+		m.itemPerm[b] = cur
+	}
+	for name, p := range permOf(sets) {
+		everywhere := true
+		for _, ls := range sets {
+			everywhere = everywhere && slices.ContainsFunc(ls, func(l limits.Limit) bool { return l.Name == name })
+		}
+		if admitted && everywhere {
+			cur[name] = p
+		} else {
+			cur[name] = cur[name].join(p)
 		}
 	}
-	out := map[string]perm{}
-	for _, ls := range sets {
-		for _, l := range ls {
-			p := out[l.Name]
-			c := float64(l.Capacity * milliPerToken)
-			if l.Calendar != "" {
-				p.calCap = max(p.calCap, c)
-				if period := shard.ParamsOf(l).RefillPeriod; !slices.Contains(p.calPeriods, period) {
-					p.calPeriods = append(p.calPeriods, period)
-				}
-			} else {
-				p.capacity = max(p.capacity, c)
-				p.rate = max(p.rate, float64(l.RefillAmount*milliPerToken)/float64(l.RefillPeriodSeconds*1000))
-			}
-			p.shadow = p.shadow || l.Shadow
-			out[l.Name] = p
-		}
-	}
-	return out
 }
 
 // envelopeOf returns the refilled envelopes of a bucket, at the true clock
@@ -473,7 +537,13 @@ func (m *model) charge(entries []limiter.Entry, before map[string]map[string]int
 		b := bkey{en.EntityID, en.Resource}
 		perms := m.permissive(en.EntityID)
 		envs := m.envelopeOf(b, perms)
-		defer func() { m.lastWrite[b] = m.now() }()
+		if checked {
+			// A checked take plans from the limits in force and rewrites
+			// the item's parameters; an adjustment, release or rollback
+			// writes only amounts (a bucket whose entity is blocked may
+			// see nothing else for long).
+			defer func() { m.synced(b, true); m.lastWrite[b] = m.now() }()
+		}
 		for name, v := range en.Consumed {
 			d := float64(v - before[en.EntityID][name])
 			// c: what the change took from credits (negative: gave back).
@@ -553,9 +623,17 @@ func (m *model) checkAvailable(entity string) {
 		if e := envs[s.Limit.Name]; e != nil {
 			m.trace("available %s/%s %s: %d (envelope %.1f, established %v)", s.EntityID, s.Resource, s.Limit.Name, s.Available, e.level/milliPerToken, e.established)
 		}
+		if e := envs[s.Limit.Name]; e != nil && (s.Credit < 0 || float64(s.Credit*milliPerToken) > e.credit+modelTol+milliPerToken) {
+			m.t.Errorf("%s/%s reports %d of %s's credits; %.0f were granted and not used (%v)",
+				s.EntityID, s.Resource, s.Credit, s.Limit.Name, e.credit/milliPerToken, m.now())
+		}
 		if e := envs[s.Limit.Name]; e != nil && float64(s.Available*milliPerToken) > e.level+modelTol+milliPerToken {
 			m.t.Errorf("%s/%s reports %d of %s available; at most %.0f may legally be there (%v)",
 				s.EntityID, s.Resource, s.Available, s.Limit.Name, e.level/milliPerToken, m.now())
+			if os.Getenv("MODEL_TRACE") != "" {
+				dst, _ := shard.Decode(m.e.item(s.EntityID, s.Resource, 0))
+				m.t.Logf("DEBUG status %+v item %+v", s, dst.Limits)
+			}
 		}
 	}
 }
@@ -584,8 +662,17 @@ func (m *model) request(entity string) limiter.Request {
 func (m *model) acquire(p *proc, req limiter.Request) {
 	lease, err := p.lim.Acquire(m.e.ctx, req)
 	m.trace("acquire skew=%v %s %v: %v", p.skew, req.EntityID, req.Consume, err)
+	if os.Getenv("MODEL_TRACE") == "2" && req.EntityID == os.Getenv("MODEL_TRACE_ENTITY") {
+		dst, _ := shard.Decode(m.e.item(req.EntityID, "r", 0))
+		m.trace("DEBUG item %+v now %d", dst.Limits, m.now().UnixMilli())
+	}
 	var ex *limits.ExceededError
 	sure, maybe := m.blockedNow(req.EntityID)
+	if err != nil {
+		for _, b := range m.bucketsOf(req.EntityID) {
+			m.synced(b, false) // a denial may have rewritten parameters
+		}
+	}
 	switch {
 	case err == nil && lease.Degraded():
 		m.t.Errorf("a degraded (unchecked) lease on a reachable DynamoDB: %+v", req)
@@ -642,6 +729,9 @@ func (m *model) leaseOp() {
 		var ex *limits.ExceededError
 		if errors.As(err, &ex) || errors.Is(err, limits.ErrInvalid) {
 			m.stats["consume denied"]++
+			for _, en := range before {
+				m.synced(bkey{en.EntityID, en.Resource}, false)
+			}
 			return
 		}
 		if err == nil {
@@ -942,6 +1032,10 @@ func (m *model) lowered() {
 		before := lease.Entries()
 		if err := lease.Consume(m.e.ctx, map[string]int64{name: 1}); err == nil {
 			m.charge(lease.Entries(), consumedOf(before), true, "lease consume")
+		} else {
+			for _, en := range before {
+				m.synced(bkey{en.EntityID, en.Resource}, false)
+			}
 		}
 		m.acquire(m.procs[m.rng.IntN(len(m.procs))], m.request(ent))
 	}
