@@ -36,7 +36,9 @@ package limiter_test
 // so must have been blocked within it.
 //
 // The run is seeded (MODEL_SEED, else random, printed) and bounded
-// (MODEL_ROUNDS, MODEL_SEEDS); `make model` runs the long form.
+// (MODEL_ROUNDS, MODEL_SEEDS); `make model` runs the long form. MODEL_TRACE
+// logs every step; MODEL_WATCH=<entity> also its envelopes and its shard 0
+// after each acquire.
 
 import (
 	"context"
@@ -632,7 +634,7 @@ func (m *model) checkAvailable(entity string) {
 				s.EntityID, s.Resource, s.Available, s.Limit.Name, e.level/milliPerToken, m.now())
 			if os.Getenv("MODEL_TRACE") != "" {
 				dst, _ := shard.Decode(m.e.item(s.EntityID, s.Resource, 0))
-				m.t.Logf("DEBUG status %+v item %+v", s, dst.Limits)
+				m.t.Logf("status %+v; shard 0 holds %+v", s, dst.Limits)
 			}
 		}
 	}
@@ -662,9 +664,9 @@ func (m *model) request(entity string) limiter.Request {
 func (m *model) acquire(p *proc, req limiter.Request) {
 	lease, err := p.lim.Acquire(m.e.ctx, req)
 	m.trace("acquire skew=%v %s %v: %v", p.skew, req.EntityID, req.Consume, err)
-	if os.Getenv("MODEL_TRACE") == "2" && req.EntityID == os.Getenv("MODEL_TRACE_ENTITY") {
+	if os.Getenv("MODEL_WATCH") == req.EntityID {
 		dst, _ := shard.Decode(m.e.item(req.EntityID, "r", 0))
-		m.trace("DEBUG item %+v now %d", dst.Limits, m.now().UnixMilli())
+		m.trace("%s shard 0 holds %+v (now %d)", req.EntityID, dst.Limits, m.now().UnixMilli())
 	}
 	var ex *limits.ExceededError
 	sure, maybe := m.blockedNow(req.EntityID)
