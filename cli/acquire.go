@@ -208,6 +208,9 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 			"entity_id": opts.EntityID, "resource": opts.Resource,
 			"consumed": consumed, "limits": statusJSON(sts, false),
 		}
+		if shadow := limits.ShadowViolations(sts); len(shadow) > 0 {
+			doc["shadow_violations"] = api.Violations(shadow)
+		}
 		if degraded {
 			doc["degraded"] = true
 			env.progress("DynamoDB unavailable: admitted without a check (on_unavailable=allow)")
@@ -219,6 +222,10 @@ func writeAdmitted(env *Env, opts *acquireOptions, lease *limiter.Lease, degrade
 		return err
 	}
 	env.progress("Admitted %s for %s/%s", formatAmounts(opts.Consume), opts.EntityID, opts.Resource)
+	for _, s := range limits.ShadowViolations(sts) {
+		env.progress("Shadow limit %s/%s would have denied it (%d available, %d requested; retry after %s)",
+			s.EntityID, s.Limit.Name, s.Available, s.Requested, limits.FormatSeconds(s.RetryAfter))
+	}
 	return writeStatusTable(env, sts, false)
 }
 
@@ -249,6 +256,9 @@ func writeDenial(env *Env, o outputFormat, ex *limits.ExceededError) error {
 	if o.json() {
 		return writeJSON(env.Out, api.Denial(ex))
 	}
+	if len(ex.Violations()) == 0 {
+		return nil // blocked, or contention: the error line says why
+	}
 	t := newTable(env.Out, "ENTITY", "RESOURCE", "LIMIT", "AVAILABLE", "REQUESTED", "RETRY AFTER")
 	for _, v := range ex.Violations() {
 		t.row(v.EntityID, v.Resource, v.Limit.Name, thousands(v.Available), thousands(v.Requested),
@@ -276,11 +286,30 @@ func writeStatusTable(env *Env, sts []limits.Status, withWait bool) error {
 	if withWait {
 		header = append(header, "WAIT")
 	}
+	// Credits and a calendar quota's boundary, when any limit has them.
+	credit := slices.ContainsFunc(sts, func(s limits.Status) bool { return s.Credit != 0 })
+	resets := slices.ContainsFunc(sts, func(s limits.Status) bool { return !s.ResetAt.IsZero() })
+	if credit {
+		header = append(header, "CREDIT")
+	}
+	if resets {
+		header = append(header, "RESETS")
+	}
 	t := newTable(env.Out, header...)
 	for _, s := range sts {
-		row := []string{s.EntityID, s.Limit.Name, thousands(s.Available), thousands(s.Limit.Capacity)}
+		name := s.Limit.Name
+		if s.Limit.Shadow {
+			name += " (shadow)"
+		}
+		row := []string{s.EntityID, name, thousands(s.Available), thousands(s.Limit.Capacity)}
 		if withWait {
 			row = append(row, limits.FormatSeconds(s.RetryAfter))
+		}
+		if credit {
+			row = append(row, thousands(s.Credit))
+		}
+		if resets {
+			row = append(row, timestamp(s.ResetAt))
 		}
 		t.row(row...)
 	}

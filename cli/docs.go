@@ -27,10 +27,15 @@ func WriteMarkdown(w io.Writer) error {
 - Results go to stdout, progress and hints to stderr. Read commands take ` + "`-o table|json`" + `; JSON is
   one document. A read that finds nothing prints nothing (JSON ` + "`[]` or `{}`" + `) and exits 0; only
   ` + "`show`" + ` of a missing object exits 1.
-- A limit in JSON is ` + "`{\"name\", \"capacity\", \"refill_amount\", \"refill_period_seconds\"}`" + `.
+- A limit in JSON is ` + "`{\"name\", \"capacity\", \"refill_amount\", \"refill_period_seconds\"}`" + `, plus
+  ` + "`\"calendar\": \"day|week|month\"`" + ` for a calendar quota and ` + "`\"shadow\": true`" + ` for a shadow limit.
 - Limit syntax: ` + "`-l name:rate[/period][:burst]`" + `, period ` + "`[N]sec|min|hour|day`" + ` (default ` + "`/min`" + `); burst
   is the capacity (default: the rate) and may not be below the rate (` + "`rpm:10:5`" + ` is refused; the same
   bucket, 10 a minute and at most 5 at once, is ` + "`rpm:5/30sec`" + `).
+- Calendar quota syntax: ` + "`-l name:amount/calendar-day|calendar-week|calendar-month`" + ` (UTC; weeks start on
+  Monday): the whole amount again at each boundary, debt carried into the next period. The
+  commands that set limits take ` + "`--shadow NAME`" + ` to make a limit a shadow limit: counted and reported
+  (the denial it would have made), never denying.
 - A namespace is registered by the first write to it (other than ` + "`default`" + `, a line on stderr says
   so); reads of a namespace never registered find nothing and register nothing. Data commands never
   create the table.

@@ -18,7 +18,9 @@ func newCmdEntity(env *Env) *cobra.Command {
 	return newGroup("entity", "Manage entities and their limits",
 		`  zae-limiter entity create org-acme
   zae-limiter entity create user-1 --parent org-acme --cascade
-  zae-limiter entity set-limits user-premium --resource gpt-4 -l rpm:500 -l tpm:500000`,
+  zae-limiter entity set-limits user-premium --resource gpt-4 -l rpm:500 -l tpm:500000
+  zae-limiter entity grant org-acme --resource gpt-4 -c tpm=1000000
+  zae-limiter entity block sk-abuse --until 2h`,
 		newCmdEntityCreate(env, nil),
 		newCmdEntityShow(env, nil),
 		newCmdEntityDelete(env, nil),
@@ -26,6 +28,10 @@ func newCmdEntity(env *Env) *cobra.Command {
 		newCmdEntitySetLimits(env, nil),
 		newCmdEntityGetLimits(env, nil),
 		newCmdEntityDeleteLimits(env, nil),
+		newCmdEntityReset(env, nil),
+		newCmdEntityGrant(env, nil),
+		newCmdEntityBlock(env, nil),
+		newCmdEntityUnblock(env, nil),
 	)
 }
 
@@ -37,12 +43,19 @@ type entityJSON struct {
 	Cascade   bool              `json:"cascade"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	CreatedAt string            `json:"created_at,omitempty"`
+	// Blocked (ADR-032), until BlockedUntil when set.
+	Blocked      bool   `json:"blocked,omitempty"`
+	BlockedUntil string `json:"blocked_until,omitempty"`
 }
 
 func toEntityJSON(e store.Entity) entityJSON {
-	j := entityJSON{EntityID: e.ID, Name: e.Name, ParentID: e.ParentID, Cascade: e.Cascade, Metadata: e.Metadata}
+	j := entityJSON{EntityID: e.ID, Name: e.Name, ParentID: e.ParentID, Cascade: e.Cascade, Metadata: e.Metadata,
+		Blocked: e.Blocked}
 	if !e.CreatedAt.IsZero() {
 		j.CreatedAt = timestamp(e.CreatedAt)
+	}
+	if !e.BlockedUntil.IsZero() {
+		j.BlockedUntil = timestamp(e.BlockedUntil)
 	}
 	return j
 }
@@ -188,6 +201,13 @@ func entityShowRun(ctx context.Context, opts *entityShowOptions) error {
 		t.row("Metadata:", strings.Join(kv, ", "))
 	}
 	t.row("Created:", timestamp(e.CreatedAt))
+	if e.Blocked {
+		until := "until unblocked"
+		if !e.BlockedUntil.IsZero() {
+			until = "until " + timestamp(e.BlockedUntil)
+		}
+		t.row("Blocked:", until)
+	}
 	return t.flush()
 }
 
@@ -318,7 +338,7 @@ type entitySetLimitsOptions struct {
 
 func newCmdEntitySetLimits(env *Env, runF func(*entitySetLimitsOptions) error) *cobra.Command {
 	opts := &entitySetLimitsOptions{env: env}
-	var specs []string
+	var specs, shadow []string
 	cmd := &cobra.Command{
 		Use:   "set-limits ENTITY_ID [--resource RESOURCE] -l LIMIT...",
 		Short: "Set an entity's own limits for a resource",
@@ -326,7 +346,9 @@ func newCmdEntitySetLimits(env *Env, runF func(*entitySetLimitsOptions) error) *
 own entity limits). They override the resource and system defaults. The entity need not have
 been created.`,
 		Example: `  zae-limiter entity set-limits user-premium --resource gpt-4 -l rpm:500 -l tpm:500000
-  zae-limiter entity set-limits user-premium -l rpm:1000      # all resources (_default_)`,
+  zae-limiter entity set-limits user-premium -l rpm:1000      # all resources (_default_)
+  zae-limiter entity set-limits org-acme --resource gpt-4 -l tpm:5000000/calendar-month
+  zae-limiter entity set-limits org-acme --resource gpt-4 -l rpm:500 -l rpd:2000/day --shadow rpd`,
 		Args: exactArgs("ENTITY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ID = args[0]
@@ -337,7 +359,7 @@ been created.`,
 				return err
 			}
 			var err error
-			if opts.Limits, err = parseLimits(specs); err != nil {
+			if opts.Limits, err = parseShadowLimits(specs, shadow); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -348,6 +370,7 @@ been created.`,
 	}
 	addResourceFlag(cmd, &opts.Resource, limits.DefaultResource)
 	addLimitFlag(cmd, &specs)
+	addShadowFlag(cmd, &shadow)
 	return cmd
 }
 

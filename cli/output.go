@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -59,14 +60,37 @@ func addYesFlag(cmd *cobra.Command, yes *bool) {
 // addLimitFlag adds the repeatable -l/--limit flag.
 func addLimitFlag(cmd *cobra.Command, specs *[]string) {
 	cmd.Flags().StringArrayVarP(specs, "limit", "l", nil,
-		"`LIMIT` name:rate[/period][:burst], period [N]sec|min|hour|day (default /min), repeatable (e.g. -l rpm:100 -l tpm:10000/min:15000)")
+		"`LIMIT` name:rate[/period][:burst], period [N]sec|min|hour|day (default /min), or a calendar quota name:amount/calendar-day|calendar-week|calendar-month, repeatable (e.g. -l rpm:100 -l tpm:5000000/calendar-month)")
+}
+
+// addShadowFlag adds the repeatable --shadow flag of the commands that set
+// limits: the named -l limits count and report but never deny (ADR-031).
+func addShadowFlag(cmd *cobra.Command, names *[]string) {
+	cmd.Flags().StringArrayVar(names, "shadow", nil,
+		"make the -l limit `NAME` a shadow limit: counted and reported, never denying, repeatable (e.g. -l rpm:100 --shadow rpm)")
+}
+
+// parseShadowLimits parses every -l value and marks those --shadow names.
+func parseShadowLimits(specs, shadow []string) ([]limits.Limit, error) {
+	ls, err := parseLimits(specs)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range shadow {
+		i := slices.IndexFunc(ls, func(l limits.Limit) bool { return l.Name == name })
+		if i < 0 {
+			return nil, limits.Invalid("shadow", name, "names no -l limit")
+		}
+		ls[i].Shadow = true
+	}
+	return ls, nil
 }
 
 // addLimitOverrideFlag adds -l/--limit to a command whose limits otherwise
 // come from the stored configuration.
 func addLimitOverrideFlag(cmd *cobra.Command, specs *[]string) {
 	addLimitFlag(cmd, specs)
-	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst], repeatable (e.g. -l rpm:10)"
+	cmd.Flags().Lookup("limit").Usage = "`LIMIT` overriding the stored limits, name:rate[/period][:burst] or name:amount/calendar-day|calendar-week|calendar-month, repeatable (e.g. -l rpm:10 -l tpd:100000/calendar-day)"
 }
 
 // parseOptionalLimits parses the -l values of a command where -l is
@@ -175,8 +199,13 @@ func writeLimits(env *Env, o outputFormat, doc any, resource string, ls []limits
 // "tpm: 10,000/min (burst 15,000)", "rp5m: 100/5min".
 func formatLimit(l limits.Limit) string {
 	s := l.Name + ": " + thousands(l.RefillAmount) + "/" + limits.FormatPeriod(l.RefillPeriodSeconds)
-	if l.Capacity != l.RefillAmount {
+	if l.Calendar != "" {
+		s = l.Name + ": " + thousands(l.Capacity) + "/calendar-" + l.Calendar
+	} else if l.Capacity != l.RefillAmount {
 		s += " (burst " + thousands(l.Capacity) + ")"
+	}
+	if l.Shadow {
+		s += " (shadow)"
 	}
 	return s
 }

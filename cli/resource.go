@@ -32,7 +32,7 @@ type resourceSetDefaultsOptions struct {
 
 func newCmdResourceSetDefaults(env *Env, runF func(*resourceSetDefaultsOptions) error) *cobra.Command {
 	opts := &resourceSetDefaultsOptions{env: env}
-	var specs []string
+	var specs, shadow []string
 	cmd := &cobra.Command{
 		Use:   "set-defaults RESOURCE -l LIMIT...",
 		Short: "Set the default limits of a resource",
@@ -47,7 +47,7 @@ for it, and override the system defaults. The given limits replace the stored on
 				return err
 			}
 			var err error
-			if opts.Limits, err = parseLimits(specs); err != nil {
+			if opts.Limits, err = parseShadowLimits(specs, shadow); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -57,6 +57,7 @@ for it, and override the system defaults. The given limits replace the stored on
 		},
 	}
 	addLimitFlag(cmd, &specs)
+	addShadowFlag(cmd, &shadow)
 	return cmd
 }
 

@@ -31,7 +31,7 @@ type systemSetDefaultsOptions struct {
 
 func newCmdSystemSetDefaults(env *Env, runF func(*systemSetDefaultsOptions) error) *cobra.Command {
 	opts := &systemSetDefaultsOptions{env: env}
-	var specs []string
+	var specs, shadow []string
 	var onUnavailable string
 	cmd := &cobra.Command{
 		Use:   "set-defaults [-l LIMIT...] [--on-unavailable POLICY]",
@@ -54,8 +54,10 @@ Without --on-unavailable the stored policy is kept; without -l the stored limits
 			switch {
 			case len(specs) == 0 && !policy:
 				return usageErrorf("at least one -l/--limit or --on-unavailable is required")
+			case len(specs) == 0 && len(shadow) > 0:
+				return usageErrorf("--shadow names a -l limit")
 			case len(specs) > 0:
-				if opts.Limits, err = parseLimits(specs); err != nil {
+				if opts.Limits, err = parseShadowLimits(specs, shadow); err != nil {
 					return err
 				}
 			}
@@ -71,6 +73,7 @@ Without --on-unavailable the stored policy is kept; without -l the stored limits
 		},
 	}
 	addLimitFlag(cmd, &specs)
+	addShadowFlag(cmd, &shadow)
 	cmd.Flags().StringVar(&onUnavailable, "on-unavailable", "",
 		"`POLICY` when DynamoDB cannot be reached: block or allow (e.g. --on-unavailable allow; default: keep the stored policy, initially block)")
 	return cmd

@@ -157,6 +157,7 @@ func (c *Client) Acquire(ctx context.Context, req Request) (*Lease, error) {
 	l.consumed = out.Consumed
 	l.limits = out.Limits
 	l.degraded = out.Degraded
+	l.shadow = out.ShadowViolations
 	l.rateLimit, l.hasRateLimit = parseRateLimit(res.header)
 	return l, nil
 }

@@ -46,6 +46,10 @@ type RateLimitedError struct {
 	Message string
 	// RateLimit is the tightest limit's RateLimit-* headers, when sent.
 	RateLimit *RateLimit
+	// Reason is why the request was denied without judging the limits
+	// ("contention", "blocked"), "" for a denial by the limits; Blocked
+	// names the blocked entity (the one asked for, or its parent).
+	Reason, Blocked string
 
 	// never: the body said "retryable": false.
 	never bool
@@ -128,7 +132,7 @@ func (r *result) err() error {
 		}
 	}
 	if r.status == http.StatusTooManyRequests {
-		e := &RateLimitedError{Message: msg, Violations: body.Violations,
+		e := &RateLimitedError{Message: msg, Violations: body.Violations, Reason: body.Reason, Blocked: body.Blocked,
 			never: body.Retryable != nil && !*body.Retryable}
 		switch {
 		case body.RetryAfterSeconds > 0:

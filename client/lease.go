@@ -35,6 +35,7 @@ type Lease struct {
 	entityID, resource string
 	consumed           map[string]int64
 	limits             []wire.LimitState
+	shadow             []wire.Violation
 	rateLimit          RateLimit
 	hasRateLimit       bool
 	degraded           bool
@@ -103,6 +104,14 @@ func (l *Lease) Limits() []wire.LimitState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.limits)
+}
+
+// ShadowViolations are the shadow limits that would have denied the
+// acquire (it was admitted: a shadow limit never denies).
+func (l *Lease) ShadowViolations() []wire.Violation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.shadow)
 }
 
 // RateLimit is the acquire answer's RateLimit-* headers (the tightest

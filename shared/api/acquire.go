@@ -39,7 +39,7 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request) (any, error) {
 	tok := sign(claimsFor(newLeaseID(), ns.ID, ns.Name, req, lease, exp), h.o.Keys[0])
 	sts := lease.Statuses()
 	if s, ok := tightest(sts); ok {
-		setRateLimit(w.Header(), s, untilFull(s))
+		setRateLimit(w.Header(), s, untilFull(s, h.o.Now()))
 	}
 	resp := wire.AcquireResponse{
 		Lease: tok, EntityID: req.EntityID, Resource: req.Resource,
@@ -48,6 +48,12 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	for _, s := range sts {
 		resp.Limits = append(resp.Limits, LimitState(s))
+	}
+	if shadow := limits.ShadowViolations(sts); len(shadow) > 0 {
+		// Counted and reported, never denied (ADR-031): the answer, a
+		// log line and a metric say what the limit would have done.
+		resp.ShadowViolations = Violations(shadow)
+		h.logShadow(ctx, ns.Name, req.EntityID, req.Resource, shadow)
 	}
 	return resp, nil
 }
@@ -113,7 +119,9 @@ func (h *Handler) available(_ http.ResponseWriter, r *http.Request) (any, error)
 // headers of the violation that decides the wait.
 func denial(ex *limits.ExceededError, hdr http.Header) wire.Error {
 	hdr.Set(wire.HeaderRetryAfter, ex.RetryAfterHeader())
-	setRateLimit(hdr, ex.Primary(), int64(math.Ceil(ex.RetryAfter().Seconds())))
+	if ex.Reason != limits.ReasonBlocked { // a block judges no limit
+		setRateLimit(hdr, ex.Primary(), int64(math.Ceil(ex.RetryAfter().Seconds())))
+	}
 	return Denial(ex)
 }
 
@@ -124,18 +132,25 @@ func denial(ex *limits.ExceededError, hdr http.Header) wire.Error {
 func Denial(ex *limits.ExceededError) wire.Error {
 	retryable := ex.Retryable()
 	body := wire.Error{Code: wire.CodeRateLimited, Message: denialMessage(ex),
-		RetryAfterSeconds: seconds(ex.RetryAfter()), Retryable: &retryable, Reason: ex.Reason}
-	for _, v := range ex.Violations() {
-		body.Violations = append(body.Violations, wire.Violation{EntityID: v.EntityID, Resource: v.Resource,
+		RetryAfterSeconds: seconds(ex.RetryAfter()), Retryable: &retryable,
+		Violations: Violations(ex.Violations()), Reason: ex.Reason, Blocked: ex.Blocked}
+	return body
+}
+
+// Violations renders statuses as the wire's violations (the CLI's JSON too).
+func Violations(sts []limits.Status) []wire.Violation {
+	var out []wire.Violation
+	for _, v := range sts {
+		out = append(out, wire.Violation{EntityID: v.EntityID, Resource: v.Resource,
 			Limit: v.Limit.Name, Available: v.Available, Requested: v.Requested})
 	}
-	return body
+	return out
 }
 
 // denialMessage is the denial's own text or, when waiting cannot help, a
 // text that says so and names no wait.
 func denialMessage(ex *limits.ExceededError) string {
-	if ex.Retryable() {
+	if ex.Retryable() || ex.Reason == limits.ReasonBlocked {
 		return ex.Error()
 	}
 	var over []string
@@ -153,16 +168,21 @@ func denialMessage(ex *limits.ExceededError) string {
 // LimitState renders one limit's status in the wire contract (without a
 // wait); the CLI's JSON of a limit is this type too.
 func LimitState(s limits.Status) wire.LimitState {
-	return wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity}
+	l := wire.LimitState{EntityID: s.EntityID, Name: s.Limit.Name, Available: s.Available, Capacity: s.Limit.Capacity,
+		Calendar: s.Limit.Calendar, Credit: s.Credit, Shadow: s.Limit.Shadow}
+	if !s.ResetAt.IsZero() {
+		l.ResetsAt = s.ResetAt.UTC().Format(time.RFC3339)
+	}
+	return l
 }
 
 // tightest is the status with the lowest available/capacity ratio (the
-// first on ties).
+// first on ties); shadow limits never deny, so they are not considered.
 func tightest(sts []limits.Status) (limits.Status, bool) {
 	var best limits.Status
 	bestRatio := math.Inf(1)
 	for _, s := range sts {
-		if s.Limit.Capacity <= 0 {
+		if s.Limit.Capacity <= 0 || s.Limit.Shadow {
 			continue
 		}
 		if r := float64(s.Available) / float64(s.Limit.Capacity); r < bestRatio {
@@ -173,9 +193,12 @@ func tightest(sts []limits.Status) (limits.Status, bool) {
 }
 
 // untilFull is how many seconds (rounded up) the limit takes to refill to
-// capacity.
-func untilFull(s limits.Status) int64 {
+// capacity: for a calendar quota, until its next boundary (ADR-029).
+func untilFull(s limits.Status, now time.Time) int64 {
 	missing := s.Limit.Capacity - s.Available
+	if !s.ResetAt.IsZero() && missing > 0 {
+		return int64(math.Ceil(s.ResetAt.Sub(now).Seconds()))
+	}
 	if missing <= 0 || s.Limit.RefillAmount <= 0 {
 		return 0
 	}

@@ -169,7 +169,8 @@ func limitsOf(ws []wire.Limit) []limits.Limit {
 	}
 	out := make([]limits.Limit, len(ws))
 	for i, l := range ws {
-		out[i] = limits.Limit{Name: l.Name, Capacity: l.Capacity, RefillAmount: l.RefillAmount, RefillPeriodSeconds: l.RefillPeriodSeconds}
+		out[i] = limits.Limit{Name: l.Name, Capacity: l.Capacity, RefillAmount: l.RefillAmount, RefillPeriodSeconds: l.RefillPeriodSeconds,
+			Calendar: l.Calendar, Shadow: l.Shadow}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ type claimEntry struct {
 	Limits   []claimLimit     `json:"l"`
 	Initial  map[string]int64 `json:"m,omitempty"` // millitokens
 	Gen      int64            `json:"g,omitempty"` // the shard item's generation
+	// Credit is the part of Initial paid from credits (ADR-030): a
+	// rollback gives it back to them.
+	Credit map[string]int64 `json:"cr,omitempty"`
 }
 
 type claimLimit struct {
@@ -54,6 +58,7 @@ type claimLimit struct {
 	Capacity int64  `json:"c"`
 	Refill   int64  `json:"a"`
 	Period   int64  `json:"p"`
+	Calendar string `json:"k,omitempty"` // a calendar quota's period (ADR-029)
 }
 
 func newLeaseID() string {
@@ -68,7 +73,15 @@ func claimsFor(id, nsID, nsName string, req wire.AcquireRequest, lease *limiter.
 	for _, e := range lease.Entries() {
 		ce := claimEntry{Entity: e.EntityID, Resource: e.Resource, Shard: e.Shard, Gen: e.Gen}
 		for _, l := range e.Limits {
-			ce.Limits = append(ce.Limits, claimLimit{l.Name, l.Capacity, l.RefillAmount, l.RefillPeriodSeconds})
+			ce.Limits = append(ce.Limits, claimLimit{l.Name, l.Capacity, l.RefillAmount, l.RefillPeriodSeconds, l.Calendar})
+		}
+		for name, v := range e.Credit {
+			if v > 0 {
+				if ce.Credit == nil {
+					ce.Credit = map[string]int64{}
+				}
+				ce.Credit[name] = v
+			}
 		}
 		for name, v := range e.Consumed {
 			if v != 0 {
@@ -88,9 +101,11 @@ func claimsFor(id, nsID, nsName string, req wire.AcquireRequest, lease *limiter.
 func (c *claims) entries(adj []map[string]int64) []limiter.Entry {
 	out := make([]limiter.Entry, len(c.Entries))
 	for i, ce := range c.Entries {
-		e := limiter.Entry{EntityID: ce.Entity, Resource: ce.Resource, Shard: ce.Shard, Gen: ce.Gen, Consumed: map[string]int64{}}
+		e := limiter.Entry{EntityID: ce.Entity, Resource: ce.Resource, Shard: ce.Shard, Gen: ce.Gen, Consumed: map[string]int64{},
+			Credit: maps.Clone(ce.Credit)}
 		for _, l := range ce.Limits {
-			e.Limits = append(e.Limits, limits.Limit{Name: l.Name, Capacity: l.Capacity, RefillAmount: l.Refill, RefillPeriodSeconds: l.Period})
+			e.Limits = append(e.Limits, limits.Limit{Name: l.Name, Capacity: l.Capacity, RefillAmount: l.Refill, RefillPeriodSeconds: l.Period,
+				Calendar: l.Calendar})
 		}
 		for name, v := range ce.Initial {
 			e.Consumed[name] += v

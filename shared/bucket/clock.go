@@ -37,10 +37,15 @@ const Epoch int64 = 1_767_225_600_000
 const MaxRate int64 = 5_000_000
 
 // Clock returns the millitokens p has refilled between Epoch and now,
-// rounded down (towards minus infinity before Epoch). It saturates.
+// rounded down (towards minus infinity before Epoch); for a calendar limit
+// the refill of every period begun since Epoch (a step function). It
+// saturates.
 func Clock(p Params, now int64) int64 {
 	if !p.Valid() {
 		return 0
+	}
+	if p.RefillPeriod < 0 {
+		return calendarClock(p, now)
 	}
 	// |now - Epoch| fits in a uint64 (not always in an int64).
 	neg := now < Epoch
@@ -77,6 +82,9 @@ func ClockTime(p Params, c int64) int64 {
 	if !p.Valid() {
 		return math.MaxInt64
 	}
+	if p.RefillPeriod < 0 {
+		return calendarClockTime(p, c)
+	}
 	neg := c < 0
 	u := c
 	if neg {
@@ -106,9 +114,10 @@ func ClockTime(p Params, c int64) int64 {
 // consumption: what p refills in tick milliseconds, at least 1. Writers that
 // share a grid step share the same booking instant, so after the first
 // idle-form write of a step every other writer in that step takes the
-// commutative busy form instead of racing it.
+// commutative busy form instead of racing it. A calendar limit needs no
+// grid (every writer of a period books at the same clock already): 1.
 func Quantum(p Params, tick int64) int64 {
-	if !p.Valid() || tick <= 0 {
+	if !p.Valid() || tick <= 0 || p.RefillPeriod < 0 {
 		return 1
 	}
 	hi, lo := bits.Mul64(uint64(tick), uint64(p.RefillAmount))

@@ -197,6 +197,11 @@ func FuzzClockModel(f *testing.F) {
 		{minI + Epoch - 1, 1, 1, 1, 0, 1, 3*(maxI/4) + 4},
 		{maxI, 0, 0, 0, maxI, maxI, 2},
 		{-1, maxI, MaxRate, 1, maxI / 2, maxI/2 + 20, maxI / 4},
+		// Calendar limits (a day, a week, a month of 100 tokens).
+		{nov26, 100 * tok, 100 * tok, CalendarDay, 32_900_000, tok, 33_000_000},
+		{nov26, 100 * tok, 100 * tok, CalendarWeek, 4_800_000, 50 * tok, 4_700_001},
+		{nov26, 100 * tok, 100 * tok, CalendarMonth, 1_100_000, 100 * tok, -1},
+		{maxI, 7, 3, CalendarMonth, minI, 7, maxI},
 	} {
 		f.Add(r[0], r[1], r[2], r[3], r[4], r[5], r[6])
 	}
@@ -262,6 +267,9 @@ func clockTimeModel(p Params, c int64) int64 {
 	if !p.Valid() {
 		return math.MaxInt64
 	}
+	if p.RefillPeriod < 0 {
+		return calendarClockTimeModel(p, c)
+	}
 	x := new(big.Int).Mul(big.NewInt(c), big.NewInt(p.RefillPeriod))
 	a := big.NewInt(p.RefillAmount)
 	mag := new(big.Int).Abs(x)
@@ -292,7 +300,7 @@ func clockTimeModel(p Params, c int64) int64 {
 // quantumModel is max(1, floor(tick*a/P)) capped at MaxInt64/4, and 1 for
 // invalid Params or tick <= 0.
 func quantumModel(p Params, tick int64) int64 {
-	if !p.Valid() || tick <= 0 {
+	if !p.Valid() || tick <= 0 || p.RefillPeriod < 0 {
 		return 1
 	}
 	x := new(big.Int).Mul(big.NewInt(tick), big.NewInt(p.RefillAmount))

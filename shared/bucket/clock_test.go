@@ -756,6 +756,9 @@ func clockModel(p Params, now int64) int64 {
 	if !p.Valid() {
 		return 0
 	}
+	if p.RefillPeriod < 0 {
+		return calendarClockModel(p, now)
+	}
 	x := new(big.Int).Sub(big.NewInt(now), big.NewInt(Epoch))
 	x.Mul(x, big.NewInt(p.RefillAmount))
 	m := new(big.Int)

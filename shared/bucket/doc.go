@@ -28,7 +28,11 @@
 // consumption pushes W forward, refill is the clock catching up. Take(W, c,
 // n, p) admits n iff max(W, c) + n <= c + Capacity, and returns the new
 // virtual time. Wait is how long until n fits; ClockTime inverts Clock;
-// Quantum and CeilTo put bookings on a grid. There is no refill timestamp
+// Quantum and CeilTo put bookings on a grid. A calendar limit (RefillPeriod
+// CalendarDay, CalendarWeek or CalendarMonth, calendar.go) has a step clock
+// instead: the refill of every UTC calendar period begun since Epoch, so
+// it is full again at each boundary, less the debt it carries, and Wait is
+// the time to the boundary that fits. There is no refill timestamp
 // to share between limits or writers, which is what lets a store apply a
 // take with one conditional write (ADR-001).
 //

@@ -18,7 +18,7 @@ import (
 // it cascades, to its parent's, concurrently. If one is admitted and the
 // other denied (or failed), the admitted one is given back.
 func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
-	ts, err := l.targets(ctx, req.EntityID, req.Resource, req.Limits, sortedNames(req.Consume))
+	ts, err := l.targets(ctx, req.EntityID, req.Resource, req.Limits, sortedNames(req.Consume), true)
 	if err != nil {
 		return nil, err
 	}
@@ -41,11 +41,14 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 		amt := millis(req.Consume, t.has)
 		results[i].amt = amt
 		g.Go(func() error {
-			j, gen, st, ok, cached, err := l.take(ctx, &ts[i], amt)
+			tk, st, ok, cached, err := l.take(ctx, &ts[i], amt)
 			results[i].st, results[i].ok, results[i].cached = st, ok, cached
 			if ok {
-				results[i].entry = &Entry{EntityID: t.entity, Resource: t.resource, Shard: j, Limits: ts[i].limits,
-					Consumed: copyAmounts(amt), Gen: gen}
+				results[i].entry = &Entry{EntityID: t.entity, Resource: t.resource, Shard: tk.shard, Limits: ts[i].limits,
+					Consumed: copyAmounts(amt), Gen: tk.gen, Credit: tk.credits}
+				for name := range tk.shadowed {
+					delete(results[i].entry.Consumed, name) // not taken
+				}
 			}
 			return err
 		})
@@ -73,7 +76,7 @@ func (l *Limiter) acquire(ctx context.Context, req Request) (*Lease, error) {
 		defer cancel()
 		for _, r := range results {
 			if r.ok {
-				if cerr := l.apply(back, r.entry, negate(r.amt)); cerr != nil && err == nil {
+				if cerr := l.apply(back, r.entry, negate(r.entry.Consumed), r.entry.Credit); cerr != nil && err == nil {
 					err = fmt.Errorf("give back %s/%s after a denial: %w", r.entry.EntityID, r.entry.Resource, cerr)
 				}
 			}
@@ -139,14 +142,23 @@ func (e *contentionError) Error() string {
 }
 func (e *contentionError) Unwrap() error { return ErrContention }
 
+// taken is what an admitted take wrote: the shard and its generation, the
+// millitokens paid from credits and the shadow limits that would have
+// denied it (not taken), per limit.
+type taken struct {
+	shard             int
+	gen               int64
+	credits, shadowed map[string]int64
+}
+
 // take admits amounts (millitokens) on one of t's shards: a random one,
 // other shards when it has no tokens, more shards when write budgets run
-// out. It returns the shard written and its generation, or ok=false with
-// the denial's statuses.
-func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64) (j int, gen int64, sts []limits.Status, ok, cached bool, err error) {
+// out. It returns what it took, or ok=false with the denial's statuses and
+// whether it was denied without a request (the denial cache).
+func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64) (tk taken, sts []limits.Status, ok, cached bool, err error) {
 	b := l.bucketID(t)
 	n := l.shardCount(b.Bucket())
-	j = l.pick(n, nil)
+	j := l.pick(n, nil)
 	tried := map[int]bool{}
 	var denial []limits.Status
 	var exact *shard.State
@@ -156,14 +168,14 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 	for attempt := range l.o.MaxAttempts {
 		if attempt >= 3 {
 			if err := backoff(ctx, attempt); err != nil {
-				return 0, 0, nil, false, false, err
+				return taken{}, nil, false, false, err
 			}
 		}
 		now := l.nowMs()
 		cfg := shard.ConfigOf(t.limits, n, t.version)
 		res, err := l.consume(ctx, b.Of(j), cfg, amounts, now, true, exact, !refreshed)
 		if err != nil {
-			return 0, 0, nil, false, false, err
+			return taken{}, nil, false, false, err
 		}
 		exact = nil
 		if res.st != nil && res.st.Exists {
@@ -171,7 +183,8 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 		}
 		switch res.kind {
 		case admitted:
-			return j, res.st.Gen, shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, res.st.Level, now), true, false, nil
+			sts := l.shadowStatuses(shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, res.st.Level, now), res.shadowed)
+			return taken{shard: j, gen: res.st.Gen, credits: res.credits, shadowed: res.shadowed}, sts, true, false, nil
 		case missing:
 			err := l.ensure(ctx, b.Of(j), now)
 			switch {
@@ -186,11 +199,11 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 				j = l.pick(n, nil)
 				continue
 			case err != nil:
-				return 0, 0, nil, false, false, err
+				return taken{}, nil, false, false, err
 			}
 		case budgetOut:
 			if n, err = l.bump(ctx, b, n); err != nil {
-				return 0, 0, nil, false, false, err
+				return taken{}, nil, false, false, err
 			}
 			j = l.pick(n, nil)
 		case denied:
@@ -203,12 +216,12 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 				j = l.pick(n, tried)
 				continue
 			}
-			return 0, 0, denial, false, allCached, nil
+			return taken{}, denial, false, allCached, nil
 		case newer:
 			// Another process wrote this bucket with a newer config: ours
 			// is stale. Read it afresh and plan again.
 			if err := l.refresh(ctx, t); err != nil {
-				return 0, 0, nil, false, false, err
+				return taken{}, nil, false, false, err
 			}
 			refreshed = true
 		case again:
@@ -221,16 +234,16 @@ func (l *Limiter) take(ctx context.Context, t *target, amounts map[string]int64)
 			}
 		}
 	}
-	var last2 []limits.Status
 	if last != nil {
-		last2 = shard.Statuses(t.entity, t.resource, t.limits, last, amounts, last.Level, l.nowMs())
+		sts = shard.Statuses(t.entity, t.resource, t.limits, last, amounts, last.Level, l.nowMs())
 	}
-	return 0, 0, nil, false, false, &contentionError{bucket: b.Bucket(), statuses: last2}
+	return taken{}, nil, false, false, &contentionError{bucket: b.Bucket(), statuses: sts}
 }
 
 // takeShard admits amounts on one given shard (a lease taking more): the
-// shard's current level is followed, but no other shard is tried.
-func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts map[string]int64) ([]limits.Status, bool, error) {
+// shard's current level is followed, but no other shard is tried. It
+// returns what it took from credits and the shadow limits it did not take.
+func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts map[string]int64) ([]limits.Status, taken, bool, error) {
 	id := l.bucketID(t).Of(e.Shard)
 	budget := true
 	var exact *shard.State
@@ -238,7 +251,7 @@ func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts ma
 	for attempt := range l.o.MaxAttempts {
 		if attempt >= 3 {
 			if err := backoff(ctx, attempt); err != nil {
-				return nil, false, err
+				return nil, taken{}, false, err
 			}
 		}
 		level := l.shardCount(id.Bucket())
@@ -252,32 +265,33 @@ func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts ma
 		cfg := shard.ConfigOf(t.limits, level, t.version)
 		res, err := l.consume(ctx, id, cfg, amounts, now, budget, exact, !refreshed)
 		if err != nil {
-			return nil, false, err
+			return nil, taken{}, false, err
 		}
 		exact = nil
 		switch res.kind {
 		case admitted:
-			return shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), true, nil
+			sts := l.shadowStatuses(shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), res.shadowed)
+			return sts, taken{shard: id.Shard, gen: res.st.Gen, credits: res.credits, shadowed: res.shadowed}, true, nil
 		case budgetOut:
 			// The lease must write this very shard: grow the shard count
 			// for later acquires, then take it without the write budget.
 			if _, err := l.bump(ctx, id, max(level, l.shardCount(id.Bucket()))); err != nil {
-				return nil, false, err
+				return nil, taken{}, false, err
 			}
 			budget = false
 		case denied:
-			return shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), false, nil
+			return shard.Statuses(t.entity, t.resource, t.limits, res.st, amounts, level, now), taken{}, false, nil
 		case missing:
 			// Merged back into a sibling, or expired: take where its share
 			// is now (and keep the lease there).
 			home, err := l.home(ctx, id, l.nowMs())
 			if err != nil {
-				return nil, false, err
+				return nil, taken{}, false, err
 			}
 			id, e.Shard, exact = home, home.Shard, nil
 		case newer:
 			if err := l.refresh(ctx, t); err != nil {
-				return nil, false, err
+				return nil, taken{}, false, err
 			}
 			refreshed = true
 		case again:
@@ -286,7 +300,7 @@ func (l *Limiter) takeShard(ctx context.Context, t *target, e *Entry, amounts ma
 			}
 		}
 	}
-	return nil, false, &contentionError{bucket: id.Bucket()}
+	return nil, taken{}, false, &contentionError{bucket: id.Bucket()}
 }
 
 // backoff sleeps a little after a few lost races (1-2 ms times the attempt,

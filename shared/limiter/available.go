@@ -22,7 +22,7 @@ func (l *Limiter) Available(ctx context.Context, entityID, resource string, need
 	}
 	ctx, cancel := l.budget(ctx)
 	defer cancel()
-	ts, err := l.targets(ctx, entityID, resource, override, sortedNames(needed))
+	ts, err := l.targets(ctx, entityID, resource, override, sortedNames(needed), false)
 	if err != nil {
 		return nil, err
 	}

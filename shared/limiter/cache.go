@@ -20,18 +20,32 @@ const milli = shard.Milli
 const MaxCached = 100_000
 
 // seenState is the last state DynamoDB returned of a shard (no projection of
-// this process's writes in flight): its virtual times are a lower bound of
-// the item's (only refunds lower them), so a request it cannot take cannot
-// be taken now either, unless another process gave tokens back since. The
+// this process's writes in flight), nil when unknown or older than
+// Options.DenialCacheTTL: its virtual times are a lower bound of the item's
+// (only refunds and resets lower them), so a request it cannot take cannot
+// be taken now either, unless another process gave tokens back, reset the
+// bucket or granted credits since (seen once the state ages out). The
 // denial cache judges requests on it before writing.
 func (l *Limiter) seenState(pk string) *shard.State {
+	now := l.nowMs()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.seen[pk].Clone()
+	s, ok := l.seen[pk]
+	if !ok || now-s.at > l.o.DenialCacheTTL.Milliseconds() || now < s.at {
+		return nil
+	}
+	return s.st.Clone()
+}
+
+// seenRec is a state DynamoDB returned and when (this process's clock, ms).
+type seenRec struct {
+	st *shard.State
+	at int64
 }
 
 // saw records a state DynamoDB returned.
 func (l *Limiter) saw(pk string, st *shard.State) {
+	now := l.nowMs()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !st.Exists || st.Merged {
@@ -39,7 +53,7 @@ func (l *Limiter) saw(pk string, st *shard.State) {
 		return
 	}
 	bound(l.seen)
-	l.seen[pk] = st.Clone()
+	l.seen[pk] = seenRec{st: st.Clone(), at: now}
 }
 
 // bound drops an arbitrary entry of a full cache.

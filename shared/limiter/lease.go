@@ -29,6 +29,10 @@ type Entry struct {
 	// Gen is the generation of the shard item taken from: refunds go only
 	// to that generation, never to a bucket recreated since (it expired).
 	Gen int64 `json:"gen,omitempty"`
+	// Credit is the part of the checked takes paid from the bucket's
+	// credit balances (ADR-030), millitokens per limit: a rollback returns
+	// up to that much to them, the rest to the bucket.
+	Credit map[string]int64 `json:"credit,omitempty"`
 }
 
 func (e *Entry) target() target {
@@ -58,6 +62,9 @@ func (ls *Lease) Entries() []Entry {
 	for i, e := range ls.entries {
 		out[i] = *e
 		out[i].Consumed = copyAmounts(e.Consumed)
+		if e.Credit != nil {
+			out[i].Credit = copyAmounts(e.Credit)
+		}
 	}
 	return out
 }
@@ -109,6 +116,9 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 	if err := ls.usable(amounts); err != nil || ls.degraded {
 		return err
 	}
+	if err := ls.l.blocked(ctx, ls.req.EntityID); err != nil {
+		return err
+	}
 	ts := make([]target, len(ls.entries))
 	for i, e := range ls.entries {
 		t, err := ls.l.current(ctx, e.EntityID, e.Resource, ls.req.Limits)
@@ -130,6 +140,7 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 		e   *Entry
 		amt map[string]int64
 		st  []limits.Status
+		tk  taken
 		ok  bool
 	}
 	results := make([]result, len(ls.entries))
@@ -144,8 +155,11 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 		}
 		results[i] = result{e: e, amt: amt}
 		g.Go(func() error {
-			st, ok, err := ls.l.takeShard(ctx, &ts[i], e, amt)
-			results[i].st, results[i].ok = st, ok
+			st, tk, ok, err := ls.l.takeShard(ctx, &ts[i], e, amt)
+			results[i].st, results[i].tk, results[i].ok = st, tk, ok
+			for name := range tk.shadowed {
+				delete(results[i].amt, name) // not taken
+			}
 			return err
 		})
 	}
@@ -166,7 +180,7 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 		defer cancel()
 		for _, r := range results {
 			if r.e != nil && r.ok {
-				_ = ls.l.apply(back, r.e, negate(r.amt))
+				_ = ls.l.apply(back, r.e, negate(r.amt), r.tk.credits)
 			}
 		}
 		if err != nil {
@@ -177,6 +191,12 @@ func (ls *Lease) Consume(ctx context.Context, amounts map[string]int64) error {
 	for _, r := range results {
 		if r.e != nil {
 			addAmounts(r.e.Consumed, r.amt)
+			if len(r.tk.credits) > 0 {
+				if r.e.Credit == nil {
+					r.e.Credit = map[string]int64{}
+				}
+				addAmounts(r.e.Credit, r.tk.credits)
+			}
 		}
 	}
 	return nil
@@ -230,7 +250,7 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 		r := &result{e: e, d: d}
 		results = append(results, r)
 		g.Go(func() error {
-			r.err = ls.l.apply(ctx, e, d)
+			r.err = ls.l.apply(ctx, e, d, nil)
 			return nil
 		})
 	}
@@ -246,7 +266,7 @@ func (ls *Lease) Adjust(ctx context.Context, deltas map[string]int64) error {
 		switch {
 		case r.err == nil && failed:
 			// All or nothing: take back what landed.
-			if err := ls.l.apply(back, r.e, negate(r.d)); err != nil {
+			if err := ls.l.apply(back, r.e, negate(r.d), nil); err != nil {
 				addAmounts(r.e.Consumed, r.d)
 				errs = append(errs, fmt.Errorf("adjust of %s/%s landed and could not be taken back: %w", r.e.EntityID, r.e.Resource, err))
 			}
@@ -308,21 +328,30 @@ func (ls *Lease) Rollback(ctx context.Context) error {
 	var errs []error
 	for _, e := range ls.entries {
 		back := map[string]int64{}
+		credit := map[string]int64{}
 		for name, v := range e.Consumed {
 			if v != 0 {
 				back[name] = -v
+			}
+			if c := min(e.Credit[name], v); c > 0 {
+				// What credits paid goes back to them (the rest, and
+				// every adjustment, to the bucket).
+				credit[name] = c
 			}
 		}
 		if len(back) == 0 {
 			continue
 		}
-		if err := ls.l.apply(ctx, e, back); err != nil {
+		if err := ls.l.apply(ctx, e, back, credit); err != nil {
 			errs = append(errs, err)
 			if !errors.Is(err, ErrOutcomeUnknown) {
 				continue // not applied: a later Rollback sends it again
 			}
 		}
 		addAmounts(e.Consumed, back)
+		for name, c := range credit {
+			e.Credit[name] -= c
+		}
 	}
 	if len(errs) > 0 {
 		unknown := true
@@ -369,11 +398,12 @@ var ErrOutcomeUnknown = errors.New("outcome unknown; counted as done, do not ret
 // nothing to give back; a charge on it is booked on the shard recreated (at
 // the bucket's level, see recreate). A write with a refund is sent once (no
 // SDK retry): if its outcome is unknown, the error wraps ErrOutcomeUnknown.
-func (l *Limiter) apply(ctx context.Context, e *Entry, deltas map[string]int64) error {
+// credit is the part of the refunds that goes back to credit balances.
+func (l *Limiter) apply(ctx context.Context, e *Entry, deltas, credit map[string]int64) error {
 	t := e.target()
 	id := l.bucketID(&t).Of(e.Shard)
 	cfg := shard.ConfigOf(e.Limits, 1, 0)
-	adj := shard.Adjust{Deltas: deltas, Gen: e.Gen, Fallback: cfg.All(), TTLMultiplier: l.o.TTLMultiplier}
+	adj := shard.Adjust{Deltas: deltas, Credit: credit, Gen: e.Gen, Fallback: cfg.All(), TTLMultiplier: l.o.TTLMultiplier}
 	refund := adj.Refund()
 	for range l.o.MaxAttempts {
 		st := l.cached(id.PK())

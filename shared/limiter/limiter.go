@@ -72,15 +72,25 @@ type Options struct {
 	// the last state DynamoDB returned of its bucket cannot take is denied
 	// without a request (reason limits.ReasonCached), until refill makes it
 	// fit. Only denials are cached (an admit always writes), so the cache can
-	// deny more, never admit more; a refund by another process meanwhile is
-	// seen at the next write.
+	// deny more, never admit more; a refund, reset or grant by another
+	// process meanwhile is seen at the next write, at the latest once the
+	// state is DenialCacheTTL old.
 	NoDenialCache bool
+	// DenialCacheTTL is how long a state DynamoDB returned may deny without
+	// a request. Default DefaultDenialCacheTTL (60 s), the lifetime of the
+	// cached config and entity records: limit changes, blocks, resets and
+	// grants all reach a process within it.
+	DenialCacheTTL time.Duration
 	// Timeout bounds every call (Acquire with its config reads, a lease's
 	// Consume, Adjust, Release and Rollback, Available), SDK retries
 	// included, unless the caller's context ends sooner. Running out of it
 	// is "unavailable": the on_unavailable policy decides. Default 5s.
 	Timeout time.Duration
 }
+
+// DefaultDenialCacheTTL is Options.DenialCacheTTL's default: the store's
+// cache lifetime.
+const DefaultDenialCacheTTL = store.DefaultCacheTTL
 
 // DefaultTimeout is Options.Timeout's default.
 const DefaultTimeout = 5 * time.Second
@@ -95,7 +105,7 @@ type Limiter struct {
 	mu    sync.Mutex
 	plan  sync.Mutex              // see consume
 	items map[string]*shard.State // by shard PK, with this process's writes in flight
-	seen  map[string]*shard.State // by shard PK: as DynamoDB last returned it
+	seen  map[string]seenRec      // by shard PK: as DynamoDB last returned it
 	// inflight counts this process's writes in flight per bucket PK.
 	inflight map[string]int
 	count    map[string]int // shard count by entity#resource
@@ -128,7 +138,10 @@ func New(db DynamoDB, cfg Config, o Options) *Limiter {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, seen: map[string]*shard.State{}, count: map[string]int{}, inflight: map[string]int{}}
+	if o.DenialCacheTTL <= 0 {
+		o.DenialCacheTTL = DefaultDenialCacheTTL
+	}
+	return &Limiter{db: db, cfg: cfg, o: o, items: map[string]*shard.State{}, seen: map[string]seenRec{}, count: map[string]int{}, inflight: map[string]int{}}
 }
 
 // Request is one acquire.
@@ -337,17 +350,23 @@ func (t target) has(name string) bool {
 }
 
 // targets resolves the limits of the entity and, when it cascades, of its
-// parent, and checks every consume name against them.
-func (l *Limiter) targets(ctx context.Context, entity, resource string, override []limits.Limit, names []string) ([]target, error) {
+// parent, and checks every consume name against them. gate denies the
+// acquire of a blocked entity first (ADR-032).
+func (l *Limiter) targets(ctx context.Context, entity, resource string, override []limits.Limit, names []string, gate bool) ([]target, error) {
+	e, found, err := l.cfg.CachedEntity(ctx, entity)
+	if err != nil {
+		return nil, fmt.Errorf("read entity %q: %w", entity, err)
+	}
+	if gate {
+		if err := l.blockedBy(ctx, e, found); err != nil {
+			return nil, err
+		}
+	}
 	t, err := l.current(ctx, entity, resource, override)
 	if err != nil {
 		return nil, err
 	}
 	ts := []target{t}
-	e, found, err := l.cfg.CachedEntity(ctx, entity)
-	if err != nil {
-		return nil, fmt.Errorf("read entity %q: %w", entity, err)
-	}
 	if found && e.Cascade && e.ParentID != "" {
 		pt, err := l.current(ctx, e.ParentID, resource, override)
 		if err != nil {

@@ -22,8 +22,23 @@ package limiter_test
 // minted. A settle phase then checks liveness: on a quiet bucket, a denial's
 // retry-after comes true.
 //
+// Beyond the reference (ADR-029 to 032): configurations draw calendar
+// quotas (day, week, month) and shadow limits besides continuous ones, and
+// a limit may change between them; the admin grants credits, resets
+// buckets and blocks entities. The envelope of a calendar limit refills
+// whole when the clock ahead by the largest skew crosses a boundary, and
+// holds up to twice its capacity until the clock behind by it has crossed
+// too (a lagging writer may still take from the period before); credits
+// add to what may be taken, exactly as the leases book them; a reset fills
+// the envelope; a shadow limit is charged what it took, never checked. An
+// acquire for an entity blocked (or cascading to one blocked) since longer
+// than the cache TTL must be denied with reason blocked, and one denied
+// so must have been blocked within it.
+//
 // The run is seeded (MODEL_SEED, else random, printed) and bounded
-// (MODEL_ROUNDS, MODEL_SEEDS); `make model` runs the long form.
+// (MODEL_ROUNDS, MODEL_SEEDS); `make model` runs the long form. MODEL_TRACE
+// logs every step; MODEL_WATCH=<entity> also its envelopes and its shard 0
+// after each acquire.
 
 import (
 	"context"
@@ -31,6 +46,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -40,6 +56,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/limiter"
 	"github.com/zeroae/zae-limiter-go/shared/limits"
 	"github.com/zeroae/zae-limiter-go/shared/schema"
@@ -89,6 +106,55 @@ type envelope struct {
 	// capacity and rate (millitokens per ms) last used: what it refills at
 	// while the limit is dormant.
 	capacity, rate float64
+	// A calendar quota's: its largest capacity, the periods it may have
+	// and the last boundary crossed (the envelope may hold twice the quota
+	// until every writer's clock has crossed it).
+	calCap     float64
+	calPeriods []int64
+	crossed    time.Time
+	// credit is what grants added and takes from credits have not used.
+	credit float64
+}
+
+// perm is what a limit may be at most, over the configurations that may be
+// in force: a continuous capacity and rate, a calendar quota's capacity
+// and periods, shadow in any of them.
+type perm struct {
+	capacity, rate float64
+	calCap         float64
+	calPeriods     []int64
+	shadow         bool
+}
+
+// join is the most permissive of p and q.
+func (p perm) join(q perm) perm {
+	p.capacity, p.rate, p.calCap = max(p.capacity, q.capacity), max(p.rate, q.rate), max(p.calCap, q.calCap)
+	for _, period := range q.calPeriods {
+		if !slices.Contains(p.calPeriods, period) {
+			p.calPeriods = append(p.calPeriods, period)
+		}
+	}
+	p.shadow = p.shadow || q.shadow
+	return p
+}
+
+// permOf is, per limit name, the join of the limit in every set.
+func permOf(sets [][]limits.Limit) map[string]perm {
+	out := map[string]perm{}
+	for _, ls := range sets {
+		for _, l := range ls {
+			var q perm
+			c := float64(l.Capacity * milliPerToken)
+			if l.Calendar != "" {
+				q.calCap, q.calPeriods = c, []int64{shard.ParamsOf(l).RefillPeriod}
+			} else {
+				q.capacity, q.rate = c, float64(l.RefillAmount*milliPerToken)/float64(l.RefillPeriodSeconds*1000)
+			}
+			q.shadow = l.Shadow
+			out[l.Name] = out[l.Name].join(q)
+		}
+	}
+	return out
 }
 
 type proc struct {
@@ -127,9 +193,22 @@ type model struct {
 	overrides map[string][]configRec
 	// split: buckets whose shard count grew.
 	split map[bkey]bool
-	// lastWrite is when a bucket was last written (its parameters synced).
+	// lastWrite is when a checked take last wrote a bucket (its parameters
+	// synced).
 	lastWrite map[bkey]time.Time
-	stats     map[string]int
+	// itemPerm is, per bucket and limit, the parameters its item may
+	// carry: a limit dropped from the configuration stays on the item,
+	// dormant, with the parameters it was last written with, refilling at
+	// them, until a write brings it back (ADR-004).
+	itemPerm map[bkey]map[string]perm
+	stats    map[string]int
+	// blocks are the block and unblock changes per entity, in order.
+	blocks map[string][]blockRec
+}
+
+type blockRec struct {
+	at      time.Time
+	blocked bool
 }
 
 var modelEntities = []string{"u1", "u2", "c1", "c2", "p"}
@@ -138,14 +217,17 @@ func newModel(t *testing.T, seed uint64) *model {
 	e := newEnv(t, exact)
 	m := &model{t: t, e: e, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), admin: e.ns,
 		env: map[bkey]map[string]*envelope{}, hist: map[string][]configRec{}, parent: map[string]string{},
-		tainted: map[bkey]bool{}, stats: map[string]int{}, lastWrite: map[bkey]time.Time{}, split: map[bkey]bool{}, overrides: map[string][]configRec{}}
+		tainted: map[bkey]bool{}, stats: map[string]int{}, lastWrite: map[bkey]time.Time{}, itemPerm: map[bkey]map[string]perm{}, split: map[bkey]bool{}, overrides: map[string][]configRec{},
+		blocks: map[string][]blockRec{}}
 	for i := range 3 {
 		skew := time.Duration(m.rng.Int64N(int64(2*maxSkew+1))) - maxSkew
 		if i == 0 {
 			skew = 0 // the observer
 		}
 		clock := func() time.Time { return e.clock.Now().Add(skew) }
-		_, ns, lim := e.flaky(limiter.Options{Now: clock, Tick: time.Duration(1+m.rng.IntN(100)) * time.Millisecond})
+		// The last process runs without the denial cache: both paths
+		// decide against the same envelope.
+		_, ns, lim := e.flaky(limiter.Options{Now: clock, Tick: time.Duration(1+m.rng.IntN(100)) * time.Millisecond, NoDenialCache: i == 2})
 		m.procs = append(m.procs, &proc{lim: lim, ns: ns, skew: skew})
 	}
 	for _, c := range []string{"c1", "c2"} {
@@ -171,10 +253,17 @@ func (m *model) trace(format string, args ...any) {
 // given, is varied instead (raise, lower, other period, drop or add one).
 func (m *model) randomLimits(from []limits.Limit) []limits.Limit {
 	periods := []int64{1, 60, 3600, 86400}
+	calendars := []string{limits.CalendarDay, limits.CalendarWeek, limits.CalendarMonth}
 	draw := func(name string) limits.Limit {
 		c := int64(5 + m.rng.IntN(396))
+		if m.rng.IntN(4) == 0 {
+			l := limits.PerCalendar(name, c, calendars[m.rng.IntN(len(calendars))])
+			l.Shadow = m.rng.IntN(6) == 0
+			return l
+		}
 		r := max(1, c*int64(1+m.rng.IntN(3))/int64(1+m.rng.IntN(4)))
-		return limits.Limit{Name: name, Capacity: c, RefillAmount: r, RefillPeriodSeconds: periods[m.rng.IntN(len(periods))]}
+		return limits.Limit{Name: name, Capacity: c, RefillAmount: r, RefillPeriodSeconds: periods[m.rng.IntN(len(periods))],
+			Shadow: m.rng.IntN(8) == 0}
 	}
 	if from == nil || m.rng.IntN(4) == 0 {
 		var out []limits.Limit
@@ -190,13 +279,26 @@ func (m *model) randomLimits(from []limits.Limit) []limits.Limit {
 	}
 	out := append([]limits.Limit(nil), from...)
 	i := m.rng.IntN(len(out))
-	switch m.rng.IntN(5) {
+	switch m.rng.IntN(6) {
 	case 0: // raise (every request above the old capacity is the defect-1 case)
 		out[i].Capacity *= int64(2 + m.rng.IntN(8))
+		if out[i].Calendar != "" {
+			out[i].RefillAmount = out[i].Capacity
+		}
 	case 1: // lower
 		out[i].Capacity = max(1, out[i].Capacity/int64(2+m.rng.IntN(4)))
-	case 2: // another period
-		out[i].RefillPeriodSeconds = periods[m.rng.IntN(len(periods))]
+		if out[i].Calendar != "" {
+			out[i].RefillAmount = out[i].Capacity
+		}
+	case 2: // another period, continuous or calendar
+		if m.rng.IntN(2) == 0 {
+			out[i] = limits.PerCalendar(out[i].Name, out[i].Capacity, calendars[m.rng.IntN(len(calendars))])
+		} else {
+			out[i].Calendar = ""
+			out[i].RefillPeriodSeconds = periods[m.rng.IntN(len(periods))]
+		}
+	case 5: // shadow or enforced
+		out[i].Shadow = !out[i].Shadow
 	case 3: // drop one (it goes dormant)
 		if len(out) > 1 {
 			out = append(out[:i], out[i+1:]...)
@@ -263,9 +365,20 @@ func (m *model) resolvedAt(entity string, t time.Time) []limits.Limit {
 // permissive is, per limit name, the largest capacity and rate (millitokens,
 // per ms) of every configuration the bucket's item may carry now: one a
 // process may still resolve (its cache is up to staleness old), or one the
-// item was last written with (parameters change on an item only when it is
-// written: until then it refills at the old ones, ADR-004).
-func (m *model) permissive(entity string) map[string][2]float64 {
+// item was written with (parameters change on an item only when it is
+// written: until then it refills at the old ones, ADR-004; a dormant limit
+// keeps them until it comes back).
+func (m *model) permissive(entity string) map[string]perm {
+	out := permOf(m.windowSets(entity))
+	for name, p := range m.itemPerm[bkey{entity, "r"}] {
+		out[name] = out[name].join(p)
+	}
+	return out
+}
+
+// windowSets are the configurations a process may resolve for (entity, r)
+// now, or may have when it last wrote the bucket.
+func (m *model) windowSets(entity string) [][]limits.Limit {
 	now := m.now()
 	from := now.Add(-staleness)
 	if w, ok := m.lastWrite[bkey{entity, "r"}]; ok && w.Add(-staleness).Before(from) {
@@ -294,30 +407,56 @@ func (m *model) permissive(entity string) map[string][2]float64 {
 			sets = append(sets, o.limits)
 		}
 	}
+	// Each level is cached on its own (store.ResolveLimits): a process may
+	// hold any value of one level in force since from beside any value of
+	// the other, e.g. the entity's limits freshly read as deleted beside the
+	// resource defaults they replaced, still cached.
+	values := map[string][][]limits.Limit{}
+	for _, level := range levels {
+		values[level] = [][]limits.Limit{cur[level]}
+	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].rec.seq < changes[j].rec.seq })
 	for _, c := range changes {
-		cur[c.level] = c.rec.limits
-		for _, level := range levels {
-			if cur[level] != nil {
-				sets = append(sets, cur[level])
-				break
-			}
+		values[c.level] = append(values[c.level], c.rec.limits)
+	}
+	for _, e := range values[levels[0]] {
+		if e != nil {
+			sets = append(sets, e)
+			continue
+		}
+		sets = append(sets, values[levels[1]]...)
+	}
+	return sets
+}
+
+// synced records what bucket b's item may carry after an acquire for its
+// entity: admitted, every configured limit was rewritten to one of the
+// configurations a process may resolve; otherwise a denial may have
+// rewritten them (a parameter sync), or not. A limit not in every such
+// configuration may have been left dormant with what it had.
+func (m *model) synced(b bkey, admitted bool) {
+	sets := m.windowSets(b.entity)
+	cur := m.itemPerm[b]
+	if cur == nil {
+		cur = map[string]perm{}
+		m.itemPerm[b] = cur
+	}
+	for name, p := range permOf(sets) {
+		everywhere := true
+		for _, ls := range sets {
+			everywhere = everywhere && slices.ContainsFunc(ls, func(l limits.Limit) bool { return l.Name == name })
+		}
+		if admitted && everywhere {
+			cur[name] = p
+		} else {
+			cur[name] = cur[name].join(p)
 		}
 	}
-	out := map[string][2]float64{}
-	for _, ls := range sets {
-		for _, l := range ls {
-			c, r := float64(l.Capacity*milliPerToken), float64(l.RefillAmount*milliPerToken)/float64(l.RefillPeriodSeconds*1000)
-			cur := out[l.Name]
-			out[l.Name] = [2]float64{max(cur[0], c), max(cur[1], r)}
-		}
-	}
-	return out
 }
 
 // envelopeOf returns the refilled envelopes of a bucket, at the true clock
 // plus the largest skew (a writer ahead credits refill early, once).
-func (m *model) envelopeOf(b bkey, params map[string][2]float64) map[string]*envelope {
+func (m *model) envelopeOf(b bkey, params map[string]perm) map[string]*envelope {
 	at := m.now().Add(maxSkew)
 	envs := m.env[b]
 	if envs == nil {
@@ -336,24 +475,52 @@ func (m *model) envelopeOf(b bkey, params map[string][2]float64) map[string]*env
 			// writer would have left (over any window, admissions stay
 			// within capacity + rate*(window + s)). A writer ahead credits
 			// refill early: the clock above is ahead by the same skew.
-			capacity := p[0] + p[1]*float64(maxSkew.Milliseconds())
-			if p[1] > en.rate && en.established {
+			capacity := p.capacity + p.rate*float64(maxSkew.Milliseconds())
+			if p.rate > en.rate && en.established {
 				// A faster refill may start up to a skew early (a lagging
 				// writer carries the tokens as of its clock), and this
 				// envelope has accrued up to a skew ahead at the old rate.
-				en.level = min(capacity, en.level+(p[1]-en.rate)*float64(2*maxSkew.Milliseconds()))
+				en.level = min(max(capacity, en.calCap), en.level+(p.rate-en.rate)*float64(2*maxSkew.Milliseconds()))
 			}
-			en.capacity, en.rate = capacity, p[1]
+			en.capacity, en.rate = capacity, p.rate
+			en.calCap = max(en.calCap, p.calCap)
+			for _, period := range p.calPeriods {
+				if !slices.Contains(en.calPeriods, period) {
+					en.calPeriods = append(en.calPeriods, period)
+				}
+			}
 		}
 		if dt := at.Sub(en.last); dt > 0 {
-			en.level = min(en.capacity, en.level+float64(dt.Milliseconds())*en.rate)
+			level := en.level + float64(dt.Milliseconds())*en.rate
+			for _, period := range en.calPeriods {
+				// A calendar quota refills whole at each boundary the
+				// clock ahead crosses.
+				crossed := bucket.Index(period, at.UnixMilli()) - bucket.Index(period, en.last.UnixMilli())
+				level += float64(crossed) * en.calCap
+			}
+			en.level = min(en.limit(at), level)
 			en.last = at
 		}
 		if !en.established {
-			en.level = en.capacity
+			en.level = en.limit(at)
 		}
 	}
 	return envs
+}
+
+// limit is the most the envelope may hold at at (the true clock plus the
+// largest skew): its continuous capacity, or its calendar quota's, twice
+// that until the clock behind by the largest skew has crossed the last
+// boundary too (a lagging writer may still take from the period before).
+func (en *envelope) limit(at time.Time) float64 {
+	quota := en.calCap
+	for _, period := range en.calPeriods {
+		b := bucket.Start(period, bucket.Index(period, at.UnixMilli()))
+		if at.UnixMilli()-2*maxSkew.Milliseconds() < b {
+			quota = 2 * en.calCap
+		}
+	}
+	return max(en.capacity, quota)
 }
 
 // bucketsOf is the bucket of an entity and, when it cascades, its parent's.
@@ -370,11 +537,20 @@ func (m *model) bucketsOf(entity string) []bkey {
 func (m *model) charge(entries []limiter.Entry, before map[string]map[string]int64, checked bool, what string) {
 	for _, en := range entries {
 		b := bkey{en.EntityID, en.Resource}
-		envs := m.envelopeOf(b, m.permissive(en.EntityID))
-		defer func() { m.lastWrite[b] = m.now() }()
+		perms := m.permissive(en.EntityID)
+		envs := m.envelopeOf(b, perms)
+		if checked {
+			// A checked take plans from the limits in force and rewrites
+			// the item's parameters; an adjustment, release or rollback
+			// writes only amounts (a bucket whose entity is blocked may
+			// see nothing else for long).
+			defer func() { m.synced(b, true); m.lastWrite[b] = m.now() }()
+		}
 		for name, v := range en.Consumed {
 			d := float64(v - before[en.EntityID][name])
-			if d == 0 {
+			// c: what the change took from credits (negative: gave back).
+			c := float64(en.Credit[name] - before[en.EntityID]["credit:"+name])
+			if d == 0 && c == 0 {
 				continue
 			}
 			e := envs[name]
@@ -382,7 +558,13 @@ func (m *model) charge(entries []limiter.Entry, before map[string]map[string]int
 				e = &envelope{last: m.now().Add(maxSkew)}
 				envs[name] = e
 			}
-			if checked && d > 0 && e.level+modelTol < d {
+			if checked && !perms[name].shadow && c > 0 && e.credit+modelTol < c {
+				m.t.Errorf("%s took %.0f of %s's credits on %s/%s but at most %.0f were granted and not used (%v)",
+					what, c/milliPerToken, name, b.entity, b.resource, e.credit/milliPerToken, m.now())
+			}
+			e.credit -= c
+			d -= c
+			if checked && !perms[name].shadow && d > 0 && e.level+modelTol < d {
 				m.t.Errorf("%s admitted %.0f of %s on %s/%s but at most %.0f may legally be there (%v)",
 					what, d/milliPerToken, name, b.entity, b.resource, e.level/milliPerToken, m.now())
 			}
@@ -392,14 +574,19 @@ func (m *model) charge(entries []limiter.Entry, before map[string]map[string]int
 				// limit may start full when it first appears.
 				continue
 			}
-			e.level -= d
-			if m.split[b] {
+			if m.split[b] && !checked && d > 0 {
 				// A sharded bucket keeps debt on the shard it lands on (an
 				// adjustment, or a refund that went to another shard than a
 				// debt): the other shards keep admitting their shares, and
 				// the debt is repaid at that shard's rate, so the limit holds
 				// over windows longer than the repayment, not at every
-				// instant (ADR-019). Debt is not checked across shards.
+				// instant (ADR-019). Debt is not checked across shards: an
+				// unchecked charge may land on one shard while the others
+				// keep their shares, so it is not taken from the envelope.
+				continue
+			}
+			e.level -= d
+			if m.split[b] {
 				e.level = max(e.level, 0)
 			}
 			e.established = true
@@ -410,12 +597,17 @@ func (m *model) charge(entries []limiter.Entry, before map[string]map[string]int
 	}
 }
 
+// consumedOf is what each entry of a lease has consumed, per limit, and
+// (as "credit:<limit>") what it took from credits.
 func consumedOf(entries []limiter.Entry) map[string]map[string]int64 {
 	out := map[string]map[string]int64{}
 	for _, en := range entries {
 		out[en.EntityID] = map[string]int64{}
 		for k, v := range en.Consumed {
 			out[en.EntityID][k] = v
+		}
+		for k, v := range en.Credit {
+			out[en.EntityID]["credit:"+k] = v
 		}
 	}
 	return out
@@ -433,9 +625,17 @@ func (m *model) checkAvailable(entity string) {
 		if e := envs[s.Limit.Name]; e != nil {
 			m.trace("available %s/%s %s: %d (envelope %.1f, established %v)", s.EntityID, s.Resource, s.Limit.Name, s.Available, e.level/milliPerToken, e.established)
 		}
+		if e := envs[s.Limit.Name]; e != nil && (s.Credit < 0 || float64(s.Credit*milliPerToken) > e.credit+modelTol+milliPerToken) {
+			m.t.Errorf("%s/%s reports %d of %s's credits; %.0f were granted and not used (%v)",
+				s.EntityID, s.Resource, s.Credit, s.Limit.Name, e.credit/milliPerToken, m.now())
+		}
 		if e := envs[s.Limit.Name]; e != nil && float64(s.Available*milliPerToken) > e.level+modelTol+milliPerToken {
 			m.t.Errorf("%s/%s reports %d of %s available; at most %.0f may legally be there (%v)",
 				s.EntityID, s.Resource, s.Available, s.Limit.Name, e.level/milliPerToken, m.now())
+			if os.Getenv("MODEL_TRACE") != "" {
+				dst, _ := shard.Decode(m.e.item(s.EntityID, s.Resource, 0))
+				m.t.Logf("status %+v; shard 0 holds %+v", s, dst.Limits)
+			}
 		}
 	}
 }
@@ -464,10 +664,27 @@ func (m *model) request(entity string) limiter.Request {
 func (m *model) acquire(p *proc, req limiter.Request) {
 	lease, err := p.lim.Acquire(m.e.ctx, req)
 	m.trace("acquire skew=%v %s %v: %v", p.skew, req.EntityID, req.Consume, err)
+	if os.Getenv("MODEL_WATCH") == req.EntityID {
+		dst, _ := shard.Decode(m.e.item(req.EntityID, "r", 0))
+		m.trace("%s shard 0 holds %+v (now %d)", req.EntityID, dst.Limits, m.now().UnixMilli())
+	}
 	var ex *limits.ExceededError
+	sure, maybe := m.blockedNow(req.EntityID)
+	if err != nil {
+		for _, b := range m.bucketsOf(req.EntityID) {
+			m.synced(b, false) // a denial may have rewritten parameters
+		}
+	}
 	switch {
 	case err == nil && lease.Degraded():
 		m.t.Errorf("a degraded (unchecked) lease on a reachable DynamoDB: %+v", req)
+	case err == nil && sure:
+		m.t.Errorf("admitted %+v although blocked for longer than the cache TTL (%v)", req, m.now())
+	case errors.As(err, &ex) && ex.Reason == limits.ReasonBlocked:
+		m.stats["blocked"]++
+		if !maybe {
+			m.t.Errorf("%+v denied as blocked (%s) but not blocked within the cache TTL (%v)", req, ex.Blocked, m.now())
+		}
 	case err == nil:
 		m.stats["admitted"]++
 		m.charge(lease.Entries(), nil, true, "acquire")
@@ -476,6 +693,9 @@ func (m *model) acquire(p *proc, req limiter.Request) {
 		}
 	case errors.As(err, &ex):
 		m.stats["denied"]++
+		if ex.Reason == limits.ReasonCached {
+			m.stats["cached"]++
+		}
 	case errors.Is(err, limits.ErrInvalid):
 		m.stats["invalid"]++ // a stale config names other limits
 	default:
@@ -511,6 +731,9 @@ func (m *model) leaseOp() {
 		var ex *limits.ExceededError
 		if errors.As(err, &ex) || errors.Is(err, limits.ErrInvalid) {
 			m.stats["consume denied"]++
+			for _, en := range before {
+				m.synced(bkey{en.EntityID, en.Resource}, false)
+			}
 			return
 		}
 		if err == nil {
@@ -550,6 +773,84 @@ func (m *model) leaseOp() {
 	if err != nil && !errors.Is(err, limits.ErrInvalid) {
 		m.t.Errorf("lease op: %v", err)
 	}
+}
+
+// blockedNow reports whether entity (or the parent it cascades to) was
+// blocked during the whole of the last cache TTL (sure), and at any instant
+// of it (maybe).
+func (m *model) blockedNow(entity string) (sure, maybe bool) {
+	from := m.now().Add(-staleness)
+	for _, ent := range []string{entity, m.parent[entity]} {
+		state, changed := false, false
+		for _, b := range m.blocks[ent] {
+			if b.at.After(from) {
+				changed = true
+				maybe = maybe || b.blocked
+			} else {
+				state = b.blocked
+			}
+		}
+		maybe = maybe || state
+		sure = sure || state && !changed
+	}
+	return sure, maybe
+}
+
+// block blocks or unblocks a random entity (the admin's store).
+func (m *model) block() {
+	ent := modelEntities[m.rng.IntN(len(modelEntities))]
+	h := m.blocks[ent]
+	if len(h) > 0 && h[len(h)-1].blocked {
+		_, _, err := m.admin.UnblockEntity(m.e.ctx, ent)
+		require.NoError(m.t, err)
+		m.blocks[ent] = append(h, blockRec{at: m.now()})
+	} else {
+		_, err := m.admin.BlockEntity(m.e.ctx, ent, time.Time{})
+		require.NoError(m.t, err)
+		m.blocks[ent] = append(h, blockRec{at: m.now(), blocked: true})
+	}
+	m.trace("block %s: %v", ent, m.blocks[ent][len(m.blocks[ent])-1].blocked)
+	m.stats["block"]++
+}
+
+// grant adds credits to a random limit of a random bucket; reset fills a
+// random bucket (both by a random process, with its own config).
+func (m *model) grantOrReset() {
+	ent := modelEntities[m.rng.IntN(len(modelEntities))]
+	p := m.procs[m.rng.IntN(len(m.procs))]
+	b := bkey{ent, "r"}
+	cur := m.resolvedAt(ent, m.now())
+	if len(cur) == 0 {
+		return
+	}
+	if m.rng.IntN(2) == 0 {
+		l := cur[m.rng.IntN(len(cur))]
+		g := 1 + m.rng.Int64N(l.Capacity)
+		_, err := p.lim.Grant(m.e.ctx, ent, "r", map[string]int64{l.Name: g})
+		m.trace("grant %s %s %d: %v", ent, l.Name, g, err)
+		if errors.Is(err, limits.ErrInvalid) {
+			return // a stale config names other limits
+		}
+		require.NoError(m.t, err)
+		envs := m.envelopeOf(b, m.permissive(ent))
+		if envs[l.Name] == nil {
+			envs[l.Name] = &envelope{last: m.now().Add(maxSkew)}
+		}
+		envs[l.Name].credit += float64(g * milliPerToken)
+		m.stats["grant"]++
+		return
+	}
+	_, err := p.lim.Reset(m.e.ctx, ent, "r", nil)
+	m.trace("reset %s: %v", ent, err)
+	if errors.Is(err, limits.ErrInvalid) {
+		return
+	}
+	require.NoError(m.t, err)
+	at := m.now().Add(maxSkew)
+	for _, en := range m.envelopeOf(b, m.permissive(ent)) {
+		en.level = en.limit(at) // full, whatever it held
+	}
+	m.stats["reset"]++
 }
 
 // expire deletes, as TTL would, every shard item whose ttl has passed.
@@ -624,14 +925,14 @@ func (m *model) war(round int) {
 	m.tainted[b] = true
 	base := 5 + m.rng.Int64N(60)
 	var sets [][]limits.Limit
-	perm := map[string][2]float64{}
+	perms := map[string]perm{}
 	for i := range m.procs {
 		ls := []limits.Limit{{Name: "a", Capacity: base + int64(i), RefillAmount: 1 + int64(i), RefillPeriodSeconds: 3600}}
 		sets = append(sets, ls)
 		c, r := float64(ls[0].Capacity*milliPerToken), float64(ls[0].RefillAmount*milliPerToken)/3.6e6
-		perm["a"] = [2]float64{max(perm["a"][0], c), max(perm["a"][1], r)}
+		perms["a"] = perm{capacity: max(perms["a"].capacity, c), rate: max(perms["a"].rate, r)}
 	}
-	envs := m.envelopeOf(b, perm)
+	envs := m.envelopeOf(b, perms)
 	var mu sync.Mutex
 	var admitted float64
 	var wg sync.WaitGroup
@@ -733,6 +1034,10 @@ func (m *model) lowered() {
 		before := lease.Entries()
 		if err := lease.Consume(m.e.ctx, map[string]int64{name: 1}); err == nil {
 			m.charge(lease.Entries(), consumedOf(before), true, "lease consume")
+		} else {
+			for _, en := range before {
+				m.synced(bkey{en.EntityID, en.Resource}, false)
+			}
 		}
 		m.acquire(m.procs[m.rng.IntN(len(m.procs))], m.request(ent))
 	}
@@ -763,21 +1068,38 @@ func (m *model) run(rounds int) {
 			} else {
 				m.setConfig(level, m.randomLimits(cur))
 			}
-		case r < 95:
+		case r < 92:
 			m.e.clock.Advance(time.Duration(m.rng.Int64N(int64(20 * time.Second))))
-		case r < 97:
+		case r < 94:
+			if m.rng.IntN(3) == 0 {
+				m.block()
+			} else {
+				m.grantOrReset()
+			}
+		case r < 96:
 			m.e.clock.Advance(time.Duration(60+m.rng.IntN(120)) * time.Second)
+		case r < 97:
+			// To a few seconds before a calendar boundary (a day, a week
+			// or a month away at most), where skewed clocks disagree.
+			period := []int64{bucket.CalendarDay, bucket.CalendarWeek, bucket.CalendarMonth}[m.rng.IntN(3)]
+			next := time.UnixMilli(bucket.Next(period, m.now().UnixMilli()))
+			m.e.clock.Set(next.Add(-time.Duration(m.rng.Int64N(int64(3 * maxSkew)))))
+			m.expire()
 		case r < 98:
 			m.e.clock.Advance(time.Duration(1+m.rng.IntN(30)) * time.Hour)
 			m.expire()
 		case r < 99:
-			switch m.rng.IntN(5) {
+			switch m.rng.IntN(8) {
 			case 0:
 				m.spend()
 			case 1:
 				m.lowered()
 			case 2:
 				m.dormant(round)
+			case 3, 4:
+				m.grantOrReset()
+			case 5:
+				m.block()
 			default:
 				m.upkeep()
 			}
@@ -786,8 +1108,14 @@ func (m *model) run(rounds int) {
 		}
 		if w := os.Getenv("MODEL_WATCH"); w != "" {
 			if it := m.e.item(w, "r", 0); it != nil {
-				m.trace("watch %s: pv=%v pe=%v x=[cp %v ra %v rp %v w %v] wt=%v", w, attrS(it["pv"]), attrN(it["pe"]),
-					attrN(it["b_x_cp"]), attrN(it["b_x_ra"]), attrN(it["b_x_rp"]), attrN(it["b_x_w"]), attrN(it["wt"]))
+				line := fmt.Sprintf("watch %s: pv=%v pe=%v wt=%v", w, attrS(it["pv"]), attrN(it["pe"]), attrN(it["wt"]))
+				for _, n := range []string{"a", "b", "x"} {
+					if _, ok := it["b_"+n+"_w"]; ok {
+						line += fmt.Sprintf(" %s=[cp %v ra %v rp %v w %v cr %v]", n, attrN(it["b_"+n+"_cp"]), attrN(it["b_"+n+"_ra"]),
+							attrN(it["b_"+n+"_rp"]), attrN(it["b_"+n+"_w"]), attrN(it["b_"+n+"_cr"]))
+					}
+				}
+				m.trace("%s", line)
 			}
 		}
 		if round%5 == 0 {
@@ -816,6 +1144,13 @@ func (m *model) settle() {
 		_ = lr.lease.Commit(m.e.ctx)
 	}
 	m.leases = nil
+	for ent, h := range m.blocks {
+		if h[len(h)-1].blocked {
+			_, _, err := m.admin.UnblockEntity(m.e.ctx, ent)
+			require.NoError(m.t, err)
+			m.blocks[ent] = append(h, blockRec{at: m.now()})
+		}
+	}
 	m.e.clock.Advance(staleness + 2*time.Minute)
 	for _, ent := range []string{"u1", "u2"} {
 		b := bkey{ent, "r"}

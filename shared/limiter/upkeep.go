@@ -27,13 +27,17 @@ type Stats struct {
 	Bumps int64
 	// Merges of a pair of shards (by Shrink).
 	Merges int64
+	// ShadowDenials: requests admitted that a shadow limit would have
+	// denied (ADR-031), one per limit.
+	ShadowDenials int64
 }
 
-type stats struct{ splits, bumps, merges atomic.Int64 }
+type stats struct{ splits, bumps, merges, shadow atomic.Int64 }
 
 // Stats returns what this limiter counted so far.
 func (l *Limiter) Stats() Stats {
-	return Stats{Splits: l.stats.splits.Load(), Bumps: l.stats.bumps.Load(), Merges: l.stats.merges.Load()}
+	return Stats{Splits: l.stats.splits.Load(), Bumps: l.stats.bumps.Load(), Merges: l.stats.merges.Load(),
+		ShadowDenials: l.stats.shadow.Load()}
 }
 
 // Transactor is the call Shrink makes beyond the limiter's own (the acquire

@@ -30,6 +30,9 @@ type attempt struct {
 	st *shard.State
 	// exact: st came back from DynamoDB (not the cache).
 	exact bool
+	// credits and shadowed are what an admitted write took from credit
+	// balances and which shadow limits would have denied it (shard.Plan).
+	credits, shadowed map[string]int64
 	// cached: denied on the state last seen, without a request.
 	cached bool
 }
@@ -81,11 +84,16 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 	switch verdict {
 	case shard.Deny, shard.Never:
 		done()
-		if verdict == shard.Never && plan.Next != nil && plan.Next.Exists && plan.Next.Level > 1 && (exact == nil || fromCache) {
-			// Never was judged at the level this process last saw of the
-			// shard: the bucket may have been merged back since (the refill
-			// function merges quiet buckets), and no write would ever tell
-			// this process. Read the shard once and plan again on it.
+		known := plan.Next != nil && plan.Next.Exists
+		// Never judged on a state this acquire did not read may be stale:
+		// the item may hold credits granted since by another process
+		// (ADR-030), or a sharded bucket may have been merged back since
+		// (the refill function merges quiet buckets, and no write would
+		// ever tell this process). Judged on no state seen within the
+		// denial cache's TTL, or on a sharded one, it is judged again on
+		// the shard as read; on a single shard seen within the TTL it is
+		// denied without a request, like any cached denial.
+		if verdict == shard.Never && known && (exact == nil || fromCache && plan.Next.Level > 1) {
 			got, err := l.read(ctx, id)
 			if err != nil {
 				return attempt{}, err
@@ -95,19 +103,23 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 				return attempt{kind: again}, nil
 			case !got.Exists || got.Merged:
 				return attempt{kind: missing, st: got}, nil
-			case got.Level < plan.Next.Level:
-				return attempt{kind: again, st: got, exact: true}, nil
 			}
+			return attempt{kind: again, st: got, exact: true}, nil
 		}
-		if plan.Next == nil || !plan.Next.Exists {
-			// Nothing known of the bucket: report what it holds now.
+		if !known {
+			// Nothing known of the bucket: report what it holds now, or,
+			// when it exists, judge a Never again on it (its credits may
+			// pay).
 			got, err := l.read(ctx, id)
 			if err != nil {
 				return attempt{}, err
 			}
-			plan.Next = got
+			if verdict == shard.Never && got.Exists && !got.Merged {
+				return attempt{kind: again, st: got, exact: true}, nil
+			}
+			plan.Next, fromCache = got, false
 		}
-		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache && verdict == shard.Deny}, nil
+		return attempt{kind: denied, st: plan.Next, exact: exact != nil, cached: fromCache}, nil
 	case shard.OutOfBudget:
 		return attempt{kind: budgetOut, st: plan.Next, exact: true}, nil
 	case shard.Newer:
@@ -129,7 +141,7 @@ func (l *Limiter) consume(ctx context.Context, id shard.ID, cfg shard.Config, am
 		if verdict == shard.SyncOnly {
 			return attempt{kind: denied, st: got, exact: true}, nil
 		}
-		return attempt{kind: admitted, st: got}, nil
+		return attempt{kind: admitted, st: got, credits: plan.Credits, shadowed: plan.Shadowed}, nil
 	}
 	old, ok := dynamo.CondFailedItem(err)
 	if !ok {

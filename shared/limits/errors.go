@@ -83,6 +83,12 @@ type Status struct {
 	// Shards is how many shards the bucket had when an acquire judged this
 	// limit on one of them (each holds Capacity/Shards); 0 or 1 unsharded.
 	Shards int `json:"shards,omitempty"`
+	// Credit is the granted tokens the bucket holds besides Available
+	// (ADR-030): an acquire the bucket cannot take is paid from them.
+	Credit int64 `json:"credit,omitempty"`
+	// ResetAt is, for a calendar limit, the next boundary of its period:
+	// when it is full again (less any debt).
+	ResetAt time.Time `json:"reset_at,omitzero"`
 }
 
 // ShardCapacity is the most one acquire can take of this limit: the whole
@@ -100,12 +106,19 @@ const (
 	// (writers racing each other, e.g. with different limits in their
 	// caches). Nothing was taken; retrying soon is expected to succeed.
 	ReasonContention = "contention"
+	// ReasonBlocked: the entity, or the parent it cascades to, is blocked
+	// by an admin (`entity block`): nothing was judged or taken (ADR-032).
+	ReasonBlocked = "blocked"
 	// ReasonCached: denied without a request, on the state of the bucket
 	// the limiter last saw (its denial cache): the request could not fit
 	// it, and cannot before refill makes it (unless another process gave
 	// tokens back meanwhile).
 	ReasonCached = "cached"
 )
+
+// BlockedRetryAfter is the wait a denial by an open-ended block suggests
+// (it is not retryable: only an unblock admits again).
+const BlockedRetryAfter = time.Hour
 
 // ContentionRetryAfter is the wait a contention denial suggests.
 const ContentionRetryAfter = 100 * time.Millisecond
@@ -115,8 +128,24 @@ const ContentionRetryAfter = 100 * time.Millisecond
 type ExceededError struct {
 	Statuses []Status
 	// Reason is "" for a denial by the limits, else why the request was
-	// denied without being judged (ReasonContention).
+	// denied without being judged (ReasonContention, ReasonBlocked).
 	Reason string
+	// Blocked is the entity whose block denied the request (ReasonBlocked):
+	// the entity itself or the parent it cascades to. Until is when the
+	// block ends (zero: until unblocked) and Wait how long that was from the
+	// denial.
+	Blocked string
+	Until   time.Time
+	Wait    time.Duration
+}
+
+// NewBlocked is the denial of a request by entity's block, judged at now.
+func NewBlocked(entity string, until, now time.Time) *ExceededError {
+	e := &ExceededError{Reason: ReasonBlocked, Blocked: entity, Until: until, Wait: BlockedRetryAfter}
+	if !until.IsZero() {
+		e.Wait = max(until.Sub(now), time.Millisecond)
+	}
+	return e
 }
 
 // NewExceeded builds the denial; statuses must contain a violation.
@@ -129,11 +158,24 @@ func NewExceededBecause(reason string, statuses []Status) *ExceededError {
 	return &ExceededError{Statuses: statuses, Reason: reason}
 }
 
-// Violations are the statuses whose limit could not satisfy the request.
+// Violations are the statuses whose limit could not satisfy the request
+// (shadow limits never deny: see ShadowViolations).
 func (e *ExceededError) Violations() []Status {
 	var v []Status
 	for _, s := range e.Statuses {
-		if s.Exceeded {
+		if s.Exceeded && !s.Limit.Shadow {
+			v = append(v, s)
+		}
+	}
+	return v
+}
+
+// ShadowViolations are the statuses of shadow limits that would have denied
+// the request.
+func ShadowViolations(sts []Status) []Status {
+	var v []Status
+	for _, s := range sts {
+		if s.Exceeded && s.Limit.Shadow {
 			v = append(v, s)
 		}
 	}
@@ -145,7 +187,7 @@ func (e *ExceededError) Primary() Status {
 	var p Status
 	found := false
 	for _, s := range e.Statuses {
-		if s.Exceeded && (!found || s.RetryAfter > p.RetryAfter) {
+		if s.Exceeded && !s.Limit.Shadow && (!found || s.RetryAfter > p.RetryAfter) {
 			p, found = s, true
 		}
 	}
@@ -154,6 +196,9 @@ func (e *ExceededError) Primary() Status {
 
 // RetryAfter is the wait after which every requested amount is available.
 func (e *ExceededError) RetryAfter() time.Duration {
+	if e.Reason == ReasonBlocked {
+		return e.Wait
+	}
 	if e.Reason == ReasonContention {
 		return max(e.Primary().RetryAfter, ContentionRetryAfter)
 	}
@@ -166,7 +211,12 @@ func (e *ExceededError) RetryAfter() time.Duration {
 // finite (when that much would have accrued) but the request is denied
 // again then. A request above one shard's share of a sharded bucket is
 // retryable: the limit itself can hold it (a shard count is not a limit).
+// A denial by an open-ended block is not retryable; one by a block with an
+// end is, after RetryAfter.
 func (e *ExceededError) Retryable() bool {
+	if e.Reason == ReasonBlocked {
+		return !e.Until.IsZero() // an open-ended block ends only by an unblock
+	}
 	for _, v := range e.Violations() {
 		if v.Requested > v.Limit.Capacity {
 			return false
@@ -181,6 +231,13 @@ func (e *ExceededError) RetryAfterHeader() string {
 }
 
 func (e *ExceededError) Error() string {
+	if e.Reason == ReasonBlocked {
+		if e.Until.IsZero() {
+			return fmt.Sprintf("rate limited: entity %q is blocked (%s) until it is unblocked", e.Blocked, ReasonBlocked)
+		}
+		return fmt.Sprintf("rate limited: entity %q is blocked (%s) until %s; retry after %s",
+			e.Blocked, ReasonBlocked, e.Until.UTC().Format(time.RFC3339), FormatSeconds(e.Wait))
+	}
 	p := e.Primary()
 	if e.Reason == ReasonContention && len(e.Violations()) == 0 {
 		return fmt.Sprintf("rate limited: the bucket kept changing under every attempt (%s); retry after %s",

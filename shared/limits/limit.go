@@ -10,11 +10,50 @@ import (
 //
 // Capacity is the bucket ceiling (the burst). RefillAmount tokens are added
 // every RefillPeriodSeconds, continuously (lazily) rather than in steps.
+//
+// A calendar limit (Calendar "day", "week" or "month"; ADR-029) is a quota
+// instead: Capacity tokens per UTC calendar period (weeks start Monday),
+// whole again at each boundary, debt carried over. Its RefillAmount equals
+// its Capacity and its RefillPeriodSeconds is the period's longest length
+// (CalendarSeconds).
+//
+// A shadow limit (ADR-031) is counted like any other and reports the denial
+// it would have made, but never denies.
 type Limit struct {
 	Name                string `json:"name" yaml:"name"`
 	Capacity            int64  `json:"capacity" yaml:"capacity"`
 	RefillAmount        int64  `json:"refill_amount" yaml:"refill_amount"`
 	RefillPeriodSeconds int64  `json:"refill_period_seconds" yaml:"refill_period_seconds"`
+	Calendar            string `json:"calendar,omitempty" yaml:"calendar,omitempty"`
+	Shadow              bool   `json:"shadow,omitempty" yaml:"shadow,omitempty"`
+}
+
+// Calendar periods of a calendar limit.
+const (
+	CalendarDay   = "day"
+	CalendarWeek  = "week"
+	CalendarMonth = "month"
+)
+
+// CalendarSeconds is the longest length of a calendar period in seconds
+// (a day, a week, 31 days), 0 for anything else: a calendar limit's
+// RefillPeriodSeconds.
+func CalendarSeconds(cal string) int64 {
+	switch cal {
+	case CalendarDay:
+		return 86400
+	case CalendarWeek:
+		return 7 * 86400
+	case CalendarMonth:
+		return 31 * 86400
+	}
+	return 0
+}
+
+// PerCalendar builds a calendar quota of amount tokens per period (day,
+// week or month).
+func PerCalendar(name string, amount int64, period string) Limit {
+	return Limit{Name: name, Capacity: amount, RefillAmount: amount, RefillPeriodSeconds: CalendarSeconds(period), Calendar: period}
 }
 
 // MaxTokens bounds every amount so that millitoken arithmetic (x1000) and
@@ -71,9 +110,31 @@ func (l Limit) Validate() error {
 				fmt.Sprintf("must be at most %d", f.max))
 		}
 	}
+	if l.Calendar != "" {
+		if err := l.validateCalendar(); err != nil {
+			return err
+		}
+	}
 	if l.RefillAmount/l.RefillPeriodSeconds > MaxRatePerSecond {
 		return Invalid("limit "+l.Name+" rate", strconv.FormatInt(l.RefillAmount, 10)+"/"+FormatPeriod(l.RefillPeriodSeconds),
 			fmt.Sprintf("must refill at most %d tokens per second", MaxRatePerSecond))
+	}
+	return nil
+}
+
+// validateCalendar checks a calendar quota: a known period, refilled whole
+// (refill_amount = capacity), refill_period_seconds its longest length.
+func (l Limit) validateCalendar() error {
+	want := CalendarSeconds(l.Calendar)
+	switch {
+	case want == 0:
+		return Invalid("limit "+l.Name+" calendar", l.Calendar, "must be day, week or month")
+	case l.RefillAmount != l.Capacity:
+		return Invalid("limit "+l.Name+" refill_amount", strconv.FormatInt(l.RefillAmount, 10),
+			fmt.Sprintf("a calendar quota refills whole at each boundary: must equal the capacity %d", l.Capacity))
+	case l.RefillPeriodSeconds != want:
+		return Invalid("limit "+l.Name+" refill_period_seconds", strconv.FormatInt(l.RefillPeriodSeconds, 10),
+			fmt.Sprintf("must be %d for a calendar %s (its longest length)", want, l.Calendar))
 	}
 	return nil
 }
@@ -97,8 +158,10 @@ func ValidateSet(ls []Limit) error {
 }
 
 // Parse reads the CLI limit syntax `name:rate[/period][:burst]` where period
-// is `[N]sec|min|hour|day` (default `min`) and burst is the capacity.
-// Examples: `rpm:100`, `tpm:10000/min:15000`, `rps:5/sec`, `rp5m:100/5min`.
+// is `[N]sec|min|hour|day` (default `min`) and burst is the capacity, or a
+// calendar quota `name:amount/calendar-day|calendar-week|calendar-month`.
+// Examples: `rpm:100`, `tpm:10000/min:15000`, `rps:5/sec`, `rp5m:100/5min`,
+// `tpm:5000000/calendar-month`.
 func Parse(spec string) (Limit, error) {
 	parts := strings.Split(spec, ":")
 	if len(parts) < 2 || len(parts) > 3 {
@@ -112,6 +175,16 @@ func Parse(spec string) (Limit, error) {
 	rate, err := strconv.ParseInt(rateStr, 10, 64)
 	if err != nil || rate <= 0 {
 		return Limit{}, Invalid("limit "+name+" rate", rateStr, "must be a positive whole number")
+	}
+	if cal, ok := strings.CutPrefix(periodStr, "calendar-"); ok && hasPeriod {
+		l := PerCalendar(name, rate, cal)
+		if CalendarSeconds(cal) == 0 {
+			return Limit{}, Invalid("limit period", "/"+periodStr, "use /calendar-day, /calendar-week or /calendar-month")
+		}
+		if len(parts) == 3 {
+			return Limit{}, Invalid("limit "+name+" burst", parts[2], "a calendar quota has no burst: it holds its amount per period")
+		}
+		return l, l.Validate()
 	}
 	period := int64(60)
 	if hasPeriod {
@@ -177,8 +250,11 @@ func ParsePeriod(s string) (int64, error) {
 }
 
 // String renders the limit in the CLI syntax accepted by Parse, choosing the
-// largest unit that divides the period.
+// largest unit that divides the period (Shadow is not part of the syntax).
 func (l Limit) String() string {
+	if l.Calendar != "" {
+		return l.Name + ":" + strconv.FormatInt(l.Capacity, 10) + "/calendar-" + l.Calendar
+	}
 	s := l.Name + ":" + strconv.FormatInt(l.RefillAmount, 10) + "/" + FormatPeriod(l.RefillPeriodSeconds)
 	if l.Capacity != l.RefillAmount {
 		s += ":" + strconv.FormatInt(l.Capacity, 10)

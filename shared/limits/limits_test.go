@@ -15,13 +15,13 @@ func TestParse(t *testing.T) {
 		in   string
 		want Limit
 	}{
-		{"rpm:100", Limit{"rpm", 100, 100, 60}},
-		{"tpm:10000/min:15000", Limit{"tpm", 15000, 10000, 60}},
-		{"rps:5/sec", Limit{"rps", 5, 5, 1}},
-		{"rp5m:100/5min", Limit{"rp5m", 100, 100, 300}},
-		{"rph:1000/hour", Limit{"rph", 1000, 1000, 3600}},
-		{"rpd:50/day:60", Limit{"rpd", 60, 50, 86400}},
-		{"gpt-3.5:1/2hour", Limit{"gpt-3.5", 1, 1, 7200}},
+		{"rpm:100", Limit{Name: "rpm", Capacity: 100, RefillAmount: 100, RefillPeriodSeconds: 60}},
+		{"tpm:10000/min:15000", Limit{Name: "tpm", Capacity: 15000, RefillAmount: 10000, RefillPeriodSeconds: 60}},
+		{"rps:5/sec", Limit{Name: "rps", Capacity: 5, RefillAmount: 5, RefillPeriodSeconds: 1}},
+		{"rp5m:100/5min", Limit{Name: "rp5m", Capacity: 100, RefillAmount: 100, RefillPeriodSeconds: 300}},
+		{"rph:1000/hour", Limit{Name: "rph", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 3600}},
+		{"rpd:50/day:60", Limit{Name: "rpd", Capacity: 60, RefillAmount: 50, RefillPeriodSeconds: 86400}},
+		{"gpt-3.5:1/2hour", Limit{Name: "gpt-3.5", Capacity: 1, RefillAmount: 1, RefillPeriodSeconds: 7200}},
 	} {
 		got, err := Parse(tc.in)
 		require.NoError(t, err, tc.in)
@@ -42,7 +42,7 @@ func TestParseRejectsBurstBelowRate(t *testing.T) {
 		`for that rate with at most 5 at once write rpm:5/30sec`, err.Error())
 	same, err := Parse("rpm:5/30sec")
 	require.NoError(t, err)
-	assert.Equal(t, Limit{"rpm", 5, 5, 30}, same, "capacity 5, 10 a minute")
+	assert.Equal(t, Limit{Name: "rpm", Capacity: 5, RefillAmount: 5, RefillPeriodSeconds: 30}, same, "capacity 5, 10 a minute")
 
 	_, err = Parse("rps:3/sec:2")
 	require.Error(t, err)
@@ -55,7 +55,7 @@ func TestParseRejectsBurstBelowRate(t *testing.T) {
 	// The stored model keeps accepting a capacity below the refill amount
 	// (the HTTP API's limits, configurations written before): only the
 	// syntax refuses it.
-	assert.NoError(t, Limit{"rpm", 5, 10, 60}.Validate())
+	assert.NoError(t, Limit{Name: "rpm", Capacity: 5, RefillAmount: 10, RefillPeriodSeconds: 60}.Validate())
 }
 
 func TestParseRejects(t *testing.T) {
@@ -184,4 +184,82 @@ func TestExceededErrorNamesShardShare(t *testing.T) {
 	assert.True(t, ex.Retryable(), "the limit itself can hold it")
 	ex.Statuses[0].Requested = 200
 	assert.Equal(t, "rate limit exceeded for u/r: [u/tpm]; retry after 6.0s", ex.Error())
+}
+
+func TestParseCalendar(t *testing.T) {
+	for in, want := range map[string]Limit{
+		"rpd:1000/calendar-day":      {Name: "rpd", Capacity: 1000, RefillAmount: 1000, RefillPeriodSeconds: 86400, Calendar: CalendarDay},
+		"rpw:7000/calendar-week":     {Name: "rpw", Capacity: 7000, RefillAmount: 7000, RefillPeriodSeconds: 604800, Calendar: CalendarWeek},
+		"tpm:5000000/calendar-month": {Name: "tpm", Capacity: 5000000, RefillAmount: 5000000, RefillPeriodSeconds: 2678400, Calendar: CalendarMonth},
+	} {
+		got, err := Parse(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+		assert.Equal(t, in, got.String(), "String round-trips")
+		assert.Equal(t, PerCalendar(want.Name, want.Capacity, want.Calendar), got)
+	}
+	for in, field := range map[string]string{
+		"rpd:10/calendar-year":   "limit period",
+		"rpd:10/calendar-":       "limit period",
+		"rpd:10/2calendar-day":   "limit period",
+		"rpd:10/calendar-day:20": "limit rpd burst",
+		"rpd:0/calendar-day":     "limit rpd rate",
+		"rpd:-1/calendar-month":  "limit rpd rate",
+	} {
+		_, err := Parse(in)
+		var ve *ValidationError
+		require.True(t, errors.As(err, &ve), "%s: %v", in, err)
+		assert.Equal(t, field, ve.Field, in)
+	}
+}
+
+func TestValidateCalendar(t *testing.T) {
+	ok := PerCalendar("q", 100, CalendarMonth)
+	assert.NoError(t, ok.Validate())
+	for _, tc := range []struct {
+		l     Limit
+		field string
+	}{
+		{Limit{Name: "q", Capacity: 100, RefillAmount: 100, RefillPeriodSeconds: 86400, Calendar: "year"}, "limit q calendar"},
+		{Limit{Name: "q", Capacity: 100, RefillAmount: 50, RefillPeriodSeconds: 86400, Calendar: CalendarDay}, "limit q refill_amount"},
+		{Limit{Name: "q", Capacity: 100, RefillAmount: 100, RefillPeriodSeconds: 60, Calendar: CalendarDay}, "limit q refill_period_seconds"},
+		{Limit{Name: "q", Capacity: 100, RefillAmount: 100, RefillPeriodSeconds: 2592000, Calendar: CalendarMonth}, "limit q refill_period_seconds"},
+	} {
+		var ve *ValidationError
+		require.True(t, errors.As(tc.l.Validate(), &ve), "%+v", tc.l)
+		assert.Equal(t, tc.field, ve.Field)
+	}
+	err := Limit{Name: "q", Capacity: 100, RefillAmount: 100, RefillPeriodSeconds: 60, Calendar: CalendarDay}.Validate()
+	assert.Equal(t, `invalid limit q refill_period_seconds "60": must be 86400 for a calendar day (its longest length)`, err.Error())
+	assert.Equal(t, int64(0), CalendarSeconds("fortnight"))
+}
+
+func TestShadowViolations(t *testing.T) {
+	shadow := PerMinute("new", 10, 0)
+	shadow.Shadow = true
+	sts := []Status{
+		{EntityID: "u", Resource: "r", Limit: shadow, Requested: 20, Exceeded: true, RetryAfter: time.Hour},
+		{EntityID: "u", Resource: "r", Limit: PerMinute("rpm", 10, 0), Requested: 5, Exceeded: true, RetryAfter: time.Second},
+	}
+	ex := NewExceeded(sts)
+	assert.Equal(t, []Status{sts[1]}, ex.Violations(), "a shadow limit never denies")
+	assert.Equal(t, "rpm", ex.Primary().Limit.Name)
+	assert.Equal(t, time.Second, ex.RetryAfter())
+	assert.True(t, ex.Retryable(), "the shadow limit's request above capacity does not count")
+	assert.Equal(t, []Status{sts[0]}, ShadowViolations(sts))
+}
+
+func TestBlocked(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	forever := NewBlocked("org-acme", time.Time{}, now)
+	assert.Equal(t, ReasonBlocked, forever.Reason)
+	assert.False(t, forever.Retryable(), "only an unblock admits again")
+	assert.Equal(t, BlockedRetryAfter, forever.RetryAfter())
+	assert.Equal(t, `rate limited: entity "org-acme" is blocked (blocked) until it is unblocked`, forever.Error())
+	timed := NewBlocked("key-1", now.Add(90*time.Minute), now)
+	assert.True(t, timed.Retryable())
+	assert.Equal(t, 90*time.Minute, timed.RetryAfter())
+	assert.Equal(t, "5400", timed.RetryAfterHeader())
+	assert.Equal(t, `rate limited: entity "key-1" is blocked (blocked) until 2026-11-26T13:30:00Z; retry after 5400.0s`, timed.Error())
+	assert.Empty(t, timed.Violations())
 }

@@ -33,6 +33,7 @@ var cfnKeys = keys{
 	namespace: PropNamespace, system: "System", onUnavailable: "OnUnavailable", limits: "Limits",
 	resources: "Resources", entities: "Entities",
 	capacity: "Capacity", burst: "Burst", refillAmount: "RefillAmount", refillPeriod: "RefillPeriod",
+	calendar: "Calendar", shadow: "Shadow",
 	top: []string{PropServiceToken, PropServiceTimeout, PropTableName},
 }
 
@@ -110,11 +111,17 @@ func (m *Manifest) Template(stack, namespace string) ([]byte, error) {
 func limitsNode(ls []limits.Limit) *yaml.Node {
 	out := mapping()
 	for _, l := range ls {
-		add(out, l.Name, mapping(
-			cfnKeys.capacity, num(l.Capacity),
-			cfnKeys.refillAmount, num(l.RefillAmount),
-			cfnKeys.refillPeriod, num(l.RefillPeriodSeconds),
-		))
+		m := mapping(cfnKeys.capacity, num(l.Capacity))
+		if l.Calendar != "" {
+			add(m, cfnKeys.calendar, str(l.Calendar))
+		} else {
+			add(m, cfnKeys.refillAmount, num(l.RefillAmount))
+			add(m, cfnKeys.refillPeriod, num(l.RefillPeriodSeconds))
+		}
+		if l.Shadow {
+			add(m, cfnKeys.shadow, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+		}
+		add(out, l.Name, m)
 	}
 	return out
 }

@@ -100,7 +100,16 @@ func (it Item) Hash() string {
 	ls := slices.Clone(it.Limits)
 	sortLimits(ls)
 	for _, l := range ls {
-		fmt.Fprintf(h, "%s %d %d %d\n", l.Name, l.Capacity, l.RefillAmount, l.RefillPeriodSeconds)
+		fmt.Fprintf(h, "%s %d %d %d", l.Name, l.Capacity, l.RefillAmount, l.RefillPeriodSeconds)
+		// Only when set, so the hashes of items without them stay as
+		// they were (re-applying an unchanged file changes nothing).
+		if l.Calendar != "" {
+			fmt.Fprintf(h, " calendar=%s", l.Calendar)
+		}
+		if l.Shadow {
+			fmt.Fprint(h, " shadow")
+		}
+		fmt.Fprint(h, "\n")
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
@@ -176,9 +185,12 @@ type (
 		Resources map[string]levelDoc `json:"resources"`
 	}
 	limitDoc struct {
-		Capacity     int64 `json:"capacity"`
-		RefillAmount int64 `json:"refill_amount"`
-		RefillPeriod int64 `json:"refill_period"`
+		Capacity int64 `json:"capacity"`
+		// Omitted only for a calendar quota (never zero otherwise).
+		RefillAmount int64  `json:"refill_amount,omitempty"`
+		RefillPeriod int64  `json:"refill_period,omitempty"`
+		Calendar     string `json:"calendar,omitempty"`
+		Shadow       bool   `json:"shadow,omitempty"`
 	}
 )
 
@@ -188,7 +200,11 @@ func limitDocs(ls []limits.Limit) map[string]limitDoc {
 	}
 	out := make(map[string]limitDoc, len(ls))
 	for _, l := range ls {
-		out[l.Name] = limitDoc{Capacity: l.Capacity, RefillAmount: l.RefillAmount, RefillPeriod: l.RefillPeriodSeconds}
+		d := limitDoc{Capacity: l.Capacity, RefillAmount: l.RefillAmount, RefillPeriod: l.RefillPeriodSeconds, Shadow: l.Shadow}
+		if l.Calendar != "" {
+			d = limitDoc{Capacity: l.Capacity, Calendar: l.Calendar, Shadow: l.Shadow}
+		}
+		out[l.Name] = d
 	}
 	return out
 }

@@ -59,6 +59,33 @@ func TestParseShorthandAndBurst(t *testing.T) {
 	assert.Equal(t, []limits.Limit{limits.PerSecond("rps", 5, 20)}, m.Entities["key-1"][limits.DefaultResource])
 }
 
+func TestParseCalendarShadow(t *testing.T) {
+	m, err := parseFile(t, "beyond.yaml")
+	require.NoError(t, err)
+	rpm := limits.PerMinute("rpm", 500, 0)
+	rpm.Shadow = true
+	rpw := limits.PerCalendar("rpw", 50000, limits.CalendarWeek)
+	rpw.Shadow = true
+	assert.Equal(t, []limits.Limit{limits.PerCalendar("rpd", 10000, limits.CalendarDay), rpm, rpw,
+		limits.PerCalendar("tpm", 5_000_000, limits.CalendarMonth)}, m.Resources["gpt-4"])
+
+	// The hash sees them; items without them keep their hash.
+	plain := Item{Target: ResourceTarget("r"), Limits: []limits.Limit{limits.PerMinute("rpm", 500, 0)}}
+	shadowed := Item{Target: ResourceTarget("r"), Limits: []limits.Limit{rpm}}
+	assert.Equal(t, "42df5ae183e294a4", plain.Hash(), "as before calendars and shadows: sha256(\"on=\\nrpm 500 500 60\\n\")")
+	assert.NotEqual(t, plain.Hash(), shadowed.Hash())
+	day := Item{Target: ResourceTarget("r"), Limits: []limits.Limit{limits.PerCalendar("q", 5, limits.CalendarDay)}}
+	cont := Item{Target: ResourceTarget("r"), Limits: []limits.Limit{limits.PerDay("q", 5, 0)}}
+	assert.NotEqual(t, day.Hash(), cont.Hash())
+
+	// The CloudFormation template carries them (TestTemplateRoundTrip
+	// parses it back).
+	tpl, err := m.Template("limiter", "default")
+	require.NoError(t, err)
+	assert.Contains(t, string(tpl), "Calendar: month")
+	assert.Contains(t, string(tpl), "Shadow: true")
+}
+
 // Each bad_*.yaml breaks one rule; the problem names the file, the line and
 // the field, and no manifest is returned.
 func TestParseBadFiles(t *testing.T) {
@@ -68,7 +95,7 @@ func TestParseBadFiles(t *testing.T) {
 		want  string
 	}{
 		"bad_duplicate_key.yaml":      {5, "resources.gpt-4.limits.rpm", "duplicate key (first at line 4)"},
-		"bad_unknown_key.yaml":        {4, "resources.gpt-4.limits.rpm.capcity", "unknown field; want capacity, burst, refill_amount or refill_period"},
+		"bad_unknown_key.yaml":        {4, "resources.gpt-4.limits.rpm.capcity", "unknown field; want capacity, burst, refill_amount, refill_period, calendar or shadow"},
 		"bad_fraction.yaml":           {4, "resources.gpt-4.limits.rpm.capacity", `must be a positive whole number, got "1.5"`},
 		"bad_negative.yaml":           {4, "resources.gpt-4.limits.rpm.capacity", `must be a positive whole number, got "-5"`},
 		"bad_not_a_number.yaml":       {4, "resources.gpt-4.limits.rpm.capacity", `got "abc"`},
@@ -89,6 +116,9 @@ func TestParseBadFiles(t *testing.T) {
 		"bad_two_documents.yaml":      {2, "", "more than one YAML document"},
 		"bad_empty.yaml":              {0, "", "the manifest is empty"},
 		"bad_syntax.yaml":             {0, "", "not valid YAML: line 3: did not find expected ','"},
+		"bad_calendar.yaml":           {4, "resources.gpt-4.limits.tpm.calendar", `must be day, week or month, got "year"`},
+		"bad_calendar_refill.yaml":    {4, "resources.gpt-4.limits.tpm.calendar", "a calendar quota holds capacity per period"},
+		"bad_shadow.yaml":             {4, "resources.gpt-4.limits.rpm.shadow", `must be true or false, got "maybe"`},
 	}
 	files, err := filepath.Glob(filepath.Join("testdata", "bad_*.yaml"))
 	require.NoError(t, err)
@@ -156,7 +186,7 @@ func TestParseAliasBomb(t *testing.T) {
 }
 
 func TestCanonicalJSONRoundTrip(t *testing.T) {
-	for _, f := range []string{"seed.yaml", "shorthand.yaml"} {
+	for _, f := range []string{"seed.yaml", "shorthand.yaml", "beyond.yaml"} {
 		m, err := parseFile(t, f)
 		require.NoError(t, err)
 		b, err := json.Marshal(m)
@@ -201,7 +231,7 @@ func TestWithNamespace(t *testing.T) {
 // The template's properties read back (strings for numbers, as
 // CloudFormation delivers them) into the same manifest.
 func TestTemplateRoundTrip(t *testing.T) {
-	for _, f := range []string{"seed.yaml", "shorthand.yaml"} {
+	for _, f := range []string{"seed.yaml", "shorthand.yaml", "beyond.yaml"} {
 		m, err := parseFile(t, f)
 		require.NoError(t, err)
 		out, err := m.Template("my-app", "tenant-a")

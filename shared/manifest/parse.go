@@ -65,6 +65,7 @@ func plural(n int) string {
 type keys struct {
 	namespace, system, onUnavailable, limits, resources, entities string
 	capacity, burst, refillAmount, refillPeriod                   string
+	calendar, shadow                                              string
 	top                                                           []string // extra top-level keys that are accepted
 }
 
@@ -72,6 +73,7 @@ var fileKeys = keys{
 	namespace: "namespace", system: "system", onUnavailable: "on_unavailable", limits: "limits",
 	resources: "resources", entities: "entities",
 	capacity: "capacity", burst: "burst", refillAmount: "refill_amount", refillPeriod: "refill_period",
+	calendar: "calendar", shadow: "shadow",
 }
 
 // Parse reads a manifest (YAML, or the same document as JSON); name is the
@@ -405,7 +407,8 @@ func (p *parser) limit(name string, n *yaml.Node, field string) (limits.Limit, b
 		return l, true
 	}
 	var capacity, burst, refill, period int64
-	var hasBurst, hasRefill bool
+	var hasBurst, hasRefill, shadow bool
+	calendar := ""
 	good := true
 	num := func(vn *yaml.Node, f string) int64 {
 		v, ok := p.count(vn, f)
@@ -424,8 +427,18 @@ func (p *parser) limit(name string, n *yaml.Node, field string) (limits.Limit, b
 		case k.refillPeriod:
 			v, ok := p.period(vn, f)
 			period, good = v, good && ok
+		case k.calendar:
+			v, ok := p.str(vn, f)
+			if ok && limits.CalendarSeconds(v) == 0 {
+				p.fail(vn, f, "must be day, week or month, got %q", v)
+				ok = false
+			}
+			calendar, good = v, good && ok
+		case k.shadow:
+			v, ok := p.flag(vn, f)
+			shadow, good = v, good && ok
 		default:
-			p.unknown(kn, field, key, k.capacity, k.burst, k.refillAmount, k.refillPeriod)
+			p.unknown(kn, field, key, k.capacity, k.burst, k.refillAmount, k.refillPeriod, k.calendar, k.shadow)
 			good = false
 		}
 	}) {
@@ -440,10 +453,19 @@ func (p *parser) limit(name string, n *yaml.Node, field string) (limits.Limit, b
 			k.burst, k.refillAmount, k.burst, k.capacity)
 		return limits.Limit{}, false
 	}
+	if calendar != "" && (hasBurst || hasRefill || period > 0) {
+		p.fail(n, join(field, k.calendar), "a calendar quota holds %s per period and refills it whole at each boundary: give no %s, %s or %s",
+			k.capacity, k.burst, k.refillAmount, k.refillPeriod)
+		return limits.Limit{}, false
+	}
 	if !good {
 		return limits.Limit{}, false
 	}
-	l := limits.Limit{Name: name, Capacity: capacity, RefillAmount: capacity, RefillPeriodSeconds: 60}
+	l := limits.Limit{Name: name, Capacity: capacity, RefillAmount: capacity, RefillPeriodSeconds: 60, Shadow: shadow}
+	if calendar != "" {
+		l = limits.PerCalendar(name, capacity, calendar)
+		l.Shadow = shadow
+	}
 	if hasRefill {
 		l.RefillAmount = refill
 	}
@@ -495,6 +517,22 @@ func (p *parser) period(n *yaml.Node, field string) (int64, bool) {
 		return 0, false
 	}
 	return v, ok
+}
+
+// flag reads true or false (quoted too: CloudFormation passes every value
+// as a string).
+func (p *parser) flag(n *yaml.Node, field string) (bool, bool) {
+	n = p.resolve(n)
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!bool" || n.Tag == "!!str") {
+		switch n.Value {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	p.fail(n, field, "must be true or false, got %s", describe(n))
+	return false, false
 }
 
 func (p *parser) str(n *yaml.Node, field string) (string, bool) {

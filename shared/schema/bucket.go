@@ -12,6 +12,13 @@ package schema
 //	b_{L}_ra  refill amount of the whole limit per period, millitokens
 //	b_{L}_rp  refill period, milliseconds
 //	b_{L}_tc  net consumed, millitokens (never changed by refill)
+//	b_{L}_cr  credit balance (ADR-030): granted tokens an acquire uses once
+//	          the bucket cannot take it, in millitokens of the whole limit
+//	          (a shard holds cr / shard_level of them); absent means 0
+//	b_{L}_sd  requests a shadow limit would have denied (ADR-031)
+//
+// A calendar limit (ADR-029) stores its period code (-1 day, -2 week, -3
+// month) in b_{L}_rp.
 //
 // Each limit keeps its own state, so writers never contend on a shared
 // refill timestamp: a busy bucket takes a commutative conditional ADD, an
@@ -43,6 +50,9 @@ const (
 	// AttrGeneration stamps an item's creation (Unix ms): a lease refunds
 	// only the generation it took from, never a bucket recreated since.
 	AttrGeneration = "gen"
+	// AttrGrant is the id of the last grant written to the shard: a grant
+	// is conditioned on another id, so an SDK retry never adds it twice.
+	AttrGrant = "gid"
 )
 
 // Limit attribute suffixes.
@@ -52,6 +62,8 @@ const (
 	SuffixRefill      = "_ra"
 	SuffixPeriod      = "_rp"
 	SuffixConsumed    = "_tc"
+	SuffixCredit      = "_cr"
+	SuffixShadow      = "_sd"
 )
 
 // BucketAttr is the attribute name of a limit field, e.g. ("rpm", SuffixTokens).

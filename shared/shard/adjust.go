@@ -17,6 +17,10 @@ const MaxDebt int64 = 1 << 60
 type Adjust struct {
 	// Deltas are signed millitokens per limit (zero ones are ignored).
 	Deltas map[string]int64
+	// Credit is the part of a refund (millitokens, at most its size) that
+	// goes back to the limit's credit balance instead of the bucket: what a
+	// rolled-back take had paid from credits (ADR-030).
+	Credit map[string]int64
 	// Level is the shard level the caller believes the item is at; the write
 	// is conditioned on it (the lease follows its shard through splits).
 	Level int
@@ -76,14 +80,20 @@ func PlanAdjust(id ID, st *State, a Adjust) Plan {
 		p := cur.Params
 		if d < 0 {
 			u.IfExists(w)
-			u.Add(w, v)
-			cur.W += v
+			back := min(a.Credit[name], -d)
+			if v := Cost(name, d+back, a.Level); v != 0 {
+				u.Add(w, v)
+				cur.W += v
+			}
+			if back > 0 {
+				u.Add(schema.BucketAttr(name, schema.SuffixCredit), Cost(name, back, a.Level))
+				cur.CR += Cost(name, back, a.Level)
+			}
 		} else {
 			// A charge reads the clock, so it holds only for the refill
 			// the item really has.
 			c := bucket.Clock(p, a.Now)
-			u.If("$ = ? AND $ = ?", schema.BucketAttr(name, schema.SuffixRefill), p.RefillAmount,
-				schema.BucketAttr(name, schema.SuffixPeriod), p.RefillPeriod)
+			clockUnits(u, name, p)
 			if known && cur.W < c {
 				u.If("$ < ?", w, c)
 				u.Set(w, c+v)

@@ -30,6 +30,17 @@
 //     its existence, and for a refund the generation taken from.
 //   - PlanSplit: PV and the level; twins and recreated shards are put only
 //     where no item exists; PlanBump: the shard count it doubles.
+//   - PlanReset and PlanGrant (ADR-030): existence, not merged, the level;
+//     a reset per limit its refill parameters (the units of the clock it
+//     sets W to), a grant another grant id than its own (so a retried one
+//     is not added twice).
+//
+// A take from a shadow limit (ADR-031) has its form's condition but no
+// upper bound, so it never denies; a take paid from a limit's credits (ADR-030)
+// is conditioned on the complement of the bucket's bound and on the
+// credits covering it. A calendar limit (ADR-029) differs from a continuous
+// one only in its period code (b_{L}_rp), so every condition and
+// fingerprint over parameters covers it.
 //
 // Every condition is on stored values the planner argued from, so a write
 // either does what was planned or changes nothing and returns the item

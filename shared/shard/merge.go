@@ -54,8 +54,14 @@ func PlanMerge(j ID, sj *State, sk *State, now int64, mult int) (uj, uk *dynamo.
 			wj, wk = c, c // a merged shard's write budget starts over
 		}
 		l.W = ceilHalf(wj, wk)
-		next.Limits[name] = l
 		uj.Set(schema.BucketAttr(name, schema.SuffixVirtualTime), l.W)
+		if crk := sk.credit(name); l.CR != 0 || crk != 0 {
+			// Credits are shared like W: the merged shard holds their
+			// mean, rounded down (never more than the two held).
+			l.CR = floorHalf(l.CR, crk)
+			uj.Set(schema.BucketAttr(name, schema.SuffixCredit), l.CR)
+		}
+		next.Limits[name] = l
 	}
 	next.PV = Fingerprint(next.Params(), next.Level)
 	uj.Set(schema.AttrShardLevel, next.Level)
@@ -92,12 +98,35 @@ func absentOrMerged() *dynamo.Update {
 	return u
 }
 
-// snapshot conditions u on the exact state st was read in.
+// snapshot conditions u on the exact state st was read in (credits too).
 func snapshot(u *dynamo.Update, st *State) {
 	u.If("$ = ? AND $ = ?", schema.AttrParams, st.PV, schema.AttrShardLevel, st.Level)
 	for _, name := range sortedNames(st.Limits) {
 		u.If("$ = ?", schema.BucketAttr(name, schema.SuffixVirtualTime), st.Limits[name].W)
+		cr := schema.BucketAttr(name, schema.SuffixCredit)
+		if v := st.Limits[name].CR; v != 0 {
+			u.If("$ = ?", cr, v)
+		} else {
+			u.If("attribute_not_exists($) OR $ = ?", cr, cr, 0)
+		}
 	}
+}
+
+// credit is a limit's credit balance on st (0 when st is missing).
+func (s *State) credit(name string) int64 {
+	if s == nil || !s.Exists {
+		return 0
+	}
+	return s.Limits[name].CR
+}
+
+// floorHalf is the mean of a and b (credits, >= 0) rounded down.
+func floorHalf(a, b int64) int64 {
+	s := a/2 + b/2
+	if a%2 == 1 && b%2 == 1 {
+		s++
+	}
+	return s
 }
 
 func ceilHalf(a, b int64) int64 {

@@ -44,12 +44,12 @@ func PlanSplit(id ID, st *State, now int64) Plan {
 }
 
 // Twin is the item of the twin of a shard just split (from: its state after
-// the split, ALL_NEW): same level and virtual times, a full write budget, a
-// fresh generation and consumed counters at zero.
+// the split, ALL_NEW): same level, virtual times and credits, a full write
+// budget, a fresh generation and consumed counters at zero.
 func Twin(id ID, from *State, now int64, mult int) (dynamo.Item, *State) {
-	st := &State{Exists: true, Level: from.Level, Count: from.Level, PE: from.PE, Gen: now, Limits: map[string]Limit{}}
+	st := &State{Exists: true, Level: from.Level, Count: from.Level, PE: from.PE, Gen: now, GID: from.GID, Limits: map[string]Limit{}}
 	for name, l := range from.Limits {
-		l.TC = 0
+		l.TC, l.SD = 0, 0 // counters start over; the credit is shared like W
 		if name == Budget {
 			l.W = bucket.Clock(l.Params, now)
 		}
@@ -105,6 +105,9 @@ func item(id ID, st *State, now int64, mult int) dynamo.Item {
 		schema.GSI4PK:          dynamo.S(schema.NamespaceGSI4PK(id.Namespace)),
 		schema.GSI4SK:          dynamo.S(schema.BucketGSI4SK(id.Resource, id.Entity, id.Shard)),
 	}
+	if st.GID != "" {
+		it[schema.AttrGrant] = dynamo.S(st.GID) // a twin carries its parent's grants
+	}
 	if !(id.Shard == 0 && st.Level > 1) {
 		if at := Expiry(st, now, mult); at > 0 {
 			it[schema.TTL] = dynamo.N(at)
@@ -118,6 +121,9 @@ func item(id ID, st *State, now int64, mult int) dynamo.Item {
 		it[schema.BucketAttr(name, schema.SuffixPeriod)] = dynamo.N(l.Params.RefillPeriod)
 		if name != Budget {
 			it[schema.BucketAttr(name, schema.SuffixConsumed)] = dynamo.N(l.TC)
+		}
+		if l.CR != 0 {
+			it[schema.BucketAttr(name, schema.SuffixCredit)] = dynamo.N(l.CR)
 		}
 	}
 	return it

@@ -56,6 +56,13 @@ type Limit struct {
 	W int64
 	// TC is the net consumed in millitokens (never changed by refill).
 	TC int64
+	// CR is the credit balance (ADR-030) in the unit of W: the shard holds
+	// CR/level granted tokens, which an acquire uses once the bucket cannot
+	// take it. Splits and merges share it like W.
+	CR int64
+	// SD counts the requests this limit, shadow (ADR-031), would have
+	// denied.
+	SD int64
 }
 
 // State is one shard item as stored (or as a write is projected to leave
@@ -80,6 +87,8 @@ type State struct {
 	WT int64
 	// TTL is the expiry (epoch seconds), 0 when none.
 	TTL int64
+	// GID is the id of the last grant written to the item (ADR-030).
+	GID string
 	// Merged marks a tombstone: the shard was merged back into its sibling
 	// (see PlanMerge); for writers it is missing, and it is not recreated.
 	Merged bool
@@ -142,6 +151,7 @@ func Decode(it dynamo.Item) (*State, error) {
 	st.WT = num(schema.AttrWriterTime, false)
 	st.TTL = num(schema.TTL, false)
 	st.Merged = dynamo.GetBool(it, schema.AttrMerged)
+	st.GID = dynamo.GetS(it, schema.AttrGrant)
 	for attr := range it {
 		name, ok := schema.LimitNameFromAttr(attr, "b_", schema.SuffixVirtualTime)
 		if !ok {
@@ -152,6 +162,8 @@ func Decode(it dynamo.Item) (*State, error) {
 		l.Params.RefillAmount = num(schema.BucketAttr(name, schema.SuffixRefill), true)
 		l.Params.RefillPeriod = num(schema.BucketAttr(name, schema.SuffixPeriod), true)
 		l.TC = num(schema.BucketAttr(name, schema.SuffixConsumed), false)
+		l.CR = num(schema.BucketAttr(name, schema.SuffixCredit), false)
+		l.SD = num(schema.BucketAttr(name, schema.SuffixShadow), false)
 		st.Limits[name] = l
 	}
 	if len(errs) > 0 {

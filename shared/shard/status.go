@@ -26,8 +26,10 @@ func Statuses(entity, resource string, ls []limits.Limit, st *State, amounts map
 		}
 		c := bucket.Clock(l.Params, now)
 		s.Available = bucket.Whole(bucket.Level(l.W, c, l.Params) / int64(level))
+		s.Credit = bucket.Whole(l.CR / int64(level))
+		s.ResetAt = resetAt(l.Params, now)
 		if n := amounts[lm.Name]; n > 0 {
-			if _, fits := bucket.Take(l.W, c, n*int64(level), l.Params); !fits {
+			if _, fits := bucket.Take(l.W, c, n*int64(level), l.Params); !fits && l.CR < n*int64(level) {
 				s.Exceeded = true
 				s.RetryAfter = msDuration(bucket.Wait(l.W, n*int64(level), l.Params, now))
 			}
@@ -44,7 +46,7 @@ func Summarize(entity, resource string, ls []limits.Limit, shards []*State, need
 	out := make([]limits.Status, 0, len(ls))
 	for _, lm := range ls {
 		s := limits.Status{EntityID: entity, Resource: resource, Limit: lm, Requested: needed[lm.Name] / Milli}
-		var total int64
+		var total, credit int64
 		seen := false
 		var wait int64 = -1
 		for _, st := range shards {
@@ -56,8 +58,12 @@ func Summarize(entity, resource string, ls []limits.Limit, shards []*State, need
 			s.Shards = max(s.Shards, st.Level) // one acquire can take one shard's share
 			level := int64(st.Level)
 			total += bucket.Level(l.W, bucket.Clock(l.Params, now), l.Params) / level
+			credit += l.CR / level
 			if n := needed[lm.Name]; n > 0 {
 				w := bucket.Wait(l.W, n*level, l.Params, now)
+				if l.CR >= n*level {
+					w = 0 // its credits pay for it now
+				}
 				if wait < 0 || w < wait {
 					wait = w
 				}
@@ -72,6 +78,8 @@ func Summarize(entity, resource string, ls []limits.Limit, shards []*State, need
 			}
 		}
 		s.Available = bucket.Whole(total)
+		s.Credit = bucket.Whole(credit)
+		s.ResetAt = resetAt(ParamsOf(lm), now)
 		if wait > 0 {
 			s.Exceeded = true
 			s.RetryAfter = msDuration(wait)
@@ -79,6 +87,15 @@ func Summarize(entity, resource string, ls []limits.Limit, shards []*State, need
 		out = append(out, s)
 	}
 	return out
+}
+
+// resetAt is, for a calendar limit, the next boundary of its period after
+// now; the zero time otherwise.
+func resetAt(p bucket.Params, now int64) time.Time {
+	if !bucket.IsCalendar(p.RefillPeriod) {
+		return time.Time{}
+	}
+	return time.UnixMilli(bucket.Next(p.RefillPeriod, now)).UTC()
 }
 
 func msDuration(ms int64) time.Duration {

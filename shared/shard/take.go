@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/zeroae/zae-limiter-go/shared/bucket"
 	"github.com/zeroae/zae-limiter-go/shared/dynamo"
@@ -21,6 +22,8 @@ type Config struct {
 	// Version is the config version they were resolved at (0: the request's
 	// own limits, which are not ordered against stored config).
 	Version int64
+	// Shadow names the shadow limits (ADR-031): counted, never denying.
+	Shadow map[string]bool
 }
 
 // ConfigOf converts limits to a Config.
@@ -28,13 +31,29 @@ func ConfigOf(ls []limits.Limit, level int, version int64) Config {
 	c := Config{Level: level, Limits: make(map[string]bucket.Params, len(ls)), Version: version}
 	for _, l := range ls {
 		c.Limits[l.Name] = ParamsOf(l)
+		if l.Shadow {
+			if c.Shadow == nil {
+				c.Shadow = map[string]bool{}
+			}
+			c.Shadow[l.Name] = true
+		}
 	}
 	return c
 }
 
-// ParamsOf is a limit's parameters in millitokens and milliseconds.
+// ParamsOf is a limit's parameters in millitokens and milliseconds; a
+// calendar limit's period is its calendar code (ADR-029).
 func ParamsOf(l limits.Limit) bucket.Params {
-	return bucket.Params{Capacity: l.Capacity * Milli, RefillAmount: l.RefillAmount * Milli, RefillPeriod: l.RefillPeriodSeconds * 1000}
+	p := bucket.Params{Capacity: l.Capacity * Milli, RefillAmount: l.RefillAmount * Milli, RefillPeriod: l.RefillPeriodSeconds * 1000}
+	switch l.Calendar {
+	case limits.CalendarDay:
+		p.RefillPeriod = bucket.CalendarDay
+	case limits.CalendarWeek:
+		p.RefillPeriod = bucket.CalendarWeek
+	case limits.CalendarMonth:
+		p.RefillPeriod = bucket.CalendarMonth
+	}
+	return p
 }
 
 // All is the configured limits plus the write budget: every limit the
@@ -123,6 +142,13 @@ type Plan struct {
 	// Marks record what the write assumed of each limit it takes from, so a
 	// cache that projected it can take it back out.
 	Marks map[string]Mark
+	// Credits are the millitokens the write takes from credit balances
+	// (ADR-030), per limit: the bucket could not take them.
+	Credits map[string]int64
+	// Shadowed are the shadow limits that would have denied the request
+	// (not taken, counted in SD), each with the wait it would have named
+	// (ms).
+	Shadowed map[string]int64
 }
 
 // Mark is what a planned write does to a limit's virtual time: the busy
@@ -159,7 +185,9 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 		if amt <= 0 {
 			return Plan{}, 0, limits.Invalid("consume."+name, fmt.Sprint(amt), "must be positive")
 		}
-		if Cost(name, amt, cfg.Level) > p.Capacity {
+		if cost := Cost(name, amt, cfg.Level); cost > p.Capacity && !cfg.Shadow[name] && !credited(st, name, cost) {
+			// More than the bucket ever holds, and (as far as this state
+			// shows) more than its credits: a shadow limit only reports it.
 			next := st
 			if known && cfg.Differs(st) {
 				next = Carry(st, cfg, tk.Now)
@@ -176,7 +204,7 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 		if cfg.Differs(j) {
 			judged = Carry(j, cfg, tk.Now)
 		}
-		if !fits(judged, tk.Amounts, cfg.Level, tk.Now) {
+		if !cfg.fits(judged, tk.Amounts, cfg.Level, tk.Now) {
 			if cfg.Differs(j) {
 				return planSync(id, j, cfg, tk), SyncOnly, nil
 			}
@@ -186,7 +214,7 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 			return Plan{Next: judged}, OutOfBudget, nil
 		}
 	}
-	if sync && !fits(Carry(st, cfg, tk.Now), tk.Amounts, cfg.Level, tk.Now) {
+	if sync && !cfg.fits(Carry(st, cfg, tk.Now), tk.Amounts, cfg.Level, tk.Now) {
 		// What the item holds under the new parameters cannot take the
 		// request: write the parameters alone, then deny. (Judged on a
 		// cached state this may deny a request another process's refund
@@ -204,19 +232,31 @@ func PlanTake(id ID, st *State, cfg Config, tk Take) (Plan, Verdict, error) {
 	return plan, Write, nil
 }
 
-// fits reports whether every amount can be taken from st (configured
-// parameters) at now.
-func fits(st *State, amounts map[string]int64, level int, now int64) bool {
+// fits reports whether every amount of a limit that can deny (shadow
+// limits never do) can be taken from st (configured parameters) at now:
+// from the bucket, or else from its credits.
+func (c Config) fits(st *State, amounts map[string]int64, level int, now int64) bool {
 	for name, amt := range amounts {
-		l, ok := st.Limits[name]
-		if !ok {
-			return false
+		if c.Shadow[name] {
+			continue
 		}
-		if _, ok := bucket.Take(l.W, bucket.Clock(l.Params, now), Cost(name, amt, level), l.Params); !ok {
+		l, ok := st.Limits[name]
+		if !ok || !takes(l, Cost(name, amt, level), now) && l.CR < Cost(name, amt, level) {
 			return false
 		}
 	}
 	return true
+}
+
+// takes reports whether the bucket of l alone can take cost now.
+func takes(l Limit, cost, now int64) bool {
+	_, ok := bucket.Take(l.W, bucket.Clock(l.Params, now), cost, l.Params)
+	return ok
+}
+
+// credited reports whether st shows credits of name that cover cost.
+func credited(st *State, name string, cost int64) bool {
+	return st != nil && st.Limits[name].CR >= cost
 }
 
 // planWrite builds the take (and, with sync, the parameter rewrite).
@@ -240,6 +280,8 @@ func planWrite(id ID, st *State, known, sync bool, cfg Config, tk Take) Plan {
 		}
 		charge[Budget] = BudgetCost
 	}
+	charge, shadowed := cfg.judgeShadow(base, charge, now)
+	credits := map[string]int64{}
 	at, rebase := budgetAnchor(st, now)
 	for _, name := range sortedNames(charge) {
 		p := want[name]
@@ -248,8 +290,48 @@ func planWrite(id ID, st *State, known, sync bool, cfg Config, tk Take) Plan {
 		cur, had := base.Limits[name]
 		switch {
 		case sync && (!had || cur.Params != p):
-			cur.W = resync(u, w, cur, had, p, n, now)
+			carried, _ := carryLimit(cur, had, p, now)
+			if !cfg.Shadow[name] && !takes(Limit{W: carried, Params: p}, n, now) && cur.CR >= n {
+				// The carried bucket cannot take it, its credits can
+				// (the carry is conditioned; the credit alone pays).
+				cur.W = resync(u, w, cur, had, p, 0, now, true)
+				cur.CR = payCredit(u, name, cur.CR, n)
+				credits[name] = charge[name]
+			} else {
+				cur.W = resync(u, w, cur, had, p, n, now, !cfg.Shadow[name])
+			}
 			marks[name] = Mark{Set: cur.W}
+		case cfg.Shadow[name]:
+			// Never denying: judged above on the state planned from, and
+			// taken in the forms of a checked limit without their upper
+			// bound. Their other conditions only say the form was right
+			// (a failed one returns the item to plan again from): W stays
+			// exact, never lowered (another process may enforce the
+			// limit: a SET over a booking would mint for it) nor a take
+			// absorbed by refill the bucket could not hold.
+			c := bucket.Clock(p, now)
+			chi := bucket.CeilTo(c, grid(tk.Grid, p))
+			if had && cur.W > chi {
+				u.If("$ > ?", w, chi)
+				u.Add(w, n)
+				cur.W += n
+				marks[name] = Mark{Add: n}
+			} else {
+				u.If("$ <= ?", w, chi)
+				u.Set(w, chi+n)
+				cur.W = chi + n
+				marks[name] = Mark{Set: cur.W}
+			}
+		case had && !takes(cur, n, now) && cur.CR >= n:
+			// Paid by credits (ADR-030): the bucket cannot take it (the
+			// complement of the busy form's bound), its credits can. W
+			// stays as it is.
+			if n <= p.Capacity {
+				c := bucket.Clock(p, now)
+				u.If("$ > ?", w, c+p.Capacity-n)
+			}
+			cur.CR = payCredit(u, name, cur.CR, n)
+			credits[name] = charge[name]
 		case name == Budget:
 			c := bucket.Clock(p, at)
 			switch {
@@ -303,6 +385,13 @@ func planWrite(id ID, st *State, known, sync bool, cfg Config, tk Take) Plan {
 	if sync {
 		syncRest(u, st, next, cfg, charge, now)
 	}
+	for _, name := range sortedNames(shadowed) {
+		// A shadow limit's would-be denial is counted on the item.
+		u.Add(schema.BucketAttr(name, schema.SuffixShadow), 1)
+		l := next.Limits[name]
+		l.SD++
+		next.Limits[name] = l
+	}
 	if tk.Budget || rebase {
 		u.Set(schema.AttrWriterTime, at)
 		next.WT = at
@@ -318,7 +407,44 @@ func planWrite(id ID, st *State, known, sync bool, cfg Config, tk Take) Plan {
 		u.OrIfNotExists(schema.PK)
 		next.Level, next.Count, next.PV, next.PE, next.Gen = cfg.Level, max(base.Count, 1), pv, cfg.Version, now
 	}
-	return Plan{Update: u, Next: next, Marks: marks}
+	return Plan{Update: u, Next: next, Marks: marks, Credits: credits, Shadowed: shadowed}
+}
+
+// payCredit takes n (cost units) from a limit's credit balance cr, on
+// condition that it holds them, and returns the balance left.
+func payCredit(u *dynamo.Update, name string, cr, n int64) int64 {
+	attr := schema.BucketAttr(name, schema.SuffixCredit)
+	u.If("$ >= ?", attr, n)
+	u.Add(attr, -n)
+	return cr - n
+}
+
+// judgeShadow decides, on the state planned from (the configured
+// parameters carried), which shadow limits would deny their amount: those
+// are not taken (ADR-031). It returns charge without them, and each with
+// the wait (ms) its denial would have named.
+func (c Config) judgeShadow(base *State, charge map[string]int64, now int64) (map[string]int64, map[string]int64) {
+	var shadowed map[string]int64
+	var judged *State
+	for _, name := range sortedNames(charge) {
+		if !c.Shadow[name] {
+			continue
+		}
+		if judged == nil {
+			judged = Carry(base, c, now)
+		}
+		l, cost := judged.Limits[name], Cost(name, charge[name], base.Level)
+		if takes(l, cost, now) {
+			continue
+		}
+		if shadowed == nil {
+			shadowed = map[string]int64{}
+			charge = maps.Clone(charge)
+		}
+		shadowed[name] = bucket.Wait(l.W, cost, l.Params, now)
+		delete(charge, name)
+	}
+	return charge, shadowed
 }
 
 // planSync rewrites the configured parameters without taking anything.
@@ -344,7 +470,7 @@ func syncRest(u *dynamo.Update, st, next *State, cfg Config, charge map[string]i
 			continue
 		}
 		if _, charged := charge[name]; !charged {
-			cur.W = resync(u, schema.BucketAttr(name, schema.SuffixVirtualTime), cur, had, p, 0, now)
+			cur.W = resync(u, schema.BucketAttr(name, schema.SuffixVirtualTime), cur, had, p, 0, now, true)
 			cur.Params = p
 			next.Limits[name] = cur
 		}
@@ -365,8 +491,9 @@ func syncRest(u *dynamo.Update, st, next *State, cfg Config, charge map[string]i
 // min(old capacity, new capacity) afterwards (SET); a busy one keeps its
 // token count (ADD the shift between the two clocks). Either way no change
 // of parameters, back and forth, ever adds tokens. Each form is conditioned
-// on the item being as predicted.
-func resync(u *dynamo.Update, w string, cur Limit, had bool, p bucket.Params, n, now int64) int64 {
+// on the item being as predicted; bounded false leaves out the bound on
+// what is taken (a shadow limit, which never denies).
+func resync(u *dynamo.Update, w string, cur Limit, had bool, p bucket.Params, n, now int64, bounded bool) int64 {
 	next, form := carryLimit(cur, had, p, now)
 	switch form {
 	case formNew:
@@ -378,7 +505,7 @@ func resync(u *dynamo.Update, w string, cur Limit, had bool, p bucket.Params, n,
 	case formShift:
 		clamp := bucket.Clock(cur.Params, now) + max(0, cur.Params.Capacity-p.Capacity)
 		shift := next - cur.W
-		if n > 0 {
+		if n > 0 && bounded {
 			u.If("$ > ? AND $ <= ?", w, clamp, w, bucket.Clock(p, now)+p.Capacity-n-shift)
 		} else {
 			u.If("$ > ?", w, clamp)
@@ -484,20 +611,28 @@ func setExpiry(u *dynamo.Update, id ID, next *State, now int64, mult int) {
 // (a limit's virtual time back at its clock) plus an hour, and never before
 // the ttl the item already has (a writer whose clock lags must not expire
 // it early: an expired bucket starts over full, so expiring early would
-// forgive tokens).
+// forgive tokens). An item holding credits gets the ten-year cap.
 func Expiry(st *State, now int64, mult int) int64 {
 	if mult < 0 {
 		return 0
 	}
 	var fill int64
 	repaid := now
+	credit := false
 	for _, l := range st.Limits {
 		fill = max(fill, bucket.FillTime(l.Params))
 		if l.Params.Valid() {
 			repaid = max(repaid, bucket.ClockTime(l.Params, l.W))
 		}
+		credit = credit || l.CR > 0
 	}
+	const decade = 10 * 366 * 86400 // a sanity cap: ten years
 	at := max(now/1000+max(fill/1000*int64(mult), 3600), repaid/1000+3600)
-	at = min(at, now/1000+10*366*86400) // a sanity cap: ten years
+	if credit {
+		// Granted credits were bought: an item holding some stays as long
+		// as any item may.
+		at = now/1000 + decade
+	}
+	at = min(at, now/1000+decade)
 	return max(at, st.TTL)
 }

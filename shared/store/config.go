@@ -29,12 +29,26 @@ const (
 	attrResources     = "resources"
 )
 
-// putLimits stores ls as l_{L}_cp, l_{L}_ra, l_{L}_rp (whole tokens, seconds).
+// Config attributes of a limit besides its numbers: a calendar quota's
+// period (ADR-029) and the shadow flag (ADR-031), present only when set.
+const (
+	suffixCalendar = "_cal"
+	suffixShadow   = "_sh"
+)
+
+// putLimits stores ls as l_{L}_cp, l_{L}_ra, l_{L}_rp (whole tokens,
+// seconds), and l_{L}_cal, l_{L}_sh when set.
 func putLimits(it dynamo.Item, ls []limits.Limit) {
 	for _, l := range ls {
 		it[schema.ConfigAttr(l.Name, schema.SuffixCapacity)] = dynamo.N(l.Capacity)
 		it[schema.ConfigAttr(l.Name, schema.SuffixRefill)] = dynamo.N(l.RefillAmount)
 		it[schema.ConfigAttr(l.Name, schema.SuffixPeriod)] = dynamo.N(l.RefillPeriodSeconds)
+		if l.Calendar != "" {
+			it[schema.ConfigAttr(l.Name, suffixCalendar)] = dynamo.S(l.Calendar)
+		}
+		if l.Shadow {
+			it[schema.ConfigAttr(l.Name, suffixShadow)] = dynamo.Bool(true)
+		}
 	}
 }
 
@@ -50,7 +64,9 @@ func decodeLimits(it dynamo.Item) []limits.Limit {
 		cp, _ := dynamo.GetN(it, attr)
 		ra, _ := dynamo.GetN(it, schema.ConfigAttr(name, schema.SuffixRefill))
 		rp, _ := dynamo.GetN(it, schema.ConfigAttr(name, schema.SuffixPeriod))
-		out = append(out, limits.Limit{Name: name, Capacity: cp, RefillAmount: ra, RefillPeriodSeconds: rp})
+		out = append(out, limits.Limit{Name: name, Capacity: cp, RefillAmount: ra, RefillPeriodSeconds: rp,
+			Calendar: dynamo.GetS(it, schema.ConfigAttr(name, suffixCalendar)),
+			Shadow:   dynamo.GetBool(it, schema.ConfigAttr(name, suffixShadow))})
 	}
 	sortLimits(out)
 	return out
@@ -76,10 +92,17 @@ func sortLimits(ls []limits.Limit) {
 func limitDetails(ls []limits.Limit) []any {
 	out := make([]any, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, map[string]any{
+		d := map[string]any{
 			"name": l.Name, "capacity": l.Capacity, "refill_amount": l.RefillAmount,
 			"refill_period_seconds": l.RefillPeriodSeconds,
-		})
+		}
+		if l.Calendar != "" {
+			d["calendar"] = l.Calendar
+		}
+		if l.Shadow {
+			d["shadow"] = true
+		}
+		out = append(out, d)
 	}
 	return out
 }

@@ -27,6 +27,15 @@ type Entity struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// CreatedAt is set by CreateEntity (second precision, UTC).
 	CreatedAt time.Time `json:"created_at"`
+	// Blocked denies every acquire of the entity and of the children that
+	// cascade to it (ADR-032), until BlockedUntil when it is set.
+	Blocked      bool      `json:"blocked,omitempty"`
+	BlockedUntil time.Time `json:"blocked_until,omitzero"`
+}
+
+// BlockedAt reports whether the entity is blocked at now.
+func (e Entity) BlockedAt(now time.Time) bool {
+	return e.Blocked && (e.BlockedUntil.IsZero() || now.Before(e.BlockedUntil))
 }
 
 func (n *NS) entityItem(e Entity) dynamo.Item {
@@ -59,6 +68,10 @@ func decodeEntity(it dynamo.Item) Entity {
 		ParentID:  dynamo.GetS(it, "parent_id"),
 		Cascade:   dynamo.GetBool(it, "cascade"),
 		CreatedAt: parseTime(dynamo.GetS(it, "created_at")),
+		Blocked:   dynamo.GetBool(it, attrBlocked),
+	}
+	if u := dynamo.GetS(it, attrBlockedUntil); u != "" {
+		e.BlockedUntil = parseTime(u)
 	}
 	if m, ok := it["metadata"].(*types.AttributeValueMemberM); ok && len(m.Value) > 0 {
 		e.Metadata = make(map[string]string, len(m.Value))

@@ -20,13 +20,18 @@ const MaxBodyBytes = 64 << 10
 // otherwise); parameters such as charset=utf-8 are allowed.
 const ContentType = "application/json"
 
-// Limit is one limit in JSON. All four fields are required in a request
-// (the `required` tag is read by the handler's strict decoder).
+// Limit is one limit in JSON. The four numbers are required in a request
+// (the `required` tag is read by the handler's strict decoder). Calendar
+// ("day", "week" or "month") makes it a calendar quota (refill_amount equal
+// to capacity, refill_period_seconds the period's longest length: 86400,
+// 604800, 2678400); Shadow makes it count without ever denying.
 type Limit struct {
 	Name                string `json:"name" required:"true"`
 	Capacity            int64  `json:"capacity" required:"true"`
 	RefillAmount        int64  `json:"refill_amount" required:"true"`
 	RefillPeriodSeconds int64  `json:"refill_period_seconds" required:"true"`
+	Calendar            string `json:"calendar,omitempty"`
+	Shadow              bool   `json:"shadow,omitempty"`
 }
 
 // AcquireRequest is the body of POST /v1/acquire.
@@ -45,6 +50,14 @@ type LimitState struct {
 	Available         int64    `json:"available"`
 	Capacity          int64    `json:"capacity"`
 	RetryAfterSeconds *float64 `json:"retry_after_seconds,omitempty"`
+	// Calendar is a calendar quota's period and ResetsAt (RFC 3339, UTC)
+	// its next boundary, when it is full again.
+	Calendar string `json:"calendar,omitempty"`
+	ResetsAt string `json:"resets_at,omitempty"`
+	// Credit is the granted tokens the bucket holds besides Available.
+	Credit int64 `json:"credit,omitempty"`
+	// Shadow marks a limit that counts but never denies.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // AcquireResponse is the 200 body of POST /v1/acquire.
@@ -58,6 +71,10 @@ type AcquireResponse struct {
 	// namespace's on_unavailable policy admitted the request without a
 	// check: nothing was consumed and the lease holds no bucket.
 	Degraded bool `json:"degraded,omitempty"`
+	// ShadowViolations are the shadow limits that would have denied the
+	// request (it was admitted: they never deny), shaped like a 429's
+	// violations.
+	ShadowViolations []Violation `json:"shadow_violations,omitempty"`
 }
 
 // AdjustRequest is the body of POST /v1/leases/adjust.
@@ -113,8 +130,11 @@ type Error struct {
 	// Reason is why a 429 was given without judging the limits afresh:
 	// "cached" (the bucket was seen unable to take the request, no
 	// DynamoDB request was made), "contention" (the bucket kept changing
-	// under every attempt: retry soon). Absent for a plain denial.
-	Reason string `json:"reason,omitempty"`
+	// under every attempt: retry soon) or "blocked" (the entity or the
+	// parent it cascades to is blocked; Blocked names it). Absent for a
+	// plain denial.
+	Reason  string `json:"reason,omitempty"`
+	Blocked string `json:"blocked,omitempty"`
 }
 
 // Error codes.
