@@ -143,7 +143,7 @@ template: ## Regenerate the embedded plain CloudFormation template (shared/stack
 
 .PHONY: test
 test: tools lint ## Lint, then go test -race -count=1 ./... (each test process starts its own DynamoDB Local)
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 .PHONY: test-deploy
 test-deploy: ## Time a full deploy on moto_server with the real functions (built for linux/arm64): create, no changes, update, status, delete
